@@ -1,0 +1,109 @@
+"""Batched, on-device image augmentation and normalisation (no per-sample Python).
+
+Images arrive as uint8 tensors ``(B, C, H, W)`` on the training device. :meth:`Augmenter.augment`
+draws all its randomness from an explicit ``torch.Generator`` that lives on that same device, so a
+run's data augmentation is its own reproducible random stream.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class Augmenter:
+    """Random crop with zero padding and horizontal flip, then per-channel normalisation.
+
+    Args:
+        mean, std: per-channel statistics in [0, 1] units (after dividing pixels by 255).
+        crop_pad: zero padding ``p`` of the random crop; 0 disables cropping. Semantics of
+            torchvision's ``RandomCrop(size, padding=p)`` with zero fill: pad every side by ``p``,
+            then take the ``H x W`` window at a top-left offset drawn uniformly from
+            ``{0..2p} x {0..2p}``, independently per sample.
+        hflip: flip each image left-right with probability 0.5, independently per sample.
+
+    Random numbers, drawn from the generator in this order when ``augment`` is called:
+    ``dy`` then ``dx`` (``randint(0, 2p+1, (B,))`` each, only when ``crop_pad > 0``), then the flip
+    coins (``rand(B) < 0.5``, only when ``hflip``). With ``crop_pad == 0`` and ``hflip`` off,
+    ``augment`` draws nothing and returns exactly ``normalise(x)``.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], crop_pad: int = 0,
+                 hflip: bool = False):
+        if len(mean) != len(std):
+            raise ValueError(f"mean and std lengths differ: {len(mean)} vs {len(std)}")
+        if any(s <= 0 for s in std):
+            raise ValueError(f"std must be positive, got {list(std)}")
+        if crop_pad < 0:
+            raise ValueError(f"crop_pad must be >= 0, got {crop_pad}")
+        self.mean = [float(m) for m in mean]
+        self.std = [float(s) for s in std]
+        self.crop_pad = int(crop_pad)
+        self.hflip = bool(hflip)
+        self._stats: dict[torch.device, tuple[Tensor, Tensor]] = {}
+
+    def __repr__(self) -> str:
+        return (f"Augmenter(mean={self.mean}, std={self.std}, crop_pad={self.crop_pad}, "
+                f"hflip={self.hflip})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON description for run configs."""
+        return {"mean": list(self.mean), "std": list(self.std), "crop_pad": self.crop_pad,
+                "hflip": self.hflip}
+
+    @property
+    def is_identity(self) -> bool:
+        """True when ``augment`` is plain normalisation."""
+        return self.crop_pad == 0 and not self.hflip
+
+    def _mean_std(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        if device not in self._stats:
+            m = torch.tensor(self.mean, dtype=torch.float32, device=device).reshape(1, -1, 1, 1)
+            s = torch.tensor(self.std, dtype=torch.float32, device=device).reshape(1, -1, 1, 1)
+            self._stats[device] = (m, s)
+        return self._stats[device]
+
+    def normalise(self, x: Tensor) -> Tensor:
+        """uint8 ``(B, C, H, W)`` -> float32 ``(B, C, H, W)``: ``(x / 255 - mean) / std``. No randomness."""
+        if x.dim() != 4:
+            raise ValueError(f"expected (B, C, H, W), got shape {tuple(x.shape)}")
+        if x.shape[1] != len(self.mean):
+            raise ValueError(f"input has {x.shape[1]} channels, mean/std have {len(self.mean)}")
+        m, s = self._mean_std(x.device)
+        return (x.float().div_(255.0).sub_(m)).div_(s)
+
+    def augment(self, x: Tensor, gen: torch.Generator) -> Tensor:
+        """uint8 ``(B, C, H, W)`` -> float32 ``(B, C, H, W)``: random crop / flip, then normalise.
+
+        ``gen`` must live on ``x.device``. Fully vectorised: the batch is zero-padded once, then one
+        ``gather`` over the flattened pixels with per-sample row and column index vectors picks
+        every sample's (possibly mirrored) window.
+        """
+        if self.is_identity:
+            return self.normalise(x)
+        if x.dim() != 4:
+            raise ValueError(f"expected (B, C, H, W), got shape {tuple(x.shape)}")
+        b, c, h, w = x.shape
+        dev = x.device
+        p = self.crop_pad
+        hp, wp = h + 2 * p, w + 2 * p
+        rows = torch.arange(h, device=dev).expand(b, h)
+        cols = torch.arange(w, device=dev).expand(b, w)
+        if p > 0:
+            dy = torch.randint(0, 2 * p + 1, (b,), generator=gen, device=dev)
+            dx = torch.randint(0, 2 * p + 1, (b,), generator=gen, device=dev)
+            rows = rows + dy[:, None]  # window row i = padded row i + dy
+            cols = cols + dx[:, None]
+            x = F.pad(x, (p, p, p, p))  # zero fill
+        if self.hflip:
+            flip = torch.rand(b, generator=gen, device=dev) < 0.5
+            cols = torch.where(flip[:, None], cols.flip(1), cols)
+        pix = rows[:, :, None] * wp + cols[:, None, :]  # (B, H, W) flat index into the padded image
+        flat = x.reshape(b, c, hp * wp)
+        out = torch.gather(flat, 2, pix.reshape(b, 1, h * w).expand(b, c, h * w))
+        return self.normalise(out.reshape(b, c, h, w))
+
+
+__all__ = ["Augmenter"]

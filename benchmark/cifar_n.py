@@ -1,0 +1,161 @@
+"""CIFAR-N human label files (Wei et al., ICLR 2022; UCSC-REAL/cifar-10-100n), verified by SHA-256.
+
+The official files ``CIFAR-10_human.pt`` and ``CIFAR-100_human.pt`` are Python pickles of dicts of
+(50000,) int64 arrays in torchvision's CIFAR training order. Loading one needs
+``torch.load(..., weights_only=False)``, which can run arbitrary code, so a file is only unpickled
+after its SHA-256 matched the official digest below. Licence of the labels: CC BY-NC 4.0.
+
+Where a file is looked for (first hit wins): the explicit ``path`` (the file itself, or a directory
+holding it), env ``NLB_CIFAR_N_DIR``, ``data_dir/cifar-n``, the cache dir (``<cache>/cifar-n`` and
+``<cache>``; the cache dir is env ``NLB_CACHE_DIR``, default ``~/.cache/noisy-label-bench``).
+A directory may hold the file directly or in a ``cifar-n`` sub-folder.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.data import DataError, cache_dir
+
+__all__ = ["HUMAN_SETS", "HUMAN_KEYS", "CIFAR_N_FILES", "CIFAR_N_SHA256", "CIFAR_N_URLS",
+           "find_cifar_n", "load_cifar_n", "sha256_file", "how_to_get"]
+
+CIFAR_N_FILES = {"cifar10": "CIFAR-10_human.pt", "cifar100": "CIFAR-100_human.pt"}
+
+CIFAR_N_SHA256 = {
+    "cifar10": "873e69c39cb9b5e97fb6bae2d60bb59b38a5cbc31d2b868f7903dcb2b9dd2310",
+    "cifar100": "bd2d80409754d420292d622e15e25248ba21e37d27429efac49c8da723f44394",
+}
+
+CIFAR_N_URLS = {
+    "cifar10": "https://github.com/UCSC-REAL/cifar-10-100n/raw/main/data/CIFAR-10_human.pt",
+    "cifar100": "https://github.com/UCSC-REAL/cifar-10-100n/raw/main/data/CIFAR-100_human.pt",
+}
+
+HUMAN_SETS = {"cifar10": ("aggre", "rand1", "rand2", "rand3", "worst"), "cifar100": ("noisy",)}
+"""Label-set names per dataset, as used by the ``human`` and ``twin`` noise kinds."""
+
+HUMAN_KEYS = {
+    "cifar10": {"aggre": "aggre_label", "rand1": "random_label1", "rand2": "random_label2",
+                "rand3": "random_label3", "worst": "worse_label"},
+    "cifar100": {"noisy": "noisy_label"},
+}
+"""Set name -> key in the official file. The clean labels are under ``clean_label``."""
+
+_NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
+_N = 50000
+
+
+def _check_dataset(dataset: str) -> None:
+    if dataset not in CIFAR_N_FILES:
+        raise ValueError(f"CIFAR-N exists for {', '.join(CIFAR_N_FILES)}, not '{dataset}'")
+
+
+def how_to_get(dataset: str) -> str:
+    """How to obtain the official file, for error messages."""
+    return (f"Get the official {CIFAR_N_FILES[dataset]} from {CIFAR_N_URLS[dataset]} "
+            f"(CC BY-NC 4.0; SHA-256 {CIFAR_N_SHA256[dataset]}) and put it in a directory named by "
+            f"env NLB_CIFAR_N_DIR, in DATA_DIR/cifar-n, or in the cache dir "
+            f"{cache_dir() / 'cifar-n'}; or load with download=True.")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def find_cifar_n(dataset: str, path: str | os.PathLike | None = None,
+                 data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The first existing CIFAR-N file for ``dataset`` in the search order above, or None."""
+    _check_dataset(dataset)
+    fname = CIFAR_N_FILES[dataset]
+    candidates: list[Path] = []
+    if path is not None:
+        p = Path(path).expanduser()
+        if p.is_file():
+            return p
+        candidates += [p / fname, p / "cifar-n" / fname]
+    env = os.environ.get("NLB_CIFAR_N_DIR")
+    if env:
+        candidates += [Path(env).expanduser() / fname, Path(env).expanduser() / "cifar-n" / fname]
+    if data_dir is not None:
+        candidates.append(Path(data_dir).expanduser() / "cifar-n" / fname)
+    candidates += [cache_dir() / "cifar-n" / fname, cache_dir() / fname]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _verify(dataset: str, path: Path) -> None:
+    got, want = sha256_file(path), CIFAR_N_SHA256[dataset]
+    if got != want:
+        raise DataError(f"CIFAR-N file {path}: sha256 {got} does not match the official sha256 "
+                        f"{want}; refusing to unpickle it. {how_to_get(dataset)}")
+
+
+def _download(dataset: str, timeout: float = 60.0) -> Path:
+    """Download the official file into <cache>/cifar-n (temp file, verify, then rename)."""
+    dest_dir = cache_dir() / "cifar-n"
+    dest = dest_dir / CIFAR_N_FILES[dataset]
+    url = CIFAR_N_URLS[dataset]
+    tmp: Path | None = None
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=dest_dir, prefix=".download-", suffix=".pt")
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            for chunk in iter(lambda: resp.read(1 << 20), b""):
+                out.write(chunk)
+        _verify(dataset, tmp)
+        os.replace(tmp, dest)
+        tmp = None
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"downloading {url} into {dest_dir} failed: {e}. {how_to_get(dataset)}") from e
+    finally:
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
+    return dest
+
+
+def load_cifar_n(dataset: str, path: str | os.PathLike | None = None,
+                 data_dir: str | os.PathLike | None = None,
+                 download: bool = False) -> dict[str, np.ndarray]:
+    """The CIFAR-N labels of ``dataset``: ``{"clean": ..., <HUMAN_SETS names>: ...}``, each (50000,)
+    int64 in torchvision's training order.
+
+    The file's SHA-256 is checked before it is unpickled; a mismatch is a DataError naming both
+    digests. Downloads the official file (into the cache dir) only when ``download`` is True.
+    """
+    _check_dataset(dataset)
+    found = find_cifar_n(dataset, path=path, data_dir=data_dir)
+    if found is None:
+        if not download:
+            where = f" at {path}" if path is not None else ""
+            raise DataError(f"CIFAR-N file {CIFAR_N_FILES[dataset]} not found{where} "
+                            f"(download disabled). {how_to_get(dataset)}")
+        found = _download(dataset)
+    _verify(dataset, found)
+
+    import torch
+    raw = torch.load(found, map_location="cpu", weights_only=False)  # verified above
+    if not isinstance(raw, dict):
+        raise DataError(f"CIFAR-N file {found}: expected a dict, got {type(raw).__name__}")
+    keys = {"clean": "clean_label", **HUMAN_KEYS[dataset]}
+    out: dict[str, np.ndarray] = {}
+    for name, key in keys.items():
+        if key not in raw:
+            raise DataError(f"CIFAR-N file {found}: missing key '{key}'")
+        a = np.asarray(raw[key]).astype(np.int64, copy=False)
+        if a.shape != (_N,) or a.min() < 0 or a.max() >= _NUM_CLASSES[dataset]:
+            raise DataError(f"CIFAR-N file {found}: '{key}' has shape {a.shape} or labels outside "
+                            f"[0, {_NUM_CLASSES[dataset]})")
+        out[name] = a
+    return out

@@ -1,0 +1,44 @@
+"""Diagnostics computed by the runner from the clean labels (methods never see them)."""
+from __future__ import annotations
+
+import math
+
+import torch
+from sklearn.metrics import roc_auc_score
+
+
+def memorisation(pred: torch.Tensor, noisy: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
+    """On noisy-labelled samples: fraction predicted as their noisy label and as their true label.
+
+    pred, noisy, clean: (M,) int64 for M samples whose noisy label differs from the clean one.
+    A rising memo/noisy_fit is the network memorising the noise.
+    """
+    return {"memo/noisy_fit": float((pred == noisy).float().mean()),
+            "memo/true_fit": float((pred == clean).float().mean())}
+
+
+def selection_quality(selected: torch.Tensor | None, scores: torch.Tensor | None,
+                      is_clean: torch.Tensor) -> dict[str, float]:
+    """Precision/recall/F1 of the set a method treats as clean, and the AUC of its P(clean).
+
+    selected: (N,) bool or None; scores: (N,) float or None; is_clean: (N,) bool truth.
+    Precision is the label precision of the kept set (Co-teaching's "pure ratio").
+    """
+    out: dict[str, float] = {}
+    if selected is not None:
+        sel = selected.to(is_clean.device).bool()
+        tp = float((sel & is_clean).sum())
+        n_sel, n_clean = float(sel.sum()), float(is_clean.sum())
+        p = tp / n_sel if n_sel else math.nan
+        r = tp / n_clean if n_clean else math.nan
+        out["select/precision"] = p
+        out["select/recall"] = r
+        out["select/f1"] = 2 * p * r / (p + r) if (p + r) > 0 else math.nan
+        out["select/fraction"] = n_sel / len(sel)
+    if scores is not None:
+        truth = is_clean.cpu().numpy()
+        if 0 < truth.sum() < len(truth):
+            out["select/auc"] = float(roc_auc_score(truth, scores.detach().float().cpu().numpy()))
+        else:
+            out["select/auc"] = math.nan
+    return out

@@ -1,0 +1,289 @@
+"""Backbones, reached through a small decorator registry.
+
+Every model built here follows one contract, which the methods rely on:
+
+- ``forward_features(x)``: ``(B, C_in, H, W)`` float -> ``(B, feature_dim)`` penultimate features;
+- ``classifier``: the final ``nn.Linear(feature_dim, num_classes)``, an attribute that may be replaced
+  (``model.classifier = MaskedLinear(...)``) by a method such as the OBD mask;
+- ``forward(x) == self.classifier(self.forward_features(x))``, looked up at call time, so a replaced
+  classifier takes effect at once;
+- ``feature_dim``: ``int``.
+
+Initialisation is PyTorch's default for every layer; the caller seeds torch before building. All
+reshapes use ``flatten`` so the models accept channels_last inputs.
+
+Add a model by decorating a builder ``(num_classes, in_channels, image_size) -> nn.Module`` with
+``@register_model("name")``; the tests are parametrised over :func:`list_models`, so a registered
+model is tested automatically.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ModelBuilder = Callable[[int, int, int], nn.Module]
+_REGISTRY: dict[str, ModelBuilder] = {}
+
+
+def register_model(name: str) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Decorator: register ``builder(num_classes, in_channels, image_size) -> nn.Module`` as ``name``."""
+
+    def deco(builder: ModelBuilder) -> ModelBuilder:
+        if name in _REGISTRY:
+            raise ValueError(f"model '{name}' is already registered")
+        _REGISTRY[name] = builder
+        return builder
+
+    return deco
+
+
+def list_models() -> list[str]:
+    """Names of all registered models, sorted."""
+    return sorted(_REGISTRY)
+
+
+def build_model(name: str, *, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """Build a fresh model (PyTorch default initialisation; seed torch beforehand).
+
+    Raises ``ValueError`` naming the valid models when ``name`` is unknown.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model '{name}'. Valid: {', '.join(list_models())}")
+    return _REGISTRY[name](num_classes, in_channels, image_size)
+
+
+class Backbone(nn.Module):
+    """Base class: subclasses set ``feature_dim`` and ``classifier`` and define ``forward_features``."""
+
+    feature_dim: int
+    classifier: nn.Module
+
+    def forward_features(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.forward_features(x))
+
+
+# --------------------------------------------------------------------------------------- mlp
+
+
+class MLP(Backbone):
+    def __init__(self, num_classes: int, in_features: int, hidden: int = 256):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+            nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+        )
+        self.feature_dim = hidden
+        self.classifier = nn.Linear(hidden, num_classes)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+@register_model("mlp")
+def mlp(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """Flatten, two hidden layers of 256 with ReLU, linear classifier. Any input size.
+
+    Source: none (a plain baseline for tests and tiny data).
+    """
+    return MLP(num_classes, in_channels * image_size * image_size)
+
+
+# --------------------------------------------------------------------------------------- cnn
+
+
+class SmallCNN(Backbone):
+    def __init__(self, num_classes: int, in_channels: int, hidden: int = 128):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32),
+            nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64),
+            nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True),
+            nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+            nn.Linear(64 * 4, hidden), nn.ReLU(inplace=True),
+        )
+        self.feature_dim = hidden
+        self.classifier = nn.Linear(hidden, num_classes)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+@register_model("cnn")
+def cnn(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """Small fast CNN for Fashion-MNIST (28x28) and digits (8x8).
+
+    conv3x3(32)-BN-ReLU-maxpool2, conv3x3(64)-BN-ReLU-maxpool2, adaptive average pool to 2x2,
+    linear 256->128 + ReLU (the features), linear classifier. Max-pools use ceil_mode so odd sizes
+    (and 1x1 maps) work; the adaptive pool makes any image size >= 1 valid.
+    Source: none (the suite's own fast model, not from a paper).
+    """
+    return SmallCNN(num_classes, in_channels)
+
+
+# -------------------------------------------------------------------------------------- cnn9
+
+
+def _conv_bn_lrelu(cin: int, cout: int, padding: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=padding), nn.BatchNorm2d(cout),
+            nn.LeakyReLU(0.01, inplace=True)]
+
+
+class CNN9(Backbone):
+    def __init__(self, num_classes: int, in_channels: int, dropout: float = 0.25):
+        super().__init__()
+        self.body = nn.Sequential(
+            *_conv_bn_lrelu(in_channels, 128, 1), *_conv_bn_lrelu(128, 128, 1),
+            *_conv_bn_lrelu(128, 128, 1),
+            nn.MaxPool2d(2, 2), nn.Dropout2d(dropout),
+            *_conv_bn_lrelu(128, 256, 1), *_conv_bn_lrelu(256, 256, 1), *_conv_bn_lrelu(256, 256, 1),
+            nn.MaxPool2d(2, 2), nn.Dropout2d(dropout),
+            *_conv_bn_lrelu(256, 512, 0), *_conv_bn_lrelu(512, 256, 0), *_conv_bn_lrelu(256, 128, 0),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.feature_dim = 128
+        self.classifier = nn.Linear(128, num_classes)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+@register_model("cnn9")
+def cnn9(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """Co-teaching's 9-layer CNN.
+
+    Checked against bhanML/Co-teaching ``model.py`` (class ``CNN``): 3x3 convs (with bias)
+    128-128-128 / 256-256-256 / 512-256-128, each followed by BN and LeakyReLU(0.01); 2x2 max-pool
+    and channel dropout (p = 0.25) after the first two blocks; the last block's convs have no
+    padding; global average pooling; linear classifier; ``top_bn`` off (its default).
+    Deviations:
+    1. Dropout is ``nn.Dropout2d``, active in train mode only. The official code calls
+       ``F.dropout2d`` without ``training=``, so it also drops channels at test time.
+    2. Global pooling is ``AdaptiveAvgPool2d(1)`` (identical to the official
+       ``avg_pool2d(kernel=H)`` on square maps).
+    Needs image_size >= 28 (two pools, then three unpadded 3x3 convs); 28x28 and 32x32 both work.
+    """
+    if image_size < 28:
+        raise ValueError(f"cnn9 needs image_size >= 28, got {image_size}")
+    return CNN9(num_classes, in_channels)
+
+
+# ---------------------------------------------------------------------------------- ResNets
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation basic block (He et al. 2016), as in DivideMix: the 1x1 shortcut conv has no BN
+    and is applied to relu(bn1(x)); no activation after the sum."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.shortcut: nn.Module | None = None
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Conv2d(cin, cout, 1, stride, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(x))
+        skip = x if self.shortcut is None else self.shortcut(out)
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        return out + skip
+
+
+class BasicBlock(nn.Module):
+    """Post-activation basic block (He et al. 2015) with a 1x1 conv + BN projection shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                          nn.BatchNorm2d(cout))
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class CifarResNet(Backbone):
+    """CIFAR-stem ResNet: conv3x3(64)-BN-ReLU (no max-pool), four stages of widths 64/128/256/512
+    with strides 1/2/2/2, global average pooling, linear classifier."""
+
+    def __init__(self, block: type[nn.Module], depths: tuple[int, int, int, int],
+                 num_classes: int, in_channels: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(64), nn.ReLU(inplace=True))
+        stages: list[nn.Module] = []
+        cin = 64
+        for width, depth, stride in zip((64, 128, 256, 512), depths, (1, 2, 2, 2)):
+            blocks = []
+            for i in range(depth):
+                blocks.append(block(cin, width, stride if i == 0 else 1))
+                cin = width
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.feature_dim = 512
+        self.classifier = nn.Linear(512, num_classes)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.pool(self.stages(self.stem(x)))
+
+
+@register_model("preact_resnet18")
+def preact_resnet18(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """DivideMix's PreAct ResNet-18 (CIFAR stem).
+
+    Checked against LiJunnan1992/DivideMix ``PreResNet.py`` (``ResNet18`` = ``ResNet(PreActBlock,
+    [2,2,2,2])``): stem conv3x3(64, no bias)-BN-ReLU, no max-pool; pre-activation blocks whose
+    projection shortcut is a 1x1 conv without BN applied to relu(bn1(x)); layer4's output goes
+    straight to average pooling (no final BN-ReLU, as in the official code); linear classifier.
+    Deviations:
+    1. Global pooling is ``AdaptiveAvgPool2d(1)``: identical to the official ``avg_pool2d(4)`` on
+       32x32 inputs (4x4 maps), and also valid for other sizes (28x28 gives 4x4 maps as well).
+    2. ``in_channels`` is configurable (the official stem is fixed at 3).
+    """
+    return CifarResNet(PreActBlock, (2, 2, 2, 2), num_classes, in_channels)
+
+
+@register_model("resnet34")
+def resnet34(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """CIFAR-stem ResNet-34, as used by the CIFAR-N leaderboard.
+
+    Checked against UCSC-REAL/cifar-10-100n ``models/resnet.py`` (``ResNet34`` = ``ResNet(BasicBlock,
+    [3,4,6,3])``): stem conv3x3(64, no bias)-BN-ReLU, no max-pool; post-activation basic blocks with
+    1x1 conv + BN projection shortcuts; average pooling; linear classifier.
+    Deviations: global pooling is ``AdaptiveAvgPool2d(1)`` (identical to ``avg_pool2d(4)`` at
+    32x32); ``in_channels`` is configurable. Not torchvision's ResNet-34 (7x7 stem + max-pool).
+    """
+    return CifarResNet(BasicBlock, (3, 4, 6, 3), num_classes, in_channels)
+
+
+def num_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["register_model", "list_models", "build_model", "num_parameters", "Backbone"]
+
+
+if __name__ == "__main__":  # quick summary: python -m benchmark.models
+    for n in list_models():
+        m = build_model(n, num_classes=10, in_channels=3, image_size=32)
+        print(f"{n:16s} {num_parameters(m):>12,d} params  feature_dim={m.feature_dim}")

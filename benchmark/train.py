@@ -1,0 +1,336 @@
+"""The one training function: ``run(config) -> result``.
+
+Every method goes through this loop, so every method sees the same data, noise artifact, split,
+model, evaluation and store. Clean labels live here only; the method is handed a RunContext
+holding the noisy labels.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import resource
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from benchmark import env, optim
+from benchmark.augment import Augmenter
+from benchmark.config import RunConfig, UsageError, sub_seed
+from benchmark.data import DatasetArrays, load_dataset
+from benchmark.diagnostics import memorisation, selection_quality
+from benchmark.models import build_model
+from benchmark.noise_cache import noise_for
+from benchmark.store import Store
+from methods import RunContext, get_method, resolve_hp
+from noise import NoiseArtifact
+
+AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run is recorded as failed, never as finished."""
+
+
+@dataclass
+class Prepared:
+    """A resolved run: config, ids and the data it trains on (clean labels included: runner only)."""
+
+    cfg: RunConfig
+    run_id: str
+    data: DatasetArrays
+    artifact: NoiseArtifact
+    train_idx: np.ndarray
+    """(N_train,) indices into the dataset's training set."""
+    val_idx: np.ndarray
+    """(N_val,) indices of the noisy validation split."""
+    hp: Any
+    protocol: dict[str, Any]
+
+
+def split_indices(n: int, subset: int, val_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded subset and train / noisy-validation split of range(n); both returned sorted.
+
+    Returns (train (n_train,), val (n_val,)) int64 with n_val = round(val_frac * m), m = subset or n.
+    """
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    if subset:
+        perm = perm[:subset]
+    n_val = int(round(val_frac * len(perm)))
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def protocol_of(cfg: RunConfig, augment: str) -> dict[str, Any]:
+    """The fields that define a protocol: rows of a table are compared only within one."""
+    o = cfg.optim
+    proto = {"dataset": cfg.dataset, "model": cfg.model, "epochs": cfg.epochs, "optimizer": o.name,
+             "lr": o.lr, "momentum": o.momentum, "weight_decay": o.weight_decay,
+             "schedule": o.schedule, "milestones": list(o.milestones), "decay_start": o.decay_start,
+             "batch_size": cfg.batch_size, "val_frac": cfg.val_frac, "subset": cfg.subset,
+             "augment": augment}
+    pid = hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:8]
+    proto["id"] = pid
+    proto["name"] = cfg.protocol_name or f"{cfg.dataset}-{cfg.model}"
+    proto["selection"] = "test accuracy at the epoch of best noisy-validation accuracy"
+    return proto
+
+
+def resolve_augment(cfg: RunConfig, data: DatasetArrays) -> str:
+    if cfg.augment not in AUGMENTS:
+        raise UsageError(f"unknown augment '{cfg.augment}'. Valid: {', '.join(AUGMENTS)}")
+    if cfg.augment != "auto":
+        return cfg.augment
+    parts = (["crop"] if data.crop_pad else []) + (["flip"] if data.hflip else [])
+    return "+".join(parts) or "none"
+
+
+def make_augmenter(aug: str, data: DatasetArrays) -> Augmenter:
+    pad = data.crop_pad or max(2, data.image_shape[-1] // 8)
+    return Augmenter(data.mean, data.std, crop_pad=pad if "crop" in aug else 0, hflip="flip" in aug)
+
+
+def prepare(cfg: RunConfig, store: Store) -> Prepared:
+    """Validate everything and build the noise artifact; no training. Raises UsageError early."""
+    check_names(cfg)
+    optim.check(cfg.optim)
+    if cfg.epochs < 1:
+        raise UsageError(f"epochs must be >= 1, got {cfg.epochs}")
+    if not 0.0 <= cfg.val_frac < 1.0:
+        raise UsageError(f"val_frac must be in [0, 1), got {cfg.val_frac}")
+    if cfg.subset < 0:
+        raise UsageError(f"subset must be >= 0, got {cfg.subset}")
+    try:
+        hp = resolve_hp(cfg.method, cfg.hp, cfg.mask)
+    except KeyError as e:
+        raise UsageError(str(e.args[0])) from None
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir or None)
+    streams = cfg.streams()
+    artifact = noise_for(cfg, data, streams["noise"], store.root)
+    if cfg.subset > len(data.train_y):
+        raise UsageError(f"subset {cfg.subset} exceeds the {len(data.train_y)} training samples")
+    train_idx, val_idx = split_indices(len(data.train_y), cfg.subset, cfg.val_frac, streams["split"])
+    if len(train_idx) < 2:
+        raise UsageError("fewer than 2 training samples after the split")
+    run_id = cfg.run_id(artifact.sha256, asdict(hp))
+    return Prepared(cfg, run_id, data, artifact, train_idx, val_idx, hp,
+                    protocol_of(cfg, resolve_augment(cfg, data)))
+
+
+def check_names(cfg: RunConfig) -> None:
+    """Unknown dataset/model/method names are usage errors that list the valid ones."""
+    from benchmark.data import list_datasets
+    from benchmark.models import list_models
+    from methods import list_methods
+    for what, value, valid in (("dataset", cfg.dataset, list_datasets()),
+                               ("model", cfg.model, list_models()),
+                               ("method", cfg.method, list_methods())):
+        if value not in valid:
+            raise UsageError(f"unknown {what} '{value}'. Valid: {', '.join(valid)}")
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device '{name}'. Valid: auto, cpu, cuda, cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device cuda requested but no CUDA device is available")
+    return dev
+
+
+@torch.no_grad()
+def predict(method, x: torch.Tensor, normalise: Callable, batch: int) -> torch.Tensor:
+    """(M, C, H, W) uint8 on device -> (M,) int64 predicted classes."""
+    out = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
+    for s in range(0, x.shape[0], batch):
+        out[s:s + batch] = method.predict_logits(normalise(x[s:s + batch])).argmax(1)
+    return out
+
+
+@torch.no_grad()
+def predict_with(net: torch.nn.Module, x: torch.Tensor, normalise: Callable, batch: int) -> torch.Tensor:
+    """Predictions of one network (eval mode, restored afterwards): (M,) int64."""
+    was_training = net.training
+    net.eval()
+    out = torch.cat([net(normalise(x[s:s + batch])).argmax(1) for s in range(0, x.shape[0], batch)])
+    net.train(was_training)
+    return out
+
+
+def run(cfg: RunConfig, runs_dir: str | Path = "runs", *, stop_after: int | None = None,
+        progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train one run (or return its stored result if it already finished).
+
+    stop_after: stop after this epoch, leaving a checkpoint (for preemptible jobs and the
+    resume test); the returned dict then has ``"finished": False``.
+    progress: called with each epoch's metrics row.
+    """
+    store = Store(runs_dir)
+    prep = prepare(cfg, store)
+    rid = prep.run_id
+    if store.is_finished(rid):
+        res = dict(store.result(rid))
+        res.update(run_dir=str(store.run_dir(rid)), run_id=rid, cached=True)
+        return res
+
+    data, art = prep.data, prep.artifact
+    dev = _device(cfg.device)
+    streams = cfg.streams()
+    config_json = {**cfg.to_dict(), "run_id": rid, "streams": streams, "protocol": prep.protocol,
+                   "noise_label": art.spec.label(), "hp_resolved": asdict(prep.hp),
+                   "noise_artifact": {k: v for k, v in art.summary().items() if k != "transition"},
+                   "n_train": int(len(prep.train_idx)), "n_val": int(len(prep.val_idx))}
+    store.write_json(rid, "config.json", config_json)
+
+    # ----- data on the device --------------------------------------------------------------
+    noisy_all = torch.as_tensor(art.noisy_labels)
+    clean_all = torch.as_tensor(data.train_y)
+    tr = torch.as_tensor(prep.train_idx)
+    va = torch.as_tensor(prep.val_idx)
+    x_train = data.train_x[tr].to(dev)
+    noisy_train = noisy_all[tr].to(dev)
+    clean_train = clean_all[tr].to(dev)        # runner only: diagnostics
+    x_val, noisy_val = data.train_x[va].to(dev), noisy_all[va].to(dev)
+    x_test, y_test = data.test_x.to(dev), torch.as_tensor(data.test_y).to(dev)
+    aug = make_augmenter(prep.protocol["augment"], data)
+    memo_idx = _memo_indices(noisy_train, clean_train, cfg.memo_samples, streams["split"])
+
+    def build(k: int) -> torch.nn.Module:
+        torch.manual_seed(sub_seed(streams["init"], k))
+        c, h, _w = data.image_shape
+        m = build_model(cfg.model, num_classes=data.num_classes, in_channels=c, image_size=h)
+        return m.to(dev)
+
+    def gen(epoch: int, stream: int) -> torch.Generator:
+        return torch.Generator(device=dev).manual_seed(sub_seed(streams["order"], epoch, stream))
+
+    def set_epoch_lr(opt, epoch: int) -> float:
+        lr = optim.lr_at(cfg.optim, epoch, cfg.epochs)
+        optim.set_lr(opt, lr)
+        return lr
+
+    ctx = RunContext(
+        train_x=x_train, noisy_labels=noisy_train, num_classes=data.num_classes,
+        epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
+        device=dev, noise_rate=float(cfg.noise.rate), noise_kind=cfg.noise.kind,
+        build_model=build, make_optimizer=lambda p: optim.build_optimizer(cfg.optim, p),
+        set_epoch_lr=set_epoch_lr, augment=aug.augment, normalise=aug.normalise, generator=gen)
+    method = get_method(cfg.method)()
+    method.setup(ctx, prep.hp)
+
+    rows: list[dict[str, float]] = []
+    start = 1
+    ckpt = store.load_checkpoint(rid)
+    if ckpt is not None:
+        method.load_state_dict(ckpt["method"])
+        rows = ckpt["rows"]
+        start = ckpt["epoch"] + 1
+    train_time = sum(r["time/epoch_s"] for r in rows)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    wall0 = time.time()
+
+    for epoch in range(start, cfg.epochs + 1):
+        torch.manual_seed(sub_seed(streams["init"], 10_000 + epoch))  # dropout etc., resumable
+        t0 = time.perf_counter()
+        metrics = method.train_epoch(epoch)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        dt = time.perf_counter() - t0
+        train_time += dt
+        bad = [k for k, v in metrics.items() if not math.isfinite(v) and "loss" in k]
+        if bad:
+            store.write_metrics(rid, rows)
+            store.fail(rid, f"non-finite {', '.join(bad)} at epoch {epoch}", epoch)
+            raise TrainingDiverged(f"run {rid}: non-finite {', '.join(bad)} at epoch {epoch}; "
+                                   f"recorded in {store.run_dir(rid) / 'failure.json'}")
+        row: dict[str, float] = {"epoch": epoch, **metrics}
+        row["test/acc"] = _acc(predict(method, x_test, aug.normalise, cfg.eval_batch_size), y_test)
+        row["val_noisy/acc"] = (_acc(predict(method, x_val, aug.normalise, cfg.eval_batch_size), noisy_val)
+                                if len(va) else math.nan)
+        if len(memo_idx):
+            pred = predict(method, x_train[memo_idx], aug.normalise, cfg.eval_batch_size)
+            row.update(memorisation(pred, noisy_train[memo_idx], clean_train[memo_idx]))
+        is_clean = noisy_train == clean_train
+        row.update(selection_quality(method.selected(), method.clean_scores(), is_clean))
+        nets = method.networks()
+        if len(nets) > 1:  # two-network methods: each network's own test accuracy too
+            for k, net in enumerate(nets, 1):
+                row[f"test/acc_net{k}"] = _acc(predict_with(net, x_test, aug.normalise, cfg.eval_batch_size), y_test)
+        row.update(method.extra_metrics())
+        row["time/epoch_s"] = dt
+        row["time/samples_per_s"] = len(tr) / dt if dt > 0 else math.nan
+        rows.append(row)
+        store.write_metrics(rid, rows)
+        store.save_checkpoint(rid, {"epoch": epoch, "method": method.state_dict(), "rows": rows})
+        if progress:
+            progress(row)
+        if stop_after is not None and epoch >= stop_after and epoch < cfg.epochs:
+            return {"run_id": rid, "run_dir": str(store.run_dir(rid)), "finished": False,
+                    "epoch": epoch}
+
+    result = summarise(rows)
+    result["noise/actual_rate"] = float((noisy_train != clean_train).float().mean())
+    result["noise/actual_rate_full"] = art.actual_rate
+    result["time/total_s"] = train_time
+    result["time/samples_per_s"] = len(tr) * len(rows) / train_time if train_time > 0 else math.nan
+    result["mem/peak_mb"] = _peak_mb(dev)
+    result["noise"] = {"label": art.spec.label(), "actual_rate": art.actual_rate,
+                       "sha256": art.sha256, "transition": np.asarray(art.transition).tolist()}
+    meta = env.describe(dev)
+    meta["wall_s"] = time.time() - wall0
+    store.finish(rid, result, meta)
+    return {**result, "run_id": rid, "run_dir": str(store.run_dir(rid)), "finished": True,
+            "cached": False}
+
+
+def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
+    """Final figures from the per-epoch rows.
+
+    acc_best is the oracle (best test accuracy over epochs: chosen with the test set, reported for
+    comparison with papers only); acc_at_best_val is the test accuracy at the epoch of the best
+    noisy-validation accuracy (earliest epoch on ties): the honest, selected number.
+    """
+    test = [r["test/acc"] for r in rows]
+    val = [r.get("val_noisy/acc", math.nan) for r in rows]
+    best = int(np.argmax(test))
+    out: dict[str, Any] = {"test/acc_last": test[-1], "test/acc_best": test[best],
+                           "test/acc_best_epoch": best + 1, "test/acc_best_is_oracle": True,
+                           "epochs": len(rows)}
+    if all(math.isfinite(v) for v in val):
+        sel = int(np.argmax(val))
+        out.update({"test/acc_at_best_val": test[sel], "val_noisy/acc_best": val[sel],
+                    "selected_epoch": sel + 1})
+    else:  # no validation split: nothing may be selected (never with the test set)
+        out.update({"test/acc_at_best_val": math.nan, "val_noisy/acc_best": math.nan,
+                    "selected_epoch": None})
+    for k in ("select/precision", "select/recall", "select/f1", "select/auc"):
+        if k in rows[-1]:
+            out[k] = rows[-1][k]
+    return out
+
+
+def _acc(pred: torch.Tensor, y: torch.Tensor) -> float:
+    return float((pred == y).float().mean()) if y.numel() else math.nan
+
+
+def _memo_indices(noisy: torch.Tensor, clean: torch.Tensor, cap: int, seed: int) -> torch.Tensor:
+    """Indices of up to ``cap`` noisy-labelled training samples, a fixed seeded sample."""
+    idx = torch.nonzero(noisy != clean).squeeze(1).cpu().numpy()
+    if cap and len(idx) > cap:
+        idx = np.sort(np.random.default_rng(seed + 1).choice(idx, cap, replace=False))
+    return torch.as_tensor(idx, dtype=torch.long, device=noisy.device)
+
+
+def _peak_mb(dev: torch.device) -> float:
+    if dev.type == "cuda":
+        return torch.cuda.max_memory_allocated(dev) / 2**20
+    # ru_maxrss is in KiB on Linux: the process's peak resident memory
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,167 @@
+"""The method contract, the context a method is handed, and the decorator registry.
+
+The runner owns the data, the clean labels, evaluation and the store. A method owns its networks
+and optimisers and trains them one epoch at a time, from the noisy labels only.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class RunContext:
+    """What a method may see. There are no clean labels here, by construction."""
+
+    train_x: Tensor
+    """(N, C, H, W) uint8 training images on ``device`` (validation split excluded)."""
+    noisy_labels: Tensor
+    """(N,) int64 noisy training labels on ``device``."""
+    num_classes: int
+    """Number of classes C."""
+    epochs: int
+    """Total training epochs of the run (schedules scale to it)."""
+    batch_size: int
+    """Mini-batch size."""
+    eval_batch_size: int
+    """Batch size for passes without gradients (per-sample losses)."""
+    device: torch.device
+    """Where data and models live."""
+    noise_rate: float
+    """The nominal noise rate of the spec (oracle knowledge; methods that use it must record it)."""
+    noise_kind: str
+    """The noise kind (DivideMix adds a penalty for asymmetric noise, as published)."""
+    build_model: Callable[[int], nn.Module]
+    """build_model(k): a fresh backbone on ``device``, initialised from the init stream with key k."""
+    make_optimizer: Callable[[Any], torch.optim.Optimizer]
+    """make_optimizer(params): the protocol's optimiser."""
+    set_epoch_lr: Callable[[torch.optim.Optimizer, int], float]
+    """set_epoch_lr(opt, epoch): apply the protocol's schedule for 1-based ``epoch``; returns the lr."""
+    augment: Callable[[Tensor, torch.Generator], Tensor]
+    """augment(x_uint8 (B,C,H,W), gen) -> float (B,C,H,W): the protocol's augmentation + normalisation."""
+    normalise: Callable[[Tensor], Tensor]
+    """normalise(x_uint8 (B,C,H,W)) -> float (B,C,H,W), no augmentation."""
+    generator: Callable[[int, int], torch.Generator]
+    """generator(epoch, stream): a torch.Generator on ``device`` seeded from the order stream.
+
+    Re-seeded per epoch so that a resumed run draws exactly what an uninterrupted one draws."""
+
+    @property
+    def num_train(self) -> int:
+        return int(self.noisy_labels.shape[0])
+
+
+class Method:
+    """Base class of a training method (epoch granularity).
+
+    Subclasses set ``name`` (by @register_method) and ``Config`` (a dataclass of hyperparameters,
+    each documented), and implement setup/train_epoch/predict_logits/state_dict/load_state_dict.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = object
+
+    def setup(self, ctx: RunContext, cfg: Any) -> None:
+        raise NotImplementedError
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """Train one epoch (1-based). Returns metrics such as train/loss, train/acc."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict_logits(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) float normalised -> (B, num_classes) logits, eval mode, no side effects."""
+        raise NotImplementedError
+
+    def clean_scores(self) -> Tensor | None:
+        """(N,) per-sample P(clean) of the last division, if the method has one."""
+        return None
+
+    def selected(self) -> Tensor | None:
+        """(N,) bool: the samples the method treated as clean in the last epoch, if it selects."""
+        return None
+
+    def extra_metrics(self) -> dict[str, float]:
+        """Metrics the runner should add after evaluation (e.g. a second network's accuracy)."""
+        return {}
+
+    def networks(self) -> list[nn.Module]:
+        """The trained networks (for evaluation of each one and for checkpoint sizes)."""
+        return []
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def make_config(cls, overrides: dict[str, Any], mask: dict[str, Any]) -> Any:
+        """The resolved hyperparameters: Config defaults <- ``overrides`` (the run's ``hp``).
+
+        ``mask`` holds the run's mask.* settings; methods without an edge mask refuse them.
+        Masked methods override this to return a config that also carries the mask settings.
+        """
+        if mask:
+            raise KeyError(f"mask.* settings apply only to obd and X+obd methods, not '{cls.name}'")
+        return config_with(cls.Config, overrides, cls.name)
+
+    @classmethod
+    def search_space(cls) -> dict[str, Any]:
+        """Tunable hyperparameters: name -> (low, high[, "log"]) or a list of choices."""
+        return {}
+
+
+_REGISTRY: dict[str, type[Method]] = {}
+
+
+def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
+    """Class decorator: ``@register_method("gce")`` adds the class to the registry under ``name``."""
+
+    def deco(cls: type[Method]) -> type[Method]:
+        if name in _REGISTRY:
+            raise ValueError(f"method '{name}' registered twice")
+        if not dataclasses.is_dataclass(cls.Config):
+            raise TypeError(f"{cls.__name__}.Config must be a dataclass")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def list_methods() -> list[str]:
+    """Registered method names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_method(name: str) -> type[Method]:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown method '{name}'. Valid: {', '.join(list_methods())}")
+    return _REGISTRY[name]
+
+
+def resolve_hp(method: str, overrides: dict[str, Any], mask: dict[str, Any] | None = None) -> Any:
+    """The method's resolved hyperparameters (see Method.make_config). Raises KeyError on bad keys."""
+    return get_method(method).make_config(dict(overrides), dict(mask or {}))
+
+
+def config_with(cls: type, overrides: dict[str, Any], owner: str) -> Any:
+    """An instance of dataclass ``cls`` with ``overrides``; unknown keys are refused with the valid ones."""
+    valid = {f.name: f for f in dataclasses.fields(cls)}
+    bad = sorted(set(overrides) - set(valid))
+    if bad:
+        raise KeyError(f"'{owner}' has no setting {', '.join(bad)}. "
+                       f"Valid: {', '.join(sorted(valid)) or '(none)'}")
+    base = cls()
+    cast = {}
+    for k, v in overrides.items():
+        cur = getattr(base, k)
+        if isinstance(cur, float) and isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        cast[k] = v
+    return dataclasses.replace(base, **cast)

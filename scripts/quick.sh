@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# First command of the README: set up, then run the `quick` preset (about 10 minutes on 2 CPU cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python runner.py grid quick "$@"

@@ -1,0 +1,55 @@
+"""Fixtures for the data and CIFAR-N tests (test_data.py, test_cifar_n.py)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.benchmark.fake_cifar import FakeCifar, write_fake_cifar10, write_fake_cifar100
+
+
+def shared_cifar_n_dir() -> Path:
+    """The shared CIFAR-N copy: $NLB_SHARED_DIR/data/cifar-n, else <repo>/../shared/data/cifar-n."""
+    env = os.environ.get("NLB_SHARED_DIR")
+    shared = Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
+    return shared / "data" / "cifar-n"
+
+
+@pytest.fixture
+def data_env(tmp_path, monkeypatch):
+    """No data locations from the caller's environment; an empty cache dir; a fresh memo."""
+    from benchmark import data
+    for var in ("NLB_DATA_DIR", "NLB_CIFAR_N_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NLB_CACHE_DIR", str(cache))
+    data.clear_cache()
+    yield cache
+    data.clear_cache()
+
+
+@pytest.fixture
+def no_system_fmnist(monkeypatch):
+    """Hide /usr/share/datasets/fashion-mnist from the loader."""
+    from benchmark import data
+    monkeypatch.setattr(data, "SYSTEM_FASHION_MNIST_DIRS", ())
+
+
+@pytest.fixture
+def fake_cifar10(tmp_path) -> FakeCifar:
+    return write_fake_cifar10(tmp_path / "data")
+
+
+@pytest.fixture
+def fake_cifar100(tmp_path) -> FakeCifar:
+    return write_fake_cifar100(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def cifar_n_dir() -> Path:
+    d = shared_cifar_n_dir()
+    if not (d / "CIFAR-10_human.pt").is_file() or not (d / "CIFAR-100_human.pt").is_file():
+        pytest.skip(f"CIFAR-N label files not found in {d} (set NLB_SHARED_DIR to the folder "
+                    f"holding data/cifar-n)")
+    return d

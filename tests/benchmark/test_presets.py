@@ -1,0 +1,44 @@
+"""Every preset parses and expands into valid cells (no data needed)."""
+import pytest
+
+from benchmark.grid import expand, list_presets, load_preset
+from methods import list_methods
+
+
+def test_the_four_presets_exist():
+    assert {"quick", "fmnist", "cifar10", "cifar-n"} <= set(list_presets())
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_preset_expands_to_every_method(name):
+    spec = load_preset(name)
+    cfgs = expand(spec)
+    methods = {c.method for c in cfgs}
+    assert methods == set(list_methods())
+    n_noise, n_seeds = len(spec["noise"]), len(spec["seeds"])
+    assert len(cfgs) == len(methods) * n_noise * n_seeds
+    assert len({c.protocol_name for c in cfgs}) == 1
+
+
+def test_fmnist_grid_cells():
+    cfgs = expand(load_preset("fmnist"))
+    settings = {(c.noise.kind, c.noise.rate) for c in cfgs}
+    assert settings == {("sym", 0.2), ("sym", 0.4), ("sym", 0.6), ("sym", 0.8), ("pairflip", 0.45),
+                        ("asym", 0.4), ("idn", 0.2), ("idn", 0.4)}
+    assert {c.seed for c in cfgs} == {0, 1, 2}
+
+
+def test_cifar_n_covers_cifar100n():
+    cfgs = expand(load_preset("cifar-n"))
+    assert {(c.dataset, c.noise.human_set) for c in cfgs} == {
+        ("cifar10", "aggre"), ("cifar10", "rand1"), ("cifar10", "worst"), ("cifar100", "noisy")}
+
+
+def test_overrides_apply_only_where_they_match(tmp_path):
+    f = tmp_path / "g.toml"
+    f.write_text('methods = ["gce", "ce"]\n[base]\ndataset = "digits"\n[[noise]]\nkind = "sym"\nrate = 0.2\n'
+                 '[[noise]]\nkind = "sym"\nrate = 0.4\n[[override]]\nmatch = { method = "gce", "noise.rate" = 0.4 }\n'
+                 'set = { "hp.q" = 0.3 }\n')
+    cfgs = expand(load_preset(str(f)))
+    hp = {(c.method, c.noise.rate): c.hp for c in cfgs}
+    assert hp == {("gce", 0.2): {}, ("gce", 0.4): {"q": 0.3}, ("ce", 0.2): {}, ("ce", 0.4): {}}

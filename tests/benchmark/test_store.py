@@ -1,0 +1,64 @@
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from benchmark.store import Store, atomic_write_json
+from benchmark.train import TrainingDiverged, run, split_indices
+from methods.ce import CE
+from tests.conftest import tiny_config
+
+
+def test_atomic_json_leaves_no_temporary_files(tmp_path):
+    atomic_write_json(tmp_path / "a.json", {"x": 1.0, "nan": math.nan})
+    assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1.0, "nan": None}
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_split_is_seeded_disjoint_and_sized():
+    tr, va = split_indices(1000, 0, 0.1, seed=5)
+    assert len(va) == 100 and len(tr) == 900 and not set(tr) & set(va)
+    tr2, va2 = split_indices(1000, 0, 0.1, seed=5)
+    assert (tr == tr2).all() and (va == va2).all()
+    assert not (split_indices(1000, 0, 0.1, seed=6)[1] == va).all()
+    tr3, va3 = split_indices(1000, 200, 0.0, seed=5)
+    assert len(tr3) == 200 and len(va3) == 0
+
+
+def test_finished_run_is_never_recomputed(tmp_path):
+    cfg = tiny_config("ce", epochs=1)
+    first = run(cfg, tmp_path)
+    metrics = tmp_path / first["run_id"] / "metrics.csv"
+    stamp = metrics.stat().st_mtime_ns
+    second = run(tiny_config("ce", epochs=1), tmp_path)
+    assert second["cached"] and second["test/acc_last"] == first["test/acc_last"]
+    assert metrics.stat().st_mtime_ns == stamp
+    files = sorted(p.name for p in (tmp_path / first["run_id"]).iterdir())
+    assert files == ["config.json", "meta.json", "metrics.csv", "result.json"]
+
+
+def test_long_frame_schema(tmp_path):
+    run(tiny_config("ce", epochs=2), tmp_path)
+    run(tiny_config("gce", epochs=2), tmp_path)
+    df = Store(tmp_path).load_frame()
+    assert list(df.columns) == ["run_id", "method", "dataset", "model", "noise", "rate", "noise_label",
+                                "seed", "protocol", "epoch", "metric", "value"]
+    assert set(df.method) == {"ce", "gce"} and set(df.noise_label) == {"sym-40%"}
+    final = df[df.epoch.isna()]
+    for m in ("test/acc_last", "test/acc_best", "test/acc_at_best_val", "noise/actual_rate"):
+        assert (final.metric == m).sum() == 2
+    per_epoch = df[df.epoch.notna() & (df.metric == "test/acc")]
+    assert sorted(per_epoch.epoch.unique()) == [1, 2]
+    assert df.epoch.dtype == pd.Int64Dtype()
+
+
+def test_nan_loss_is_a_failure_not_a_result(tmp_path, monkeypatch):
+    monkeypatch.setattr(CE, "train_epoch", lambda self, epoch: {"train/loss": math.nan})
+    with pytest.raises(TrainingDiverged, match="non-finite train/loss"):
+        run(tiny_config("ce", epochs=2), tmp_path)
+    store = Store(tmp_path)
+    (rid,) = store.run_ids()
+    assert store.status(rid) == "failed" and store.result(rid) is None
+    assert not (tmp_path / rid / "checkpoint.pt").exists()
+    assert store.load_frame().empty

@@ -1,0 +1,27 @@
+"""Fixtures shared by the whole suite: tiny run configs on scikit-learn's bundled digits."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from benchmark.config import RunConfig, build_config
+
+# deterministic CPU kernels, and no W&B network traffic from any test
+torch.use_deterministic_algorithms(True, warn_only=True)
+os.environ.setdefault("WANDB_MODE", "offline")
+
+
+def tiny_config(method: str = "ce", **overrides) -> RunConfig:
+    """A run small enough for a unit test: digits, cnn, 2 epochs, 300 samples."""
+    base = {"dataset": "digits", "model": "cnn", "method": method, "epochs": 2, "subset": 300,
+            "batch_size": 64, "eval_batch_size": 256, "device": "cpu",
+            "noise": {"kind": "sym", "rate": 0.4}, "optim": {"lr": 0.05}}
+    sets = [f"{k}={v}" for k, v in overrides.items()]
+    return build_config(base, sets)
+
+
+@pytest.fixture
+def tiny():
+    return tiny_config

@@ -1,0 +1,92 @@
+"""Smoke tests of the real CLI (subprocess), on scikit-learn's digits with a tiny budget."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+from methods.ce import CE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, check=True):
+    p = subprocess.run([sys.executable, "runner.py", *map(str, args)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+    if check and p.returncode != 0:
+        raise AssertionError(f"exit {p.returncode}\n{p.stderr}")
+    return p
+
+
+def test_run_json_then_cached(tmp_path):
+    args = ["run", "--dataset", "digits", "--method", "gce", "--noise", "sym", "--rate", "0.4",
+            "--epochs", "2", "--subset", "300", "--seed", "0", "--runs", tmp_path, "--json"]
+    p = cli(*args)
+    res = json.loads(p.stdout)  # exactly one JSON object on stdout
+    for k in ("test/acc_last", "test/acc_best", "test/acc_at_best_val", "noise/actual_rate", "run_dir"):
+        assert k in res
+    assert Path(res["run_dir"], "result.json").is_file() and res["test/acc_best_is_oracle"]
+    again = json.loads(cli(*args).stdout)
+    assert again["cached"] and again["test/acc_last"] == res["test/acc_last"]
+    listing = json.loads(cli("ls", "--runs", tmp_path, "--json").stdout)
+    assert [r["status"] for r in listing["runs"]] == ["finished"]
+
+
+def test_noise_command_is_deterministic(tmp_path):
+    args = ["noise", "--dataset", "digits", "--noise", "sym_incl", "--rate", "0.5", "--seed", "0",
+            "--runs", tmp_path, "--json"]
+    a, b = json.loads(cli(*args).stdout), json.loads(cli(*args).stdout)
+    assert a["sha256"] == b["sha256"]
+    assert a["actual_rate"] == pytest.approx(0.45, abs=0.05)
+    c = json.loads(cli(*args[:-3], "--seed", "1", "--runs", tmp_path, "--json").stdout)
+    assert c["sha256"] != a["sha256"]
+
+
+def test_exported_noise_file_round_trips(tmp_path):
+    f = tmp_path / "n.npz"
+    a = json.loads(cli("noise", "--dataset", "digits", "--noise", "pairflip", "--rate", "0.3",
+                       "--export", f, "--runs", tmp_path / "r1", "--json").stdout)
+    res = json.loads(cli("run", "--dataset", "digits", "--noise-file", f, "--epochs", "1", "--subset",
+                         "200", "--runs", tmp_path / "r2", "--json").stdout)
+    cfg = json.loads(Path(res["run_dir"], "config.json").read_text())
+    assert cfg["noise_artifact"]["sha256"] == a["sha256"] and cfg["noise"]["kind"] == "pairflip"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "--method", "nope"], "Valid: ce"),
+    (["run", "--dataset", "mnist2"], "Valid:"),
+    (["run", "--model", "vgg"], "Valid:"),
+    (["run", "--dataset", "digits", "--rate", "1.2"], "[0, 1)"),
+    (["run", "--dataset", "digits", "--noise", "pairflip", "--rate", "0.5"], "--allow-unlearnable"),
+    (["run", "--dataset", "digits", "--noise", "human", "--human-set", "aggre"], "human"),
+    (["run", "--dataset", "digits", "--set", "optim.lrr=1"], "lr"),
+    (["run", "--dataset", "digits", "--method", "gce", "--set", "hp.p=1"], "Valid: q"),
+    (["grid", "nosuchpreset"], "quick"),
+])
+def test_usage_errors_exit_2_with_valid_choices(args, needle, tmp_path):
+    p = cli(*args, "--runs", tmp_path, check=False)
+    assert p.returncode == 2, p.stderr
+    assert needle in p.stderr
+    assert not any(tmp_path.glob("*/result.json"))
+
+
+def test_grid_file_dry_run_then_skip(tmp_path):
+    grid = tmp_path / "g.toml"
+    grid.write_text('seeds = [0, 1]\nmethods = ["ce", "gce"]\n[base]\ndataset = "digits"\nepochs = 1\n'
+                    'subset = 200\n[[noise]]\nkind = "sym"\nrate = 0.2\n')
+    p = json.loads(cli("grid", grid, "--runs", tmp_path / "r", "--dry-run", "--json").stdout)
+    assert p["total"] == 4 and p["pending"] == 4
+    cli("grid", grid, "--runs", tmp_path / "r")
+    p = json.loads(cli("grid", grid, "--runs", tmp_path / "r", "--dry-run", "--json").stdout)
+    assert p["pending"] == 0
+
+
+def test_diverged_run_exits_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(CE, "train_epoch", lambda self, epoch: {"train/loss": math.inf})
+    rc = main(["run", "--dataset", "digits", "--epochs", "1", "--subset", "200", "--runs", str(tmp_path)])
+    assert rc == 1 and "non-finite" in capsys.readouterr().err
