@@ -35,6 +35,11 @@ def _noise_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-file", help="import an exported noise artifact (.npz) instead of drawing noise")
 
 
+def _wandb_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wandb", choices=["offline", "online", "disabled"],
+                   help="W&B mirror (default: $WANDB_MODE, else offline; online needs `wandb login`)")
+
+
 def _base_from_args(a: argparse.Namespace) -> dict[str, Any]:
     base: dict[str, Any] = {}
     for flag, key in (("dataset", "dataset"), ("model", "model"), ("method", "method"),
@@ -72,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device"); r.add_argument("--data-dir")
     r.add_argument("--runs", default="runs", help="run store directory (default: runs)")
     r.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _wandb_flag(r)
 
     g = sub.add_parser("grid", help="run a preset or grid file: cells x seeds, skipping finished runs")
     g.add_argument("preset", help="preset name (benchmark/presets) or path to a .toml grid")
@@ -80,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--runs", default="runs"); g.add_argument("--data-dir"); g.add_argument("--device")
     g.add_argument("--dry-run", action="store_true", help="list the runs and their status, train nothing")
     g.add_argument("--json", action="store_true")
+    _wandb_flag(g)
 
     n = sub.add_parser("noise", help="build (or load) a noise artifact and print it")
     n.add_argument("--dataset", default="fashion_mnist")
@@ -100,7 +107,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from benchmark.train import run
     cfg = build_config(_base_from_args(a), a.set, a.config)
     bar = _EpochBar(cfg.epochs)
-    res = run(cfg, a.runs, progress=bar.update)
+    res = run(cfg, a.runs, progress=bar.update, wandb=a.wandb)
     bar.close()
     if a.json:
         print(json.dumps(_jsonable(res), sort_keys=True))
@@ -145,7 +152,7 @@ def cmd_grid(a: argparse.Namespace) -> int:
         for cfg, rid, _, label in todo:
             bar.set_postfix_str(f"{cfg.method} {label} s{cfg.seed}")
             try:
-                run(cfg, a.runs)
+                run(cfg, a.runs, wandb=a.wandb)
             except TrainingDiverged as e:
                 failed.append(rid)
                 print(f"\nrun failed: {e}", file=sys.stderr)

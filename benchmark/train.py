@@ -23,13 +23,18 @@ from benchmark.augment import Augmenter
 from benchmark.config import RunConfig, UsageError, sub_seed
 from benchmark.data import DatasetArrays, load_dataset
 from benchmark.diagnostics import memorisation, selection_quality
+from benchmark.grad_error import probe_metrics
 from benchmark.models import build_model
 from benchmark.noise_cache import noise_for
 from benchmark.store import Store
+from benchmark.tracking import Tracker, resolve_mode
 from methods import RunContext, get_method, resolve_hp
 from noise import NoiseArtifact
 
 AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip")
+LAST_EPOCH_PREFIXES = ("select/", "mask/", "grad/", "memo/")
+PROBE_SIZE = 512
+"""Training samples in the fixed probe batch of the gradient diagnostics."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -165,9 +170,11 @@ def predict_with(net: torch.nn.Module, x: torch.Tensor, normalise: Callable, bat
 
 
 def run(cfg: RunConfig, runs_dir: str | Path = "runs", *, stop_after: int | None = None,
-        progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        wandb: str | None = None) -> dict[str, Any]:
     """Train one run (or return its stored result if it already finished).
 
+    wandb: offline, online or disabled (default: $WANDB_MODE, else offline); see tracking.py.
     stop_after: stop after this epoch, leaving a checkpoint (for preemptible jobs and the
     resume test); the returned dict then has ``"finished": False``.
     progress: called with each epoch's metrics row.
@@ -188,6 +195,8 @@ def run(cfg: RunConfig, runs_dir: str | Path = "runs", *, stop_after: int | None
                    "noise_artifact": {k: v for k, v in art.summary().items() if k != "transition"},
                    "n_train": int(len(prep.train_idx)), "n_val": int(len(prep.val_idx))}
     store.write_json(rid, "config.json", config_json)
+    tracker = Tracker(resolve_mode(wandb), store.root)
+    tracker.start(config_json, rid)
 
     # ----- data on the device --------------------------------------------------------------
     noisy_all = torch.as_tensor(art.noisy_labels)
@@ -201,6 +210,8 @@ def run(cfg: RunConfig, runs_dir: str | Path = "runs", *, stop_after: int | None
     x_test, y_test = data.test_x.to(dev), torch.as_tensor(data.test_y).to(dev)
     aug = make_augmenter(prep.protocol["augment"], data)
     memo_idx = _memo_indices(noisy_train, clean_train, cfg.memo_samples, streams["split"])
+    probe = _probe_indices(len(tr), PROBE_SIZE, streams["split"])
+    x_probe = aug.normalise(x_train[probe])  # fixed probe batch for gradient diagnostics
 
     def build(k: int) -> torch.nn.Module:
         torch.manual_seed(sub_seed(streams["init"], k))
@@ -232,6 +243,8 @@ def run(cfg: RunConfig, runs_dir: str | Path = "runs", *, stop_after: int | None
         method.load_state_dict(ckpt["method"])
         rows = ckpt["rows"]
         start = ckpt["epoch"] + 1
+        for r in rows:  # the W&B mirror of a resumed run holds every epoch, not just the new ones
+            tracker.log_epoch(r)
     train_time = sum(r["time/epoch_s"] for r in rows)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -249,6 +262,7 @@ def run(cfg: RunConfig, runs_dir: str | Path = "runs", *, stop_after: int | None
         if bad:
             store.write_metrics(rid, rows)
             store.fail(rid, f"non-finite {', '.join(bad)} at epoch {epoch}", epoch)
+            tracker.finish({"state": "failed", "failed_epoch": epoch}, exit_code=1)
             raise TrainingDiverged(f"run {rid}: non-finite {', '.join(bad)} at epoch {epoch}; "
                                    f"recorded in {store.run_dir(rid) / 'failure.json'}")
         row: dict[str, float] = {"epoch": epoch, **metrics}
@@ -265,14 +279,17 @@ def run(cfg: RunConfig, runs_dir: str | Path = "runs", *, stop_after: int | None
             for k, net in enumerate(nets, 1):
                 row[f"test/acc_net{k}"] = _acc(predict_with(net, x_test, aug.normalise, cfg.eval_batch_size), y_test)
         row.update(method.extra_metrics())
+        row.update(probe_metrics(method, x_probe, noisy_train[probe], clean_train[probe]))
         row["time/epoch_s"] = dt
         row["time/samples_per_s"] = len(tr) / dt if dt > 0 else math.nan
         rows.append(row)
         store.write_metrics(rid, rows)
         store.save_checkpoint(rid, {"epoch": epoch, "method": method.state_dict(), "rows": rows})
+        tracker.log_epoch(row)
         if progress:
             progress(row)
         if stop_after is not None and epoch >= stop_after and epoch < cfg.epochs:
+            tracker.finish({"state": "stopped", "stopped_epoch": epoch})
             return {"run_id": rid, "run_dir": str(store.run_dir(rid)), "finished": False,
                     "epoch": epoch}
 
@@ -287,6 +304,7 @@ def run(cfg: RunConfig, runs_dir: str | Path = "runs", *, stop_after: int | None
     meta = env.describe(dev)
     meta["wall_s"] = time.time() - wall0
     store.finish(rid, result, meta)
+    tracker.finish({**result, "state": "finished"})
     return {**result, "run_id": rid, "run_dir": str(store.run_dir(rid)), "finished": True,
             "cached": False}
 
@@ -311,9 +329,8 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
     else:  # no validation split: nothing may be selected (never with the test set)
         out.update({"test/acc_at_best_val": math.nan, "val_noisy/acc_best": math.nan,
                     "selected_epoch": None})
-    for k in ("select/precision", "select/recall", "select/f1", "select/auc"):
-        if k in rows[-1]:
-            out[k] = rows[-1][k]
+    # last-epoch diagnostics travel with the result (selection quality, mask, gradient error)
+    out.update({k: v for k, v in rows[-1].items() if k.startswith(LAST_EPOCH_PREFIXES)})
     return out
 
 
@@ -327,6 +344,12 @@ def _memo_indices(noisy: torch.Tensor, clean: torch.Tensor, cap: int, seed: int)
     if cap and len(idx) > cap:
         idx = np.sort(np.random.default_rng(seed + 1).choice(idx, cap, replace=False))
     return torch.as_tensor(idx, dtype=torch.long, device=noisy.device)
+
+
+def _probe_indices(n: int, size: int, seed: int) -> torch.Tensor:
+    """A fixed seeded sample of min(n, size) training indices (the same every epoch)."""
+    rng = np.random.default_rng(seed + 2)
+    return torch.as_tensor(np.sort(rng.choice(n, min(n, size), replace=False)), dtype=torch.long)
 
 
 def _peak_mb(dev: torch.device) -> float:

@@ -1,0 +1,73 @@
+"""The W&B mirror, read back with wandb's own reader (`wandb leet inspect`)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.store import Store
+from benchmark.tracking import offline_run_dirs, resolve_mode, scrub
+from benchmark.train import run
+from tests.conftest import tiny_config
+
+WANDB = Path(sys.executable).with_name("wandb")
+
+
+def inspect(run_dir: Path, summary: bool = False):
+    args = [str(WANDB), "leet", "inspect", "--json"] + (["--summary"] if summary else []) + [str(run_dir)]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True).stdout
+    return json.loads(out) if summary else [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_offline_run_matches_the_store(tmp_path):
+    cfg = tiny_config("gce", epochs=3, protocol_name="postgresql://bob:hunter2@db.example/x")
+    res = run(cfg, tmp_path, wandb="offline")
+    (wdir,) = offline_run_dirs(tmp_path)
+    records = inspect(wdir)
+    history = {r["history"]["step"]["num"]: r["history"]["item"] for r in records if r["type"] == "history"}
+    rows = Store(tmp_path).read_metrics(res["run_id"])
+    assert sorted(history) == [1, 2, 3]
+    for row in rows:
+        logged = history[int(row["epoch"])]
+        for k, v in row.items():
+            assert logged[k] == pytest.approx(v, rel=1e-12, abs=1e-12), k
+    (meta,) = [r["run"] for r in records if r["type"] == "run"]
+    assert meta["job_type"] == "gce" and meta["display_name"] == res["run_id"]
+    assert meta["tags"] == ["digits", "sym-40%", "gce"] and meta["run_group"].startswith("gce|digits|sym-40%")
+    summ = inspect(wdir, summary=True)
+    stored = json.loads((tmp_path / res["run_id"] / "result.json").read_text())
+    for k in ("test/acc_last", "test/acc_best", "test/acc_at_best_val", "noise/actual_rate"):
+        assert summ["summary"][k] == pytest.approx(stored[k])
+    assert summ["state"] == "finished"
+    # no secret in anything W&B wrote
+    for f in wdir.rglob("*"):
+        if f.is_file():
+            assert b"hunter2" not in f.read_bytes(), f
+
+
+def test_resumed_run_mirrors_every_epoch(tmp_path):
+    run(tiny_config("ce", epochs=3), tmp_path, stop_after=1, wandb="offline")
+    res = run(tiny_config("ce", epochs=3), tmp_path, wandb="offline")
+    last = offline_run_dirs(tmp_path)[-1]
+    steps = [r["history"]["step"]["num"] for r in inspect(last) if r["type"] == "history"]
+    assert steps == [1, 2, 3] and res["finished"]
+
+
+def test_wandb_failure_is_a_warning_not_a_lost_run(tmp_path, monkeypatch):
+    import wandb
+    def boom(*a, **k):
+        raise RuntimeError("service unavailable")
+    monkeypatch.setattr(wandb, "init", boom)
+    with pytest.warns(RuntimeWarning, match="W&B init failed"):
+        res = run(tiny_config("ce", epochs=1), tmp_path, wandb="offline")
+    assert Store(tmp_path).is_finished(res["run_id"])
+
+
+def test_scrub_and_mode():
+    assert scrub({"storage": "postgresql://u:pw@h:5432/db", "api_key": "x", "n": [1, "a"]}) == \
+        {"storage": "postgresql://u:<redacted>@h:5432/db", "api_key": "<redacted>", "n": [1, "a"]}
+    assert resolve_mode(None) == "disabled"  # the test session's WANDB_MODE
+    assert resolve_mode("offline") == "offline"
