@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -85,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every cell")
     g.add_argument("--runs", default="runs"); g.add_argument("--data-dir"); g.add_argument("--device")
     g.add_argument("--dry-run", action="store_true", help="list the runs and their status, train nothing")
+    g.add_argument("--tuned", metavar="STUDY", help="use the best parameters of this tuning study for its method")
+    g.add_argument("--workers", type=int, default=0, help="run the grid as an Optuna study with N local workers")
+    g.add_argument("--storage", help="run the grid as a study on this storage (workers elsewhere may join)")
+    g.add_argument("--study", help="study name for --workers/--storage (default grid-PRESET)")
+    g.add_argument("--no-report", action="store_true", help="do not build the report at the end")
     g.add_argument("--json", action="store_true")
     _wandb_flag(g)
 
@@ -95,6 +101,39 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--export", help="write the artifact to this .npz file")
     n.add_argument("--runs", default="runs"); n.add_argument("--data-dir")
     n.add_argument("--json", action="store_true")
+
+    t = sub.add_parser("tune", help="tune a method's hyperparameters with Optuna (noisy-validation objective)")
+    t.add_argument("--show", metavar="NAME", help="print the best parameters and the trials of study NAME")
+    t.add_argument("--method"); t.add_argument("--dataset"); t.add_argument("--model")
+    _noise_flags(t)
+    t.add_argument("--trials", type=int, default=20, help="trials to finish (default 20)")
+    t.add_argument("--seeds", type=int, default=3, help="seeds per trial; the objective averages them (default 3)")
+    t.add_argument("--epochs", type=int); t.add_argument("--subset", type=int)
+    t.add_argument("--param", action="append", default=[], metavar="NAME=LOW:HIGH",
+                   help="search range (name=low:high[:log] or name=a,b,c); overrides the method's space")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed config override")
+    t.add_argument("--config", help="TOML file with RunConfig fields")
+    t.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUNS/optuna.db)")
+    t.add_argument("--study", help="study name (default: derived from the method and setting)")
+    t.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: in this process)")
+    t.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
+    t.add_argument("--sampler-seed", type=int, default=0, help="TPE seed (recorded in the study)")
+    t.add_argument("--runs", default="runs"); t.add_argument("--data-dir"); t.add_argument("--device")
+    t.add_argument("--json", action="store_true")
+    _wandb_flag(t)
+
+    w = sub.add_parser("worker", help="execute trials of a study until it is done (one per process)")
+    w.add_argument("--study", required=True); w.add_argument("--storage")
+    w.add_argument("--runs", default="runs")
+    _wandb_flag(w)
+
+    rp = sub.add_parser("report", help="build tables, figures and the leaderboard site from the store")
+    rp.add_argument("--runs", default="runs"); rp.add_argument("--out", help="output directory (default RUNS/report)")
+    rp.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                    help="keep runs whose column (method, dataset, noise, noise_label, protocol, model, seed) matches; repeatable")
+    rp.add_argument("--study", help="instead: plots of the Optuna study NAME (history, importances, sparsity)")
+    rp.add_argument("--storage"); rp.add_argument("--json", action="store_true")
+    _wandb_flag(rp)
 
     ls = sub.add_parser("ls", help="list the runs in the store")
     ls.add_argument("--runs", default="runs"); ls.add_argument("--json", action="store_true")
@@ -118,6 +157,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 def cmd_grid(a: argparse.Namespace) -> int:
     from benchmark.grid import expand, load_preset
+    from benchmark.studies import default_storage
     from benchmark.store import Store
     from benchmark.train import TrainingDiverged, prepare, run
     spec = load_preset(a.preset)
@@ -127,6 +167,8 @@ def cmd_grid(a: argparse.Namespace) -> int:
     if a.device:
         sets.append(f"device={a.device}")
     cfgs = expand(spec, a.seeds, sets)
+    if a.tuned:
+        _apply_tuned(cfgs, a.tuned, a.storage or default_storage(a.runs))
     store = Store(a.runs)
     plan = []
     for cfg in cfgs:  # validate every cell before training any (a bad cell fails fast)
@@ -144,6 +186,8 @@ def cmd_grid(a: argparse.Namespace) -> int:
             for r in rows:
                 print(f"{r['run_id']}  {r['status']:9s} {r['method']:16s} {r['noise']:14s} seed={r['seed']}")
         return 0
+    if a.workers or a.storage:
+        return _grid_as_study(a, spec, [c for c, *_ in plan], [rid for _, rid, *_ in plan])
     from tqdm import tqdm
     failed = []
     t0 = time.time()
@@ -159,12 +203,79 @@ def cmd_grid(a: argparse.Namespace) -> int:
             bar.update(1)
     summary = {"preset": spec["name"], "runs": len(plan), "trained": len(todo) - len(failed),
                "failed": failed, "store": str(store.root.resolve()), "seconds": round(time.time() - t0, 1)}
+    if not a.no_report:
+        summary["report"] = _grid_report(a, spec["name"], {rid for _, rid, *_ in plan})
     if a.json:
         print(json.dumps(summary))
     else:
         print(f"done: {summary['trained']} trained, {len(failed)} failed, results in {summary['store']}")
         print(f"  list them: python runner.py ls --runs {a.runs}")
+        if summary.get("report"):
+            print(f"  leaderboard: {summary['report']}")
     return 1 if failed else 0
+
+
+def _grid_report(a: argparse.Namespace, name: str, run_ids: set[str]) -> str | None:
+    from benchmark.reporting import build, log_to_wandb
+    from benchmark.tracking import resolve_mode
+    out = Path(a.runs) / "reports" / name
+    try:
+        index = build(a.runs, out, run_ids=run_ids, title=f"Noisy-label benchmark: {name}")
+    except UsageError:
+        return None  # no finished run to report
+    log_to_wandb(index, resolve_mode(a.wandb), Path(a.runs), name)
+    return str(index.resolve())
+
+
+def _apply_tuned(cfgs: list, study: str, storage: str) -> None:
+    from benchmark.config import apply_override
+    from benchmark.studies import best
+    b = best(study, storage)
+    hits = [c for c in cfgs if c.method == b["method"]]
+    if not hits:
+        raise UsageError(f"study '{study}' tuned '{b['method']}', which this grid does not run")
+    for c in hits:
+        for k, v in b["best_params"].items():
+            apply_override(c, k, v)
+    print(f"using tuned {b['method']} parameters from '{study}': {b['best_params']}", file=sys.stderr)
+
+
+def _grid_as_study(a: argparse.Namespace, spec: dict, cfgs: list, run_ids: list[str]) -> int:
+    from benchmark.studies import create_grid_study, default_storage
+    storage = a.storage or default_storage(a.runs)
+    name = a.study or f"grid-{spec['name']}"
+    create_grid_study(name, storage, cfgs, spec["name"])
+    print(f"study '{name}' on {_safe_url(storage)}: {len(cfgs)} cells; more workers can join with\n"
+          f"  python runner.py worker --study {name} --storage {_safe_url(storage)} --runs {a.runs}",
+          file=sys.stderr)
+    rc = _run_workers(name, storage, a.runs, max(a.workers, 1), a.wandb)
+    if rc == 0 and not a.no_report:
+        index = _grid_report(a, spec["name"], set(run_ids))
+        if index:
+            print(f"leaderboard: {index}")
+    return rc
+
+
+def _safe_url(url: str) -> str:
+    from benchmark.tracking import scrub
+    return scrub(url)
+
+
+def _run_workers(name: str, storage: str, runs: str, n: int, wandb: str | None) -> int:
+    """Run n workers: in this process for n == 1, else as n child processes."""
+    from benchmark.studies import work
+    if n <= 1:
+        work(name, storage, runs, wandb, log=lambda m: print(m, file=sys.stderr))
+        return 0
+    import subprocess
+    cmd = [sys.executable, str(Path(__file__).resolve().parents[1] / "runner.py"), "worker",
+           "--study", name, "--storage", storage, "--runs", runs] + (["--wandb", wandb] if wandb else [])
+    # share the cores between the workers instead of oversubscribing them
+    threads = str(max(1, (os.cpu_count() or 1) // n))
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads)}
+    procs = [subprocess.Popen(cmd, env=env) for _ in range(n)]
+    codes = [p.wait() for p in procs]
+    return 0 if all(c == 0 for c in codes) else 1
 
 
 def cmd_noise(a: argparse.Namespace) -> int:
@@ -194,6 +305,79 @@ def cmd_noise(a: argparse.Namespace) -> int:
         print("  " + str(np.asarray(art.transition)).replace("\n", "\n  "))
     if a.export:
         print(f"  exported to {info['exported_to']}")
+    return 0
+
+
+def cmd_tune(a: argparse.Namespace) -> int:
+    from benchmark.studies import best, create_tune_study, default_storage, method_space, parse_param
+    storage = a.storage or default_storage(a.runs)
+    if a.show:
+        b = best(a.show, storage)
+        if a.json:
+            print(json.dumps(_jsonable(b)))
+        else:
+            _print_best(b)
+        return 0
+    if not a.method:
+        raise UsageError("tune needs --method (or --show NAME)")
+    sets = list(a.set) + ([f"data_dir={a.data_dir}"] if a.data_dir else []) + ([f"device={a.device}"] if a.device else [])
+    cfg = build_config(_base_from_args(a), sets, a.config)
+    from benchmark.train import check_names
+    check_names(cfg)
+    space = method_space(cfg.method)
+    space.update(dict(parse_param(p) for p in a.param))
+    if a.trials < 1 or a.seeds < 1:
+        raise UsageError("--trials and --seeds must be at least 1")
+    name = a.study or f"tune-{cfg.method}-{cfg.dataset}-{cfg.noise.kind}-{cfg.noise.rate:g}"
+    create_tune_study(name, storage, cfg, space, seeds=a.seeds, trials=a.trials, pruner=a.pruner,
+                      sampler_seed=a.sampler_seed)
+    print(f"study '{name}' on {_safe_url(storage)}: {a.trials} trials x {a.seeds} seeds; space {space}",
+          file=sys.stderr)
+    rc = _run_workers(name, storage, a.runs, a.workers, a.wandb)
+    b = best(name, storage)
+    if a.json:
+        print(json.dumps(_jsonable(b)))
+    else:
+        _print_best(b)
+    return rc
+
+
+def _print_best(b: dict) -> None:
+    print(f"study {b['study']} ({b['kind']}, method {b['method']}): objective = {b['objective']}")
+    print(f"  best trial #{b['best_trial']}: value {b['best_value']:.4f}  params {b['best_params']}")
+    for t in b["trials"]:
+        v = f"{t['value']:.4f}" if isinstance(t["value"], float) else "   -  "
+        print(f"  #{t['number']:<3d} {t['state']:8s} {v}  {t['params']}")
+
+
+def cmd_worker(a: argparse.Namespace) -> int:
+    from benchmark.studies import default_storage, work
+    n = work(a.study, a.storage or default_storage(a.runs), a.runs, a.wandb,
+             log=lambda m: print(m, file=sys.stderr))
+    print(f"worker done: {n} trials", file=sys.stderr)
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from benchmark.reporting import build, log_to_wandb, parse_filters
+    from benchmark.tracking import resolve_mode
+    if a.study:
+        from benchmark.studies import default_storage, load_definition
+        from benchmark.study_plots import plot_study
+        study, _ = load_definition(a.study, a.storage or default_storage(a.runs))
+        paths = plot_study(study, Path(a.out or Path(a.runs) / "studies" / a.study))
+        if a.json:
+            print(json.dumps({"study": a.study, "plots": [str(p) for p in paths]}))
+        else:
+            print("\n".join(str(p) for p in paths) or "no complete trial to plot")
+        return 0
+    out = Path(a.out or Path(a.runs) / "report")
+    index = build(a.runs, out, filters=parse_filters(a.filter))
+    log_to_wandb(index, resolve_mode(a.wandb), Path(a.runs), out.name)
+    if a.json:
+        print(json.dumps({"index": str(index.resolve())}))
+    else:
+        print(f"report: {index.resolve()}")
     return 0
 
 
@@ -268,7 +452,8 @@ def _print_result(res: dict[str, Any]) -> None:
     print(f"  results: {res['run_dir']}")
 
 
-COMMANDS = {"run": cmd_run, "grid": cmd_grid, "noise": cmd_noise, "ls": cmd_ls}
+COMMANDS = {"run": cmd_run, "grid": cmd_grid, "noise": cmd_noise, "ls": cmd_ls, "tune": cmd_tune,
+            "worker": cmd_worker, "report": cmd_report}
 
 
 def main(argv: list[str] | None = None) -> int:

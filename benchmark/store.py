@@ -12,7 +12,9 @@ crash leaves either the old or the new file, never half of one.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import math
@@ -70,6 +72,22 @@ class Store:
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / run_id
+
+    @contextlib.contextmanager
+    def lock(self, run_id: str) -> Iterator[None]:
+        """Exclusive per-run lock (flock), held while a run trains.
+
+        Two workers that draw the same run wait for each other; the second then finds it finished.
+        The OS releases the lock of a killed process, so a dead worker never blocks a run.
+        """
+        d = self.run_dir(run_id)
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / ".lock", "a+") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
     def is_finished(self, run_id: str) -> bool:
         return (self.run_dir(run_id) / "result.json").is_file()
@@ -154,13 +172,24 @@ class Store:
         (nullable Int64; <NA> on final-result rows), metric, value. Accuracies are fractions.
         """
         rows: list[dict[str, Any]] = []
-        for rid, cfg, res, _meta in self.finished_runs():
+        finished = list(self.finished_runs())
+        # a protocol name shared by runs of different protocols (e.g. a preset run with another
+        # --set epochs) gets its protocol id appended, so tables never mix them
+        ids_per_name: dict[str, set] = {}
+        for _rid, cfg, _res, _meta in finished:
+            p = cfg.get("protocol", {})
+            ids_per_name.setdefault(p.get("name", ""), set()).add(p.get("id", ""))
+        for rid, cfg, res, _meta in finished:
+            proto = cfg.get("protocol", {})
+            pname = proto.get("name", "")
+            if len(ids_per_name[pname]) > 1:
+                pname = f"{pname}-{proto.get('id', '')}"
             noise = cfg["noise"]
             rate = float(noise["rate"]) if noise["kind"] not in ("human", "twin") else math.nan
             key = {"run_id": rid, "method": cfg["method"], "dataset": cfg["dataset"],
                    "model": cfg["model"], "noise": noise["kind"], "rate": rate,
                    "noise_label": cfg.get("noise_label", noise["kind"]), "seed": cfg["seed"],
-                   "protocol": cfg.get("protocol", {}).get("name", "")}
+                   "protocol": pname}
             for m in self.read_metrics(rid):
                 ep = int(m.pop("epoch"))
                 rows += [{**key, "epoch": ep, "metric": k, "value": v} for k, v in m.items()]

@@ -181,6 +181,12 @@ def run(cfg: RunConfig, runs_dir: str | Path = "runs", *, stop_after: int | None
     """
     store = Store(runs_dir)
     prep = prepare(cfg, store)
+    with store.lock(prep.run_id):
+        return _run_locked(cfg, prep, store, stop_after, progress, wandb)
+
+
+def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | None,
+                progress: Callable[[dict[str, Any]], None] | None, wandb: str | None) -> dict[str, Any]:
     rid = prep.run_id
     if store.is_finished(rid):
         res = dict(store.result(rid))

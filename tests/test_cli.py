@@ -90,3 +90,37 @@ def test_diverged_run_exits_1(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(CE, "train_epoch", lambda self, epoch: {"train/loss": math.inf})
     rc = main(["run", "--dataset", "digits", "--epochs", "1", "--subset", "200", "--runs", str(tmp_path)])
     assert rc == 1 and "non-finite" in capsys.readouterr().err
+
+
+def test_grid_ends_with_a_report_that_renders(tmp_path):
+    """The done-when of the reports issue on a real (tiny) grid: every table format, the figures,
+    and a page that loads in headless Chromium with every image loaded and no console error."""
+    from tests.reports.browser import find_chromium, render
+    grid = tmp_path / "g.toml"
+    grid.write_text('seeds = [0, 1]\nmethods = ["ce", "gce"]\n[base]\ndataset = "digits"\nepochs = 3\n'
+                    'subset = 400\nprotocol_name = "tiny"\n[[noise]]\nkind = "sym"\nrate = 0.2\n'
+                    '[[noise]]\nkind = "pairflip"\nrate = 0.4\n')
+    p = cli("grid", grid, "--runs", tmp_path / "r", "--json")
+    index = Path(json.loads(p.stdout)["report"])
+    assert index.is_file()
+    for kind in ("selected", "last", "oracle"):
+        for ext in ("md", "tex", "html", "csv"):
+            assert (index.parent / "tables" / f"{kind}_tiny.{ext}").is_file(), (kind, ext)
+    assert len(list((index.parent / "figures").glob("*.png"))) >= 4
+    exe = find_chromium()
+    if exe is None:
+        pytest.skip("chromium not installed")
+    page = render(exe, index, screenshot=tmp_path / "shot.png")
+    assert not page.errors, page.errors
+    assert page.images and all(img["complete"] and img["naturalWidth"] > 0 for img in page.images)
+    assert "ce" in page.dom and "gce" in page.dom
+
+
+def test_report_command_filters_and_refuses_empty(tmp_path):
+    cli("run", "--dataset", "digits", "--method", "ce", "--epochs", "1", "--subset", "200", "--runs", tmp_path)
+    p = cli("report", "--runs", tmp_path, "--filter", "method=ce", "--json")
+    assert Path(json.loads(p.stdout)["index"]).is_file()
+    p = cli("report", "--runs", tmp_path, "--filter", "method=gce", check=False)
+    assert p.returncode == 2 and "no finished runs" in p.stderr
+    p = cli("report", "--runs", tmp_path, "--filter", "colour=red", check=False)
+    assert p.returncode == 2 and "method" in p.stderr

@@ -34,7 +34,7 @@ def test_finished_run_is_never_recomputed(tmp_path):
     second = run(tiny_config("ce", epochs=1), tmp_path)
     assert second["cached"] and second["test/acc_last"] == first["test/acc_last"]
     assert metrics.stat().st_mtime_ns == stamp
-    files = sorted(p.name for p in (tmp_path / first["run_id"]).iterdir())
+    files = sorted(p.name for p in (tmp_path / first["run_id"]).iterdir() if not p.name.startswith("."))
     assert files == ["config.json", "meta.json", "metrics.csv", "result.json"]
 
 

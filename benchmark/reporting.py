@@ -1,0 +1,69 @@
+"""Glue from the run store to reports/ (pure functions) and to one W&B summary run."""
+from __future__ import annotations
+
+import platform
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.config import UsageError
+from benchmark.store import Store
+
+FILTER_KEYS = ("method", "dataset", "model", "noise", "noise_label", "protocol", "seed", "run_id")
+
+
+def parse_filters(items: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in FILTER_KEYS:
+            raise UsageError(f"--filter expects KEY=VALUE with KEY in {', '.join(FILTER_KEYS)}; got '{item}'")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def load(runs_dir: str | Path, filters: dict[str, list[str]] | None = None,
+         run_ids: set[str] | None = None) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """The long DataFrame and the runs dict (config, result, meta) of the selected finished runs."""
+    store = Store(runs_dir)
+    df = store.load_frame()
+    if run_ids is not None:
+        df = df[df.run_id.isin(run_ids)]
+    for key, values in (filters or {}).items():
+        df = df[df[key].astype(str).isin(values)]
+    keep = set(df.run_id)
+    runs = {rid: {"config": cfg, "result": res, "meta": meta}
+            for rid, cfg, res, meta in store.finished_runs() if rid in keep}
+    return df.reset_index(drop=True), runs
+
+
+def build(runs_dir: str | Path, out_dir: str | Path, *, filters: dict[str, list[str]] | None = None,
+          run_ids: set[str] | None = None, title: str = "Noisy-label benchmark") -> Path:
+    from reports import build_report
+    df, runs = load(runs_dir, filters, run_ids)
+    if df.empty:
+        raise UsageError(f"no finished runs in {runs_dir} match the selection: nothing to report")
+    env = {"report built on": f"{platform.platform()} / Python {platform.python_version()}"}
+    return build_report(df, runs, Path(out_dir), title=title, env=env)
+
+
+def log_to_wandb(index: Path, mode: str, root: Path, name: str) -> None:
+    """One W&B run holding the report's tables (wandb.Table) and figures (wandb.Image)."""
+    if mode == "disabled":
+        return
+    try:
+        import wandb
+        run = wandb.init(project="noisy-label-bench", dir=str(root), mode=mode, name=f"report-{name}",
+                         job_type="report", reinit="finish_previous",
+                         settings=wandb.Settings(silent=True, console="off"))
+        out = index.parent
+        for csv in sorted((out / "tables").glob("*.csv")):
+            run.log({f"table/{csv.stem}": wandb.Table(dataframe=pd.read_csv(csv))})
+        for png in sorted((out / "figures").glob("*.png")):
+            run.log({f"figure/{png.stem}": wandb.Image(str(png))})
+        run.finish()
+    except Exception as e:  # noqa: BLE001 — the report on disk is what matters
+        warnings.warn(f"W&B report logging failed ({type(e).__name__}: {e}); the report on disk is complete",
+                      RuntimeWarning, stacklevel=2)

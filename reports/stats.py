@@ -1,0 +1,259 @@
+"""Statistics over the long results frame: pure functions, no I/O.
+
+Vocabulary (see docs/ARCHITECTURE.md):
+
+* a **cell** is one (protocol, dataset, model, noise, rate, noise_label) setting; a method trained in
+  a cell with several seeds gives one value per seed;
+* the seed fixes the noise realisation and the train/validation split, so two methods trained with
+  the same seed in the same cell saw *the same noisy labels*: their differences are paired.
+
+All accuracies are fractions in [0, 1]. Shapes are given in the docstrings; ``n`` is the number of
+seeds of one cell.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+#: Columns that identify a cell (one row of a leaderboard table, before the method).
+CELL_KEYS: tuple[str, ...] = ("protocol", "dataset", "model", "noise", "rate", "noise_label")
+#: Columns that identify one (cell, method) group.
+GROUP_KEYS: tuple[str, ...] = CELL_KEYS + ("method",)
+
+FINAL_METRICS = ("test/acc_last", "test/acc_best", "test/acc_at_best_val")
+
+
+def _clean(values: Iterable[float]) -> np.ndarray:
+    """1-D float array with NaNs removed."""
+    x = np.asarray(values, dtype=float).ravel()
+    return x[~np.isnan(x)]
+
+
+def bootstrap_ci(values: np.ndarray, *, n_boot: int = 2000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean.
+
+    values: shape (n,), one value per seed (NaNs are dropped). ``n_boot`` resamples of size n are
+    drawn with replacement using ``numpy.random.default_rng(seed)``; the interval is the
+    ((1 - level) / 2, (1 + level) / 2) quantile pair of the resampled means (linear interpolation).
+    Deterministic for a given seed. Degenerate cases: n = 0 gives (nan, nan); n = 1 or a constant
+    vector gives (c, c) exactly. With very few seeds the percentile interval is too narrow: report n.
+    """
+    x = _clean(values)
+    if x.size == 0:
+        return (math.nan, math.nan)
+    if x.size == 1 or np.all(x == x[0]):
+        return (float(x[0]), float(x[0]))
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, x.size, size=(int(n_boot), x.size))
+    means = x[idx].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return (float(lo), float(hi))
+
+
+def iqm(values: np.ndarray) -> float:
+    """Interquartile mean: the mean of the middle 50% of the values.
+
+    values: shape (n,), NaNs dropped. Same definition as ``scipy.stats.trim_mean(x, 0.25)``: sort,
+    cut ``k = floor(0.25 * n)`` values from each end, average the rest. So for n < 4 nothing is cut
+    (plain mean); n = 8 drops the 2 smallest and the 2 largest. Empty input gives nan.
+    """
+    x = np.sort(_clean(values))
+    n = x.size
+    if n == 0:
+        return math.nan
+    k = int(0.25 * n)
+    return float(x[k:n - k].mean())
+
+
+def _final_values(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rows of ``metric`` with one value per run.
+
+    Final-result rows (epoch <NA>) are used when present; for a per-epoch metric the value at each
+    run's last epoch is used instead. NaN values (e.g. acc_at_best_val without a validation split)
+    are dropped.
+    """
+    rows = df[df["metric"] == metric]
+    if rows.empty:
+        return rows
+    epoch = rows["epoch"]
+    final = rows[epoch.isna()]
+    if final.empty:
+        per_epoch = rows[epoch.notna()].copy()
+        per_epoch["_ep"] = per_epoch["epoch"].astype("int64")
+        final = per_epoch.sort_values("_ep").groupby("run_id", sort=False).tail(1)
+        final = final.drop(columns="_ep")
+    final = final.drop_duplicates("run_id", keep="last")
+    return final[final["value"].notna()]
+
+
+def _per_seed(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One value per (cell, method, seed): runs sharing a seed (rare) are averaged, n_runs kept."""
+    vals = _final_values(df, metric)
+    cols = list(GROUP_KEYS) + ["seed", "value", "run_id"]
+    if vals.empty:
+        return pd.DataFrame(columns=list(GROUP_KEYS) + ["seed", "value", "n_runs"])
+    g = vals[cols].groupby(list(GROUP_KEYS) + ["seed"], dropna=False, sort=True)
+    out = g.agg(value=("value", "mean"), n_runs=("run_id", "nunique")).reset_index()
+    return out
+
+
+def cell_summary(df: pd.DataFrame, metric: str, *, n_boot: int = 2000, level: float = 0.95,
+                 seed: int = 0) -> pd.DataFrame:
+    """Per (cell, method): number of seeds, mean, std, bootstrap CI of ``metric``.
+
+    Returns one row per (protocol, dataset, model, noise, rate, noise_label, method) with columns
+    ``metric, n_seeds, n_runs, mean, std, ci_lo, ci_hi, actual_rate``. ``std`` uses ddof=1 (NaN for
+    a single seed); ``ci_lo/ci_hi`` come from :func:`bootstrap_ci` with the given seed, so the
+    output is deterministic. ``actual_rate`` is the mean measured flip rate (noise/actual_rate) of
+    the cell's runs, NaN when not recorded. Values are per seed; if two runs of a group share a
+    seed they are averaged first (``n_runs`` > ``n_seeds`` flags this).
+    """
+    per_seed = _per_seed(df, metric)
+    columns = list(GROUP_KEYS) + ["metric", "n_seeds", "n_runs", "mean", "std", "ci_lo", "ci_hi",
+                                  "actual_rate"]
+    if per_seed.empty:
+        return pd.DataFrame(columns=columns)
+    records = []
+    for key, grp in per_seed.groupby(list(GROUP_KEYS), dropna=False, sort=True):
+        v = grp["value"].to_numpy(dtype=float)
+        lo, hi = bootstrap_ci(v, n_boot=n_boot, level=level, seed=seed)
+        records.append({**dict(zip(GROUP_KEYS, key)), "metric": metric, "n_seeds": int(v.size),
+                        "n_runs": int(grp["n_runs"].sum()), "mean": float(v.mean()),
+                        "std": float(v.std(ddof=1)) if v.size > 1 else math.nan,
+                        "ci_lo": lo, "ci_hi": hi})
+    out = pd.DataFrame.from_records(records)
+    rates = _final_values(df, "noise/actual_rate")
+    if not rates.empty:
+        r = (rates.groupby(list(GROUP_KEYS), dropna=False)["value"].mean()
+             .rename("actual_rate").reset_index())
+        out = out.merge(r, on=list(GROUP_KEYS), how="left")
+    else:
+        out["actual_rate"] = math.nan
+    return out[columns]
+
+
+def _nan_safe_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """Replace NaN rates by a sentinel so merges and groupbys on cell keys match them."""
+    frame = frame.copy()
+    frame["rate"] = frame["rate"].astype(float).fillna(-1.0)
+    return frame
+
+
+def paired_differences(df: pd.DataFrame, metric: str, baseline: str = "ce", *, runs: dict | None = None,
+                       n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Per (cell, method != baseline): paired differences method - baseline on shared seeds.
+
+    Runs are paired on (protocol, dataset, model, noise, rate, noise_label, seed): the seed fixes
+    the noise realisation, so both runs trained on the same noisy labels. If ``runs`` is given and
+    both runs record a noise SHA-256 (result.noise.sha256), pairs whose hashes differ are dropped.
+    Columns: cell keys, ``method, baseline, metric, n_pairs, mean_diff, ci_lo, ci_hi,
+    prob_improvement``; ``prob_improvement`` is the fraction of pairs where the method is better
+    (a tie, |difference| <= 1e-12, counts 0.5); the CI is a bootstrap of the mean difference.
+    Cells without the baseline give no rows.
+    """
+    columns = list(GROUP_KEYS) + ["baseline", "metric", "n_pairs", "mean_diff", "ci_lo", "ci_hi",
+                                  "prob_improvement"]
+    vals = _final_values(df, metric)
+    if vals.empty:
+        return pd.DataFrame(columns=columns)
+    vals = _nan_safe_keys(vals)
+    pair_keys = list(CELL_KEYS) + ["seed"]
+    base = vals[vals["method"] == baseline][pair_keys + ["value", "run_id"]]
+    other = vals[vals["method"] != baseline][pair_keys + ["method", "value", "run_id"]]
+    if base.empty or other.empty:
+        return pd.DataFrame(columns=columns)
+    base = base.drop_duplicates(pair_keys, keep="last")
+    m = other.merge(base, on=pair_keys, suffixes=("", "_base"), how="inner")
+    if runs:
+        def sha(rid):
+            r = runs.get(rid) or {}
+            return ((r.get("result") or {}).get("noise") or {}).get("sha256")
+        s1, s2 = m["run_id"].map(sha), m["run_id_base"].map(sha)
+        keep = s1.isna() | s2.isna() | (s1 == s2)
+        m = m[keep]
+    records = []
+    for key, grp in m.groupby(list(CELL_KEYS) + ["method"], dropna=False, sort=True):
+        d = grp["value"].to_numpy(float) - grp["value_base"].to_numpy(float)
+        lo, hi = bootstrap_ci(d, n_boot=n_boot, level=level, seed=seed)
+        tie = np.abs(d) <= 1e-12  # equal accuracies up to floating-point noise
+        wins = (~tie & (d > 0)).sum() + 0.5 * tie.sum()
+        records.append({**dict(zip(list(CELL_KEYS) + ["method"], key)), "baseline": baseline,
+                        "metric": metric, "n_pairs": int(d.size), "mean_diff": float(d.mean()),
+                        "ci_lo": lo, "ci_hi": hi, "prob_improvement": float(wins / d.size)})
+    if not records:
+        return pd.DataFrame(columns=columns)
+    out = pd.DataFrame.from_records(records)
+    out["rate"] = out["rate"].where(out["rate"] >= 0, np.nan)
+    return out[columns]
+
+
+def ranks(summary: pd.DataFrame) -> pd.DataFrame:
+    """Rank methods within each cell by mean (1 = best; ties get the average rank).
+
+    summary: the output of :func:`cell_summary`. Returns a copy with columns ``rank`` (within the
+    cell, among the methods present there), ``mean_rank`` (the mean of ``rank`` over the cells of
+    the same protocol where the method has a value) and ``n_cells`` (how many such cells). Ranks
+    are never computed across protocols. Means are compared after rounding to 12 decimals so that
+    floating-point noise does not break ties.
+    """
+    if summary.empty:
+        return summary.assign(rank=pd.Series(dtype=float), mean_rank=pd.Series(dtype=float),
+                              n_cells=pd.Series(dtype="int64"))
+    s = _nan_safe_keys(summary)
+    s = s[s["mean"].notna()].copy()
+    s["_m"] = s["mean"].round(12)
+    s["rank"] = s.groupby(list(CELL_KEYS), dropna=False)["_m"].rank(ascending=False, method="average")
+    grp = s.groupby(["protocol", "method"], dropna=False)["rank"]
+    s["mean_rank"] = grp.transform("mean")
+    s["n_cells"] = grp.transform("size").astype("int64")
+    s = s.drop(columns="_m")
+    s["rate"] = s["rate"].where(s["rate"] >= 0, np.nan)
+    return s.reset_index(drop=True)
+
+
+def leaderboard(summary: pd.DataFrame, paired: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (protocol, method): the overall ranking of a protocol.
+
+    Columns: ``protocol, method, mean_rank, n_cells, iqm`` (interquartile mean of the method's cell
+    means, :func:`iqm`), ``mean`` (plain mean of cell means), ``min_seeds, max_seeds`` and, when
+    ``paired`` (from :func:`paired_differences`) is given, ``mean_diff`` (mean over cells of the
+    paired difference to the baseline) and ``prob_improvement`` (mean over cells). Sorted by
+    protocol then mean_rank. Note that iqm/mean compare like with like only when methods cover the
+    same cells; ``n_cells`` says so.
+    """
+    cols = ["protocol", "method", "mean_rank", "n_cells", "iqm", "mean", "min_seeds", "max_seeds",
+            "mean_diff", "prob_improvement"]
+    r = ranks(summary)
+    if r.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for (proto, method), grp in r.groupby(["protocol", "method"], sort=True):
+        rows.append({"protocol": proto, "method": method, "mean_rank": float(grp["rank"].mean()),
+                     "n_cells": int(len(grp)), "iqm": iqm(grp["mean"].to_numpy()),
+                     "mean": float(grp["mean"].mean()), "min_seeds": int(grp["n_seeds"].min()),
+                     "max_seeds": int(grp["n_seeds"].max())})
+    out = pd.DataFrame(rows)
+    out["mean_diff"] = math.nan
+    out["prob_improvement"] = math.nan
+    if paired is not None and not paired.empty:
+        p = (paired.groupby(["protocol", "method"])[["mean_diff", "prob_improvement"]].mean()
+             .reset_index())
+        out = out.drop(columns=["mean_diff", "prob_improvement"]).merge(
+            p, on=["protocol", "method"], how="left")
+    return out.sort_values(["protocol", "mean_rank", "method"]).reset_index(drop=True)[cols]
+
+
+def headline_metric(df: pd.DataFrame) -> str:
+    """The headline accuracy of a frame (call it per protocol): test/acc_at_best_val (the epoch
+    chosen on the noisy validation split) when any run records it, else test/acc_last (a protocol
+    without a validation split). Never the oracle test/acc_best."""
+    if not _final_values(df, "test/acc_at_best_val").empty:
+        return "test/acc_at_best_val"
+    return "test/acc_last"

@@ -1,0 +1,393 @@
+"""Paper-layout tables (methods x noise settings) and their Markdown / LaTeX / HTML / CSV writers.
+
+A table is built for *one protocol and one accuracy* from :func:`reports.stats.cell_summary`:
+rows are methods (raw registry names such as ``gce+obd``), columns are noise settings
+(``sym-20%``, ``pairflip-45%``, ``human-worst``; prefixed by the dataset when a protocol covers
+several datasets), cells are ``mean ± std`` in percent with one decimal over seeds. Everything a
+writer needs to say what the numbers are (protocol, accuracy, selection rule, seeds, measured flip
+rates, published numbers and their sources, which cells are best) travels in ``table.attrs``, so
+the writers are plain functions of the returned frame. No tabulate / jinja2.
+"""
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from reports import published as pub
+
+#: The three accuracies a report shows, in display order: key -> (metric, title, rule).
+ACCURACIES: dict[str, tuple[str, str, str]] = {
+    "selected": ("test/acc_at_best_val", "Selected by noisy validation",
+                 "test accuracy at the epoch with the best accuracy on the noisy validation split "
+                 "(no clean label is used to choose)"),
+    "last": ("test/acc_last", "Last epoch", "test accuracy after the last training epoch"),
+    "oracle": ("test/acc_best", "Best epoch (ORACLE)",
+               "ORACLE: the best test accuracy over all epochs; the epoch is chosen on the test "
+               "set, so this is an upper bound, not a valid result"),
+}
+
+NOISE_ORDER = ["none", "sym", "sym_incl", "pairflip", "asym", "idn", "human", "twin"]
+HUMAN_ORDER = ["clean", "aggre", "rand1", "rand2", "rand3", "worst", "noisy"]
+DASH = "\u2013"
+PM = "\u00b1"
+
+
+# ----- ordering and formatting -----------------------------------------------------------------
+
+def method_order(methods: Iterable[str], baseline: str = "ce") -> list[str]:
+    """Baseline first, then alphabetical with each ``x+obd`` variant right after ``x``."""
+    ms = sorted({str(m) for m in methods})
+    return sorted(ms, key=lambda m: (m != baseline and not m.startswith(baseline + "+"),
+                                     m.split("+")[0], m))
+
+
+def _column_sort_key(dataset: str, noise: str, rate: float, label: str) -> tuple:
+    kind = NOISE_ORDER.index(noise) if noise in NOISE_ORDER else len(NOISE_ORDER)
+    r = -1.0 if rate is None or (isinstance(rate, float) and math.isnan(rate)) else float(rate)
+    tail = label.split("-", 1)[-1]
+    human = HUMAN_ORDER.index(tail) if tail in HUMAN_ORDER else len(HUMAN_ORDER)
+    return (str(dataset), kind, str(noise), r, human, str(label))
+
+
+def pct(x: float, decimals: int = 1) -> str:
+    """A fraction as a percent string without the sign ('' handled by callers), NaN -> en dash."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return DASH
+    return f"{100.0 * float(x):.{decimals}f}"
+
+
+def format_cell(mean: float, std: float, n: int, *, max_n: int | None = None, decimals: int = 1) -> str:
+    """'85.3 ± 0.4'; a single seed gives '85.3 (n=1)'; fewer seeds than the table's most get '(n=k)'."""
+    if mean is None or math.isnan(mean):
+        return DASH
+    if n <= 1 or std is None or math.isnan(std):
+        return f"{pct(mean, decimals)} (n={n})"
+    s = f"{pct(mean, decimals)} {PM} {pct(std, decimals)}"
+    if max_n is not None and n < max_n:
+        s += f" (n={n})"
+    return s
+
+
+# ----- protocol description ------------------------------------------------------------------
+
+def _dig(d: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None
+        d = d[part]
+    return d
+
+
+def _first(cfg: dict, *paths: str) -> Any:
+    for p in paths:
+        v = _dig(cfg, p)
+        if v not in (None, "", {}):
+            return v
+    return None
+
+
+def _optimiser_text(cfg: dict) -> str | None:
+    v = _first(cfg, "protocol.optimizer", "protocol.optimiser")
+    if v is not None and not isinstance(v, dict):
+        lr = _first(cfg, "protocol.lr")
+        return f"{v}" + (f", lr {lr}" if lr is not None else "")
+    o = cfg.get("optim") if isinstance(cfg.get("optim"), dict) else None
+    if not o:
+        return None
+    parts = [str(o.get("name", "?"))]
+    for k, label in (("lr", "lr"), ("momentum", "momentum"), ("weight_decay", "wd")):
+        if o.get(k) is not None:
+            parts.append(f"{label} {o[k]}")
+    return ", ".join(parts)
+
+
+PROTOCOL_FIELDS: list[tuple[str, Any]] = [
+    ("backbone", lambda c: _first(c, "protocol.model", "model")),
+    ("epochs", lambda c: _first(c, "protocol.epochs", "epochs")),
+    ("optimiser", _optimiser_text),
+    ("schedule", lambda c: _first(c, "protocol.schedule", "optim.schedule")),
+    ("batch size", lambda c: _first(c, "protocol.batch_size", "optim.batch_size", "batch_size")),
+    ("validation split", lambda c: (lambda v: None if v is None else
+                                    f"{100 * float(v):g}% of the noisy training set (same noise)")(
+        _first(c, "protocol.val_frac", "val_frac"))),
+    ("augmentation", lambda c: _first(c, "protocol.augment", "augment")),
+    ("noise convention", lambda c: _first(c, "protocol.noise_convention", "noise.mode")),
+]
+
+
+def protocol_info(runs: dict, protocol: str, df: pd.DataFrame | None = None) -> dict[str, str]:
+    """What defines ``protocol``, read from the configs of its runs: field -> text.
+
+    Fields: backbone, epochs, optimiser, schedule, batch size, validation split, augmentation,
+    noise convention. When the runs of one protocol disagree on a field the text starts with
+    'MIXED:' and lists every value, so a mixed protocol is visible rather than averaged away.
+    ``df`` (optional) restricts to the run ids present in the frame.
+    """
+    ids = None
+    if df is not None and not df.empty:
+        ids = set(df.loc[df["protocol"] == protocol, "run_id"])
+    cfgs = []
+    for rid, run in (runs or {}).items():
+        cfg = (run or {}).get("config") or {}
+        name = _first(cfg, "protocol.name", "protocol_name")
+        if isinstance(cfg.get("protocol"), str):
+            name = cfg["protocol"]
+        if (ids is not None and rid in ids) or (ids is None and str(name or "") == protocol):
+            cfgs.append(cfg)
+    out: dict[str, str] = {}
+    for field, getter in PROTOCOL_FIELDS:
+        vals = []
+        for cfg in cfgs:
+            try:
+                v = getter(cfg)
+            except Exception:  # a malformed config never breaks a report
+                v = None
+            if v is not None and str(v) not in vals:
+                vals.append(str(v))
+        if not vals:
+            continue
+        out[field] = vals[0] if len(vals) == 1 else "MIXED: " + " | ".join(vals)
+    return out
+
+
+# ----- the table -------------------------------------------------------------------------------
+
+def paper_table(summary: pd.DataFrame, *, protocol: str, published: bool = True, decimals: int = 1,
+                info: dict[str, str] | None = None, baseline: str = "ce") -> pd.DataFrame:
+    """Methods x noise settings for one protocol, cells 'mean ± std' (percent).
+
+    summary: output of :func:`reports.stats.cell_summary` for one metric (rows of other protocols
+    are ignored: a table never mixes protocols). Columns are noise labels ordered by kind then
+    rate (``<dataset> / <label>`` when the protocol has several datasets). When ``published`` and
+    :mod:`reports.published` has a number for this protocol, setting, method and accuracy, a
+    ``<label> (published)`` column follows the setting. ``info`` (see :func:`protocol_info`) is
+    kept for the writers' captions.
+
+    ``table.attrs``: protocol, metric, title, rule, info, best {column: [methods]}, measured_rate
+    {column: fraction or nan}, seeds (min, max), notes [str].
+    """
+    s = summary[summary["protocol"] == protocol] if not summary.empty else summary
+    metric = str(s["metric"].iloc[0]) if not s.empty else ""
+    key = next((k for k, (m, _, _) in ACCURACIES.items() if m == metric), None)
+    title, rule = (ACCURACIES[key][1], ACCURACIES[key][2]) if key else (metric, metric)
+    attrs: dict[str, Any] = {"protocol": protocol, "metric": metric, "title": title, "rule": rule,
+                             "info": dict(info or {}), "best": {}, "measured_rate": {},
+                             "seeds": (0, 0), "notes": []}
+    if s.empty:
+        t = pd.DataFrame()
+        t.index.name = "method"
+        t.attrs.update(attrs)
+        return t
+
+    settings = (s[["dataset", "noise", "rate", "noise_label"]].drop_duplicates()
+                .assign(_k=lambda f: [_column_sort_key(*r) for r in
+                                      f[["dataset", "noise", "rate", "noise_label"]].itertuples(index=False)])
+                .sort_values("_k"))
+    multi = s["dataset"].nunique() > 1
+    methods = method_order(s["method"].unique(), baseline)
+    max_n = int(s["n_seeds"].max())
+    attrs["seeds"] = (int(s["n_seeds"].min()), max_n)
+
+    data: dict[str, list[str]] = {}
+    sources_used: list[str] = []
+    for ds, noise, rate, label in settings[["dataset", "noise", "rate", "noise_label"]].itertuples(index=False):
+        col = f"{ds} / {label}" if multi else str(label)
+        cell = s[(s["dataset"] == ds) & (s["noise_label"] == label) & (s["noise"] == noise)]
+        by_m = {r.method: r for r in cell.itertuples(index=False)}
+        data[col] = [format_cell(by_m[m].mean, by_m[m].std, by_m[m].n_seeds, max_n=max_n,
+                                 decimals=decimals) if m in by_m else DASH for m in methods]
+        rounded = {m: round(100 * by_m[m].mean, decimals) for m in by_m if not math.isnan(by_m[m].mean)}
+        if rounded:
+            top = max(rounded.values())
+            attrs["best"][col] = [m for m in methods if rounded.get(m) == top]
+        rates = cell["actual_rate"].astype(float) if "actual_rate" in cell else pd.Series(dtype=float)
+        attrs["measured_rate"][col] = float(rates.mean()) if rates.notna().any() else math.nan
+        if published:
+            pubs = {m: pub.lookup(protocol, ds, label, m, metric) for m in methods}
+            if any(pubs.values()):
+                cells = []
+                for m in methods:
+                    p = pubs[m]
+                    if p is None:
+                        cells.append(DASH)
+                        continue
+                    if p.source not in sources_used:
+                        sources_used.append(p.source)
+                    cells.append(f"{p.text} [{sources_used.index(p.source) + 1}]")
+                data[f"{col} (published)"] = cells
+    t = pd.DataFrame(data, index=pd.Index(methods, name="method"))
+    notes = [f"Mean {PM} std over seeds (ddof=1), accuracy in %; n = {max_n} seeds per cell"
+             + (f" unless marked (n=k)" if attrs["seeds"][0] < max_n else "")
+             + "; best mean per column in bold."]
+    notes += [f"[{i + 1}] {pub.SOURCES[src]}" for i, src in enumerate(sources_used)]
+    attrs["notes"] = notes
+    t.attrs.update(attrs)
+    return t
+
+
+def _is_pub(col: str) -> bool:
+    return str(col).endswith(" (published)")
+
+
+def _caption(t: pd.DataFrame) -> str:
+    a = t.attrs
+    info = a.get("info") or {}
+    parts = [f"{a.get('title', '')} — protocol {a.get('protocol', '')}"]
+    if info:
+        parts.append("; ".join(f"{k}: {v}" for k, v in info.items()))
+    parts.append(f"Selection rule: {a.get('rule', '')}.")
+    return ". ".join(p for p in parts if p)
+
+
+def _measured_row(t: pd.DataFrame) -> list[str] | None:
+    mr = t.attrs.get("measured_rate") or {}
+    if not mr or all(math.isnan(v) for v in mr.values()):
+        return None
+    return ["" if _is_pub(c) else (pct(mr.get(c, math.nan)) + "%" if not math.isnan(mr.get(c, math.nan))
+                                   else DASH) for c in t.columns]
+
+
+def _write(text: str, path: str | Path | None) -> str:
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+    return text
+
+
+# ----- Markdown --------------------------------------------------------------------------------
+
+_MD_SPECIAL = set("\\`*_{}[]<>()#+!|~")
+
+
+def md_escape(s: Any) -> str:
+    """Backslash-escape Markdown punctuation (CommonMark allows escaping any ASCII punctuation)."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(s))
+
+
+def to_markdown(table: pd.DataFrame, path: str | Path | None = None) -> str:
+    """GitHub-flavoured Markdown: a caption line, the table (best in **bold**), the measured flip
+    rate row and the notes. Returns the text; writes it to ``path`` if given."""
+    cols = list(table.columns)
+    best = table.attrs.get("best", {})
+    lines = [f"**{md_escape(_caption(table))}**", ""]
+    lines.append("| Method | " + " | ".join(md_escape(c) for c in cols) + " |")
+    lines.append("|:--|" + "|".join("--:" for _ in cols) + "|")
+    for m, row in table.iterrows():
+        cells = []
+        for c in cols:
+            v = md_escape(row[c])
+            cells.append(f"**{v}**" if m in best.get(c, []) else v)
+        lines.append(f"| {md_escape(m)} | " + " | ".join(cells) + " |")
+    mr = _measured_row(table)
+    if mr is not None:
+        lines.append("| *measured flip rate* | " + " | ".join(md_escape(v) for v in mr) + " |")
+    lines.append("")
+    lines += [md_escape(n) + "  " for n in table.attrs.get("notes", [])]
+    return _write("\n".join(lines).rstrip() + "\n", path)
+
+
+# ----- LaTeX -----------------------------------------------------------------------------------
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+        "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+        PM: r"$\pm$", DASH: "--", "\u2014": "---"}
+
+
+def tex_escape(s: Any) -> str:
+    """Escape LaTeX special characters (and map ± and dashes to LaTeX)."""
+    return "".join(_TEX.get(ch, ch) for ch in str(s))
+
+
+def to_latex(table: pd.DataFrame, path: str | Path | None = None, *, label: str | None = None) -> str:
+    """A booktabs ``table`` environment: \\toprule/\\midrule/\\bottomrule, best mean per column in
+    \\textbf{}, the measured flip rate row, the caption naming protocol and selection rule, notes
+    below. Needs ``\\usepackage{booktabs}``."""
+    cols = list(table.columns)
+    best = table.attrs.get("best", {})
+    lab = label or "tab:" + "".join(ch if ch.isalnum() else "-" for ch in
+                                    f"{table.attrs.get('protocol', '')}-{table.attrs.get('metric', '')}")
+    out = ["% requires \\usepackage{booktabs}", "\\begin{table}[t]", "\\centering", "\\small",
+           f"\\caption{{{tex_escape(_caption(table))}}}", f"\\label{{{lab}}}",
+           "\\begin{tabular}{l" + "c" * len(cols) + "}", "\\toprule",
+           "Method & " + " & ".join(tex_escape(c) for c in cols) + " \\\\", "\\midrule"]
+    for m, row in table.iterrows():
+        cells = []
+        for c in cols:
+            v = tex_escape(row[c])
+            cells.append(f"\\textbf{{{v}}}" if m in best.get(c, []) else v)
+        out.append(tex_escape(m) + " & " + " & ".join(cells) + " \\\\")
+    mr = _measured_row(table)
+    if mr is not None:
+        out += ["\\midrule", "\\textit{measured flip rate} & " + " & ".join(tex_escape(v) for v in mr)
+                + " \\\\"]
+    out += ["\\bottomrule", "\\end{tabular}"]
+    notes = table.attrs.get("notes", [])
+    if notes:
+        out.append("\\par\\smallskip\\footnotesize " + " \\\\ ".join(tex_escape(n) for n in notes))
+    out.append("\\end{table}")
+    return _write("\n".join(out) + "\n", path)
+
+
+# ----- HTML ------------------------------------------------------------------------------------
+
+def to_html(table: pd.DataFrame, path: str | Path | None = None, *, caption: bool = True,
+            css_class: str = "paper") -> str:
+    """An HTML ``<table>`` fragment (every name html.escape'd), best cells in ``<strong>``, rows
+    carrying ``data-method``; the notes follow in a ``<p class="notes">``. With ``path`` a minimal
+    standalone page is written (no external resource)."""
+    e = html.escape
+    cols = list(table.columns)
+    best = table.attrs.get("best", {})
+    oracle = table.attrs.get("metric") == ACCURACIES["oracle"][0]
+    out = [f'<table class="{e(css_class)}{" oracle" if oracle else ""}">']
+    if caption:
+        out.append(f"<caption>{e(_caption(table))}</caption>")
+    pub_cls = ' class="pub"'
+    out.append('<thead><tr><th scope="col">Method</th>' + "".join(
+        f'<th scope="col"{pub_cls if _is_pub(c) else ""}>{e(str(c))}</th>' for c in cols)
+        + "</tr></thead>")
+    out.append("<tbody>")
+    for m, row in table.iterrows():
+        tds = []
+        for c in cols:
+            v = e(str(row[c]))
+            cls = ' class="pub"' if _is_pub(c) else ""
+            tds.append(f"<td{cls}><strong>{v}</strong></td>" if m in best.get(c, []) else f"<td{cls}>{v}</td>")
+        out.append(f'<tr data-method="{e(str(m))}"><th scope="row">{e(str(m))}</th>{"".join(tds)}</tr>')
+    out.append("</tbody>")
+    mr = _measured_row(table)
+    if mr is not None:
+        out.append('<tfoot><tr><th scope="row">measured flip rate</th>'
+                   + "".join(f"<td>{e(v)}</td>" for v in mr) + "</tr></tfoot>")
+    out.append("</table>")
+    notes = table.attrs.get("notes", [])
+    if notes:
+        out.append('<p class="notes">' + "<br>".join(e(n) for n in notes) + "</p>")
+    frag = "\n".join(out)
+    if path is not None:
+        page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                f"<title>{e(str(table.attrs.get('title', 'table')))} — {e(str(table.attrs.get('protocol', '')))}</title>"
+                "<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
+                "th,td{padding:.3em .7em;border-bottom:1px solid #ddd;text-align:right}"
+                "th[scope=row]{text-align:left}caption{text-align:left;margin-bottom:.5em}"
+                ".notes{font-size:.85em;color:#555}</style></head><body>\n" + frag + "\n</body></html>\n")
+        _write(page, path)
+    return frag
+
+
+# ----- CSV -------------------------------------------------------------------------------------
+
+def to_csv(table: pd.DataFrame, path: str | Path | None = None) -> str:
+    """The displayed table as CSV (index column 'method'), plus a 'measured flip rate' row."""
+    t = table.copy()
+    mr = _measured_row(table)
+    if mr is not None:
+        t.loc["measured flip rate"] = mr
+    t.index.name = "method"
+    return _write(t.to_csv(lineterminator="\n"), path)

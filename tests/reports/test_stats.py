@@ -1,0 +1,149 @@
+"""Statistics on toy inputs with hand-computed answers."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from reports import stats
+from tests.reports.synth import COLUMNS, toy_frame, toy_run_id
+
+
+def test_cell_summary_mean_std_hand_computed():
+    s = stats.cell_summary(toy_frame({"ce": [0.5, 0.7, 0.9]}), "test/acc_last")
+    assert len(s) == 1
+    r = s.iloc[0]
+    assert r.n_seeds == 3
+    assert r["mean"] == pytest.approx(0.7)
+    # ddof=1: sqrt((0.2^2 + 0 + 0.2^2) / 2) = 0.2
+    assert r["std"] == pytest.approx(0.2)
+    assert 0.5 <= r.ci_lo <= 0.7 <= r.ci_hi <= 0.9
+
+
+def test_cell_summary_single_seed_nan_dropped_and_human_rate_nan():
+    df = toy_frame({"ce": [0.6, float("nan")]}, noise="human", rate=float("nan"), label="human-worst")
+    s = stats.cell_summary(df, "test/acc_last")
+    assert len(s) == 1  # the NaN-rate cell is one group, not dropped
+    r = s.iloc[0]
+    assert r.n_seeds == 1 and r["mean"] == pytest.approx(0.6)
+    assert math.isnan(r["std"])
+    assert (r.ci_lo, r.ci_hi) == (0.6, 0.6)
+    assert math.isnan(r.rate) and r.noise_label == "human-worst"
+
+
+def test_cell_summary_per_epoch_metric_uses_last_epoch():
+    rows = [{"run_id": "a", "method": "ce", "dataset": "d", "model": "m", "noise": "sym", "rate": 0.2,
+             "noise_label": "sym-20%", "seed": 0, "protocol": "p", "epoch": ep, "metric": "test/acc",
+             "value": v} for ep, v in ((1, 0.3), (3, 0.9), (2, 0.5))]
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df["epoch"] = df["epoch"].astype("Int64")
+    assert stats.cell_summary(df, "test/acc").iloc[0]["mean"] == pytest.approx(0.9)
+
+
+def test_cell_summary_measured_rate():
+    df = pd.concat([toy_frame({"ce": [0.5, 0.7]}),
+                    toy_frame({"ce": [0.38, 0.42]}, metric="noise/actual_rate")])
+    assert stats.cell_summary(df, "test/acc_last").iloc[0]["actual_rate"] == pytest.approx(0.40)
+
+
+def test_iqm_hand_computed():
+    # n = 8: cut floor(0.25 * 8) = 2 from each end of [1,2,3,4,5,6,7,100] -> mean(3,4,5,6) = 4.5
+    x = [1, 2, 3, 4, 100, 5, 6, 7]
+    assert stats.iqm(x) == pytest.approx(4.5)
+    assert stats.iqm(x) == pytest.approx(sps.trim_mean(x, 0.25))
+    assert stats.iqm([1, 2, 30]) == pytest.approx(11.0)  # n < 4: nothing cut
+    assert stats.iqm([1, 2, 3, 4, 50]) == pytest.approx(3.0)  # n = 5: cut 1 each side
+    assert math.isnan(stats.iqm([]))
+
+
+def test_bootstrap_ci_constant_and_seeded():
+    assert stats.bootstrap_ci(np.full(5, 0.73)) == (0.73, 0.73)
+    x = np.array([0.1, 0.5, 0.2, 0.9, 0.4])
+    a = stats.bootstrap_ci(x, seed=3)
+    assert a == stats.bootstrap_ci(x, seed=3)
+    assert a != stats.bootstrap_ci(x, seed=4)
+    assert x.min() <= a[0] < x.mean() < a[1] <= x.max()
+    wide = stats.bootstrap_ci(x, level=0.99, seed=3)
+    assert wide[0] <= a[0] and wide[1] >= a[1]
+    assert all(math.isnan(v) for v in stats.bootstrap_ci(np.array([])))
+
+
+def test_paired_differences_three_seeds_with_tie():
+    df = toy_frame({"ce": [0.50, 0.60, 0.70], "gce": [0.55, 0.60, 0.80]})
+    p = stats.paired_differences(df, "test/acc_last")
+    assert len(p) == 1
+    r = p.iloc[0]
+    assert r.method == "gce" and r.baseline == "ce" and r.n_pairs == 3
+    assert r.mean_diff == pytest.approx(0.05)  # diffs 0.05, 0.00, 0.10
+    assert r.prob_improvement == pytest.approx((1 + 0.5 + 1) / 3)  # the tie counts 0.5
+    assert -1e-12 <= r.ci_lo <= 0.05 <= r.ci_hi <= 0.10 + 1e-12
+
+
+def test_paired_differences_pairs_by_seed_and_cell_only():
+    a = toy_frame({"ce": [0.5, 0.6, 0.7], "gce": [0.9, 0.4]})   # gce lacks seed 2
+    a = a.iloc[::-1]                                             # row order must not matter
+    b = toy_frame({"gce": [0.1, 0.1, 0.1]}, label="sym-80%", rate=0.8)  # no CE in this cell
+    p = stats.paired_differences(pd.concat([a, b]), "test/acc_last")
+    assert len(p) == 1 and p.iloc[0].n_pairs == 2
+    assert p.iloc[0].mean_diff == pytest.approx(((0.9 - 0.5) + (0.4 - 0.6)) / 2)
+    assert p.iloc[0].prob_improvement == pytest.approx(0.5)
+
+
+def test_paired_differences_drops_mismatched_noise_hash():
+    df = toy_frame({"ce": [0.5, 0.6], "gce": [0.7, 0.9]})
+    runs = {toy_run_id(m, s): {"result": {"noise": {"sha256": f"h{s}" if (m, s) != ("gce", 1) else "other"}}}
+            for m in ("ce", "gce") for s in (0, 1)}
+    p = stats.paired_differences(df, "test/acc_last", runs=runs)
+    assert p.iloc[0].n_pairs == 1 and p.iloc[0].mean_diff == pytest.approx(0.2)
+
+
+def test_ranks_with_tie_and_mean_rank():
+    df = pd.concat([toy_frame({"a": [0.8], "b": [0.8], "c": [0.6]}, label="sym-20%", rate=0.2),
+                    toy_frame({"a": [0.9], "b": [0.7], "c": [0.8]}, label="sym-50%", rate=0.5)])
+    r = stats.ranks(stats.cell_summary(df, "test/acc_last"))
+    got = {(x.noise_label, x.method): x.rank for x in r.itertuples()}
+    assert got[("sym-20%", "a")] == got[("sym-20%", "b")] == 1.5 and got[("sym-20%", "c")] == 3
+    assert (got[("sym-50%", "a")], got[("sym-50%", "c")], got[("sym-50%", "b")]) == (1, 2, 3)
+    mean_rank = r.groupby("method")["mean_rank"].first()
+    assert mean_rank.to_dict() == pytest.approx({"a": 1.25, "b": 2.25, "c": 2.5})
+    assert set(r["n_cells"]) == {2}
+
+
+def test_ranks_never_across_protocols():
+    df = pd.concat([toy_frame({"a": [0.9], "b": [0.1]}, protocol="p1"),
+                    toy_frame({"a": [0.2], "c": [0.3]}, protocol="p2")])
+    r = stats.ranks(stats.cell_summary(df, "test/acc_last"))
+    got = {(x.protocol, x.method): x.rank for x in r.itertuples()}
+    assert got == {("p1", "a"): 1, ("p1", "b"): 2, ("p2", "c"): 1, ("p2", "a"): 2}
+
+
+def test_leaderboard_iqm_and_paired_columns():
+    df = pd.concat([toy_frame({"ce": [0.5, 0.5], "gce": [0.6, 0.7]}, label=f"sym-{r}%", rate=r / 100)
+                    for r in (10, 20, 30, 40)])
+    s = stats.cell_summary(df, "test/acc_last")
+    lb = stats.leaderboard(s, stats.paired_differences(df, "test/acc_last"))
+    assert list(lb["method"]) == ["gce", "ce"]
+    g = lb.set_index("method")
+    assert g.loc["gce", "mean_rank"] == 1 and g.loc["gce", "n_cells"] == 4
+    assert g.loc["gce", "iqm"] == pytest.approx(0.65)
+    assert g.loc["gce", "mean_diff"] == pytest.approx(0.15)
+    assert g.loc["gce", "prob_improvement"] == 1.0
+    assert math.isnan(g.loc["ce", "mean_diff"])
+
+
+def test_headline_metric_falls_back_to_last_without_validation():
+    df = toy_frame({"ce": [0.5]})
+    assert stats.headline_metric(df) == "test/acc_last"
+    df2 = pd.concat([df, toy_frame({"ce": [0.6]}, metric="test/acc_at_best_val")])
+    assert stats.headline_metric(df2) == "test/acc_at_best_val"
+    df3 = pd.concat([df, toy_frame({"ce": [float("nan")]}, metric="test/acc_at_best_val")])
+    assert stats.headline_metric(df3) == "test/acc_last"
+
+
+def test_empty_inputs_do_not_crash():
+    empty = toy_frame({})
+    assert stats.cell_summary(empty, "test/acc_last").empty
+    assert stats.paired_differences(empty, "test/acc_last").empty
+    assert stats.ranks(stats.cell_summary(empty, "test/acc_last")).empty
+    assert stats.leaderboard(stats.cell_summary(empty, "test/acc_last")).empty

@@ -1,0 +1,124 @@
+"""Paper tables and their writers."""
+import math
+
+import pandas as pd
+import pytest
+
+from reports import stats, tables
+from tests.reports.synth import toy_frame
+
+
+def _frame():
+    return pd.concat([
+        toy_frame({"ce": [0.5, 0.7, 0.9], "gce+obd": [0.8, 0.8, 0.9], "my_method": [0.6]},
+                  label="sym-40%", rate=0.4),
+        toy_frame({"ce": [0.30, 0.32, 0.34], "gce+obd": [0.20, 0.22, 0.24]},
+                  label="pairflip-45%", noise="pairflip", rate=0.45),
+        toy_frame({"ce": [0.76, 0.78, 0.80]}, label="human-worst", noise="human", rate=float("nan")),
+        toy_frame({"ce": [0.39, 0.41, 0.40]}, label="sym-40%", rate=0.4, metric="noise/actual_rate"),
+    ])
+
+
+def test_paper_table_layout_and_cells():
+    s = stats.cell_summary(_frame(), "test/acc_last")
+    t = tables.paper_table(s, protocol="p")
+    assert list(t.index) == ["ce", "gce+obd", "my_method"]           # baseline first
+    assert list(t.columns) == ["sym-40%", "pairflip-45%", "human-worst"]  # by kind, then rate
+    assert t.loc["ce", "sym-40%"] == "70.0 \u00b1 20.0"
+    assert t.loc["my_method", "sym-40%"] == "60.0 (n=1)"
+    assert t.loc["gce+obd", "human-worst"] == "\u2013"
+    assert t.attrs["best"] == {"sym-40%": ["gce+obd"], "pairflip-45%": ["ce"], "human-worst": ["ce"]}
+    assert t.attrs["measured_rate"]["sym-40%"] == pytest.approx(0.40)
+    assert math.isnan(t.attrs["measured_rate"]["pairflip-45%"])
+
+
+def test_latex_booktabs_bold_and_escaping():
+    t = tables.paper_table(stats.cell_summary(_frame(), "test/acc_last"), protocol="p")
+    tex = tables.to_latex(t)
+    for rule in ("\\toprule", "\\midrule", "\\bottomrule", "\\begin{tabular}", "\\caption{"):
+        assert rule in tex
+    assert "\\textbf{83.3 $\\pm$ 5.8}" in tex          # gce+obd is best on sym-40%
+    assert "\\textbf{70.0" not in tex
+    assert "sym-40\\%" in tex and "my\\_method" in tex and "gce+obd" in tex
+    assert "\u00b1" not in tex and "\u2013" not in tex  # pure ASCII LaTeX markup
+    body = tex.split("\\midrule")[1]
+    assert body.count("\\\\") == 3                     # three method rows
+
+
+def test_markdown_rows_and_bold():
+    t = tables.paper_table(stats.cell_summary(_frame(), "test/acc_last"), protocol="p")
+    md = tables.to_markdown(t)
+    lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    assert lines[0].startswith("| Method | sym-40% | pairflip-45% | human-worst |")
+    rows = [ln.split("|")[1].strip() for ln in lines[1:]]
+    assert rows == ["ce", "gce\\+obd", "my\\_method", "*measured flip rate*"]
+    assert "**83.3 \u00b1 5.8**" in md
+    assert "40.0%" in md
+
+
+def test_html_and_csv_writers(tmp_path):
+    df = _frame()
+    df.loc[df["method"] == "my_method", "method"] = "<b>x</b>"
+    t = tables.paper_table(stats.cell_summary(df, "test/acc_last"), protocol="p")
+    h = tables.to_html(t, tmp_path / "t.html")
+    assert "&lt;b&gt;x&lt;/b&gt;" in h and "<b>x</b>" not in h
+    assert "<strong>83.3 \u00b1 5.8</strong>" in h
+    assert (tmp_path / "t.html").read_text().startswith("<!DOCTYPE html>")
+    csv = tables.to_csv(t, tmp_path / "t.csv")
+    back = pd.read_csv(tmp_path / "t.csv", index_col=0)
+    assert list(back.index) == list(t.index) + ["measured flip rate"]
+    assert "<b>x</b>" in back.index
+    assert csv.splitlines()[0] == "method,sym-40%,pairflip-45%,human-worst"
+
+
+def test_protocols_are_never_mixed():
+    df = pd.concat([toy_frame({"ce": [0.5], "gce": [0.6]}, protocol="fmnist-cnn"),
+                    toy_frame({"ce": [0.9], "dividemix": [0.95]}, protocol="cifar10-dividemix")])
+    s = stats.cell_summary(df, "test/acc_last")
+    a = tables.paper_table(s, protocol="fmnist-cnn")
+    b = tables.paper_table(s, protocol="cifar10-dividemix")
+    assert list(a.index) == ["ce", "gce"] and list(b.index) == ["ce", "dividemix"]
+    assert a.loc["ce", "sym-40%"].startswith("50.0") and b.loc["ce", "sym-40%"].startswith("90.0")
+    assert tables.paper_table(s, protocol="nope").empty
+
+
+def test_published_column_only_for_matching_protocol_and_accuracy():
+    df = pd.concat([
+        toy_frame({"ce": [0.80, 0.82], "gce": [0.81, 0.83]}, protocol="cifar-n", dataset="cifar10",
+                  noise="human", rate=float("nan"), label="human-worst", metric=m)
+        for m in ("test/acc_best", "test/acc_last")])
+    best = tables.paper_table(stats.cell_summary(df, "test/acc_best"), protocol="cifar-n")
+    assert list(best.columns) == ["human-worst", "human-worst (published)"]
+    assert best.loc["ce", "human-worst (published)"] == "77.69 [1]"
+    assert best.loc["gce", "human-worst (published)"] == "80.66 [1]"
+    assert any("ResNet-34" in n for n in best.attrs["notes"])
+    assert "77.69" in tables.to_latex(best)
+    last = tables.paper_table(stats.cell_summary(df, "test/acc_last"), protocol="cifar-n")
+    assert list(last.columns) == ["human-worst"]          # the leaderboard reports best epoch only
+    other = df.assign(protocol="cifar-n-torchvision")
+    t = tables.paper_table(stats.cell_summary(other, "test/acc_best"), protocol="cifar-n-torchvision")
+    assert list(t.columns) == ["human-worst"]             # another protocol: no published number
+
+
+def test_published_dividemix_uses_sym_incl_not_sym():
+    from reports import published
+    assert published.lookup("cifar10-dividemix", "cifar10", "sym_incl-50%", "dividemix",
+                            "test/acc_last").text == "94.4"
+    assert published.lookup("cifar10-dividemix", "cifar10", "sym-50%", "dividemix", "test/acc_best") is None
+    assert published.lookup("cifar-n", "CIFAR-10", "human-aggre", "Co-Teaching", "test/acc_best").text == "91.20"
+
+
+def test_multi_dataset_protocol_prefixes_columns():
+    df = pd.concat([toy_frame({"ce": [0.5]}, dataset="cifar10"), toy_frame({"ce": [0.3]}, dataset="cifar100")])
+    t = tables.paper_table(stats.cell_summary(df, "test/acc_last"), protocol="p")
+    assert list(t.columns) == ["cifar10 / sym-40%", "cifar100 / sym-40%"]
+
+
+def test_protocol_info_flags_mixed_fields():
+    runs = {"a": {"config": {"protocol": {"name": "p", "model": "cnn", "epochs": 10}, "val_frac": 0.1}},
+            "b": {"config": {"protocol": {"name": "p", "model": "cnn", "epochs": 20}, "val_frac": 0.1}},
+            "c": {"config": {"protocol": {"name": "q", "model": "mlp", "epochs": 5}}}}
+    info = tables.protocol_info(runs, "p")
+    assert info["backbone"] == "cnn"
+    assert info["epochs"] == "MIXED: 10 | 20"
+    assert info["validation split"].startswith("10% of the noisy training set")
