@@ -335,6 +335,12 @@ def cmd_tune(a: argparse.Namespace) -> int:
           file=sys.stderr)
     rc = _run_workers(name, storage, a.runs, a.workers, a.wandb)
     b = best(name, storage)
+    from benchmark.reporting import log_study_to_wandb
+    from benchmark.studies import load_definition
+    from benchmark.study_plots import plot_study
+    from benchmark.tracking import resolve_mode
+    plots = plot_study(load_definition(name, storage)[0], Path(a.runs) / "studies" / name)
+    log_study_to_wandb(name, b, plots, resolve_mode(a.wandb), Path(a.runs))
     if a.json:
         print(json.dumps(_jsonable(b)))
     else:

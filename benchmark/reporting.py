@@ -1,6 +1,7 @@
 """Glue from the run store to reports/ (pure functions) and to one W&B summary run."""
 from __future__ import annotations
 
+import json
 import platform
 import warnings
 from pathlib import Path
@@ -67,3 +68,26 @@ def log_to_wandb(index: Path, mode: str, root: Path, name: str) -> None:
     except Exception as e:  # noqa: BLE001 — the report on disk is what matters
         warnings.warn(f"W&B report logging failed ({type(e).__name__}: {e}); the report on disk is complete",
                       RuntimeWarning, stacklevel=2)
+
+
+def log_study_to_wandb(study_name: str, summary: dict[str, Any], plots: list[Path], mode: str,
+                       root: Path) -> None:
+    """One W&B run per finished study: its trials as a wandb.Table and its plots."""
+    if mode == "disabled":
+        return
+    try:
+        import wandb
+        from benchmark.tracking import scrub
+        run = wandb.init(project="noisy-label-bench", dir=str(root), mode=mode, name=f"study-{study_name}",
+                         job_type="study", reinit="finish_previous", config=scrub({k: v for k, v in summary.items()
+                                                                                   if k != "trials"}),
+                         settings=wandb.Settings(silent=True, console="off"))
+        rows = [[t["number"], t["state"], t["value"], json.dumps(t["params"], sort_keys=True)]
+                for t in summary["trials"]]
+        run.log({"study/trials": wandb.Table(columns=["number", "state", "value", "params"], data=rows)})
+        for png in plots:
+            run.log({f"study/{png.stem}": wandb.Image(str(png))})
+        run.summary.update({"best_value": summary["best_value"], "best_trial": summary["best_trial"]})
+        run.finish()
+    except Exception as e:  # noqa: BLE001 — the study storage is what matters
+        warnings.warn(f"W&B study logging failed ({type(e).__name__}: {e})", RuntimeWarning, stacklevel=2)

@@ -183,6 +183,8 @@ def test_tune_cli_objective_never_reads_the_test_set(tmp_path):
     best = json.loads(p.stdout)
     assert len([t for t in best["trials"] if t["state"] == "COMPLETE"]) == 3
     assert "hp.q" in best["best_params"]
+    plots = tmp_path / "runs" / "studies" / "t"
+    assert (plots / "history.png").stat().st_size > 1000 and (plots / "importances.png").is_file()
     study = optuna.load_study(study_name="t", storage=open_storage(db))
     store = Store(tmp_path / "runs")
     for t in study.get_trials():

@@ -71,3 +71,17 @@ def test_scrub_and_mode():
         {"storage": "postgresql://u:<redacted>@h:5432/db", "api_key": "<redacted>", "n": [1, "a"]}
     assert resolve_mode(None) == "disabled"  # the test session's WANDB_MODE
     assert resolve_mode("offline") == "offline"
+
+
+def test_report_run_logs_tables_and_figures(tmp_path):
+    from benchmark.cli import main
+    run(tiny_config("ce", epochs=2), tmp_path)
+    run(tiny_config("gce", epochs=2), tmp_path)
+    assert main(["report", "--runs", str(tmp_path), "--wandb", "offline"]) == 0
+    (wdir,) = offline_run_dirs(tmp_path)
+    keys = set()
+    for r in inspect(wdir):
+        if r["type"] == "history":
+            keys |= set(r["history"]["item"])
+    assert any(k.startswith("table/selected_") for k in keys)
+    assert any(k.startswith("figure/") for k in keys)
