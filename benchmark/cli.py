@@ -135,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--storage"); rp.add_argument("--json", action="store_true")
     _wandb_flag(rp)
 
+    b = sub.add_parser("bench", help="time epochs of each method and the data pipeline (for docs/BENCHMARKS.md)")
+    b.add_argument("--dataset", default="fashion_mnist"); b.add_argument("--model", default="cnn")
+    b.add_argument("--methods", default="ce", help="comma-separated methods to time")
+    b.add_argument("--subset", type=int, default=10000); b.add_argument("--epochs", type=int, default=3)
+    b.add_argument("--batch-size", type=int, default=128); b.add_argument("--device", default="auto")
+    b.add_argument("--loader-workers", type=int, default=2, help="DataLoader workers of the per-sample baseline")
+    b.add_argument("--runs", default="runs/_bench"); b.add_argument("--json", action="store_true")
+
     ls = sub.add_parser("ls", help="list the runs in the store")
     ls.add_argument("--runs", default="runs"); ls.add_argument("--json", action="store_true")
     return ap
@@ -387,6 +395,32 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(a: argparse.Namespace) -> int:
+    import shutil
+    from benchmark.bench import time_loaders, time_methods
+    from benchmark.data import load_dataset
+    shutil.rmtree(a.runs, ignore_errors=True)  # timings need fresh runs, never cached ones
+    base = {"dataset": a.dataset, "model": a.model, "subset": a.subset, "batch_size": a.batch_size,
+            "device": a.device, "noise": {"kind": "sym", "rate": 0.4}}
+    methods = [m for m in a.methods.split(",") if m]
+    out = {"methods": time_methods(methods, base, a.epochs, a.runs)}
+    data = load_dataset(a.dataset)
+    out["loader"] = time_loaders(a.dataset, min(a.subset, len(data.train_y)), a.batch_size,
+                                 data.crop_pad or 2, True, a.loader_workers)
+    out["threads"] = __import__("torch").get_num_threads()
+    shutil.rmtree(a.runs, ignore_errors=True)
+    if a.json:
+        print(json.dumps(_jsonable(out)))
+        return 0
+    for r in out["methods"]:
+        print(f"{r['method']:16s} {r['epoch_s_median']:7.2f} s/epoch (first {r['epoch_s_first']:.2f})  "
+              f"{r['samples_per_s']:8.0f} samples/s  peak {r['peak_mb']:.0f} MB")
+    L = out["loader"]
+    print(f"data pipeline, {L['images']} images: ours {L['ours_s']:.2f} s, per-sample DataLoader "
+          f"({L['loader_workers']} workers) {L['per_sample_loader_s']:.2f} s: {L['speedup']:.1f}x")
+    return 0
+
+
 def cmd_ls(a: argparse.Namespace) -> int:
     from benchmark.store import Store, read_json
     store = Store(a.runs)
@@ -459,7 +493,7 @@ def _print_result(res: dict[str, Any]) -> None:
 
 
 COMMANDS = {"run": cmd_run, "grid": cmd_grid, "noise": cmd_noise, "ls": cmd_ls, "tune": cmd_tune,
-            "worker": cmd_worker, "report": cmd_report}
+            "worker": cmd_worker, "report": cmd_report, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

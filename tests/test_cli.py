@@ -124,3 +124,13 @@ def test_report_command_filters_and_refuses_empty(tmp_path):
     assert p.returncode == 2 and "no finished runs" in p.stderr
     p = cli("report", "--runs", tmp_path, "--filter", "colour=red", check=False)
     assert p.returncode == 2 and "method" in p.stderr
+
+
+def test_bench_reports_epoch_times_and_loader_speedup(tmp_path):
+    p = cli("bench", "--dataset", "digits", "--methods", "ce,gce", "--subset", "300", "--epochs", "2",
+            "--loader-workers", "0", "--runs", tmp_path / "b", "--json")
+    out = json.loads(p.stdout)
+    assert [r["method"] for r in out["methods"]] == ["ce", "gce"]
+    assert all(r["epoch_s_median"] > 0 and r["samples_per_s"] > 0 for r in out["methods"])
+    assert out["loader"]["ours_s"] > 0 and out["loader"]["per_sample_loader_s"] > 0
+    assert not (tmp_path / "b").exists()  # timing runs are thrown away
