@@ -81,6 +81,10 @@ class RunConfig:
     """Batch size of evaluation passes (no effect on results)."""
     subset: int = 0
     """Use a seeded subset of this many training samples (0 = all); noise is drawn on the full set first."""
+    test_subset: int = 0
+    """Evaluate on a fixed seeded subset of this many test images (0 = the whole test set).
+
+    Only for quick looks: it changes the protocol, and reports name it."""
     val_frac: float = 0.1
     """Fraction of the (noisy) training set held out as the noisy validation split (0 allowed)."""
     augment: str = "auto"

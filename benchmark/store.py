@@ -64,6 +64,23 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+def method_label(cfg: dict[str, Any]) -> str:
+    """The method's name, plus the mask settings that differ from the mask's defaults.
+
+    "obd" for the default mask, "obd[sparsity=0.1]" for a sweep point: cells of an ablation stay
+    apart in reports instead of being averaged together.
+    """
+    from dataclasses import asdict
+
+    from methods.mask import MaskConfig
+    mask = (cfg.get("hp_resolved") or {}).get("mask")
+    if not isinstance(mask, dict):
+        return cfg["method"]
+    defaults = asdict(MaskConfig())
+    diff = [f"{k}={mask[k]}" for k in sorted(mask) if k in defaults and mask[k] != defaults[k]]
+    return f"{cfg['method']}[{','.join(diff)}]" if diff else cfg["method"]
+
+
 class Store:
     """A directory of runs. Cheap to construct; holds no state besides the root path."""
 
@@ -186,7 +203,7 @@ class Store:
                 pname = f"{pname}-{proto.get('id', '')}"
             noise = cfg["noise"]
             rate = float(noise["rate"]) if noise["kind"] not in ("human", "twin") else math.nan
-            key = {"run_id": rid, "method": cfg["method"], "dataset": cfg["dataset"],
+            key = {"run_id": rid, "method": method_label(cfg), "dataset": cfg["dataset"],
                    "model": cfg["model"], "noise": noise["kind"], "rate": rate,
                    "noise_label": cfg.get("noise_label", noise["kind"]), "seed": cfg["seed"],
                    "protocol": pname}

@@ -77,6 +77,7 @@ def protocol_of(cfg: RunConfig, augment: str) -> dict[str, Any]:
              "lr": o.lr, "momentum": o.momentum, "weight_decay": o.weight_decay,
              "schedule": o.schedule, "milestones": list(o.milestones), "decay_start": o.decay_start,
              "batch_size": cfg.batch_size, "val_frac": cfg.val_frac, "subset": cfg.subset,
+             "test_subset": cfg.test_subset,
              "augment": augment}
     pid = hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:8]
     proto["id"] = pid
@@ -107,6 +108,8 @@ def prepare(cfg: RunConfig, store: Store) -> Prepared:
         raise UsageError(f"epochs must be >= 1, got {cfg.epochs}")
     if not 0.0 <= cfg.val_frac < 1.0:
         raise UsageError(f"val_frac must be in [0, 1), got {cfg.val_frac}")
+    if cfg.test_subset < 0:
+        raise UsageError(f"test_subset must be >= 0, got {cfg.test_subset}")
     if cfg.subset < 0:
         raise UsageError(f"subset must be >= 0, got {cfg.subset}")
     try:
@@ -213,7 +216,8 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
     noisy_train = noisy_all[tr].to(dev)
     clean_train = clean_all[tr].to(dev)        # runner only: diagnostics
     x_val, noisy_val = data.train_x[va].to(dev), noisy_all[va].to(dev)
-    x_test, y_test = data.test_x.to(dev), torch.as_tensor(data.test_y).to(dev)
+    te = _test_indices(len(data.test_y), cfg.test_subset)
+    x_test, y_test = data.test_x[te].to(dev), torch.as_tensor(data.test_y)[te].to(dev)
     aug = make_augmenter(prep.protocol["augment"], data)
     memo_idx = _memo_indices(noisy_train, clean_train, cfg.memo_samples, streams["split"])
     probe = _probe_indices(len(tr), PROBE_SIZE, streams["split"])
@@ -281,7 +285,9 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
         is_clean = noisy_train == clean_train
         row.update(selection_quality(method.selected(), method.clean_scores(), is_clean))
         nets = method.networks()
-        if len(nets) > 1:  # two-network methods: each network's own test accuracy too
+        if len(nets) > 1 and epoch == cfg.epochs:
+            # two-network methods: each network's own test accuracy, at the last epoch only
+            # (one more test pass per network and epoch would double evaluation time)
             for k, net in enumerate(nets, 1):
                 row[f"test/acc_net{k}"] = _acc(predict_with(net, x_test, aug.normalise, cfg.eval_batch_size), y_test)
         row.update(method.extra_metrics())
@@ -350,6 +356,13 @@ def _memo_indices(noisy: torch.Tensor, clean: torch.Tensor, cap: int, seed: int)
     if cap and len(idx) > cap:
         idx = np.sort(np.random.default_rng(seed + 1).choice(idx, cap, replace=False))
     return torch.as_tensor(idx, dtype=torch.long, device=noisy.device)
+
+
+def _test_indices(n: int, subset: int) -> torch.Tensor:
+    """All test indices, or a fixed subset (seed 0: the same for every run, so runs compare)."""
+    if not subset or subset >= n:
+        return torch.arange(n)
+    return torch.as_tensor(np.sort(np.random.default_rng(0).choice(n, subset, replace=False)))
 
 
 def _probe_indices(n: int, size: int, seed: int) -> torch.Tensor:

@@ -1,5 +1,10 @@
 """Training methods. Each file registers one method; importing them here fills the registry."""
 from methods.base import Method, RunContext, get_method, list_methods, register_method, resolve_hp
-from methods import ce, gce  # noqa: F401  (registration side effects)
+from methods import ce, gce, coteaching, dividemix  # noqa: F401  (registration side effects)
 
 __all__ = ["Method", "RunContext", "get_method", "list_methods", "register_method", "resolve_hp"]
+
+# X+obd for every method registered above (methods/obd.py; also registers "obd"). Keep this last.
+from methods.obd import register_masked_variants  # noqa: E402
+
+register_masked_variants()

@@ -324,11 +324,14 @@ def selection_curves(df: pd.DataFrame, out_dir: Path, *, palette: dict | None = 
 # ----- mask sparsity ---------------------------------------------------------------------------
 
 def mask_sparsity_of(config: dict) -> float | None:
-    """The configured mask sparsity of a run: config.mask.sparsity, else a ``sparsity`` /
+    """The configured mask sparsity of a run: hp_resolved.mask.sparsity, config.mask.sparsity, else a ``sparsity`` /
     ``mask_sparsity`` / ``mask.sparsity`` entry of the method hyperparameters (hp or method_cfg)."""
     if not isinstance(config, dict):
         return None
     cands = []
+    resolved = config.get("hp_resolved")  # the run's resolved settings, defaults filled in
+    if isinstance(resolved, dict) and isinstance(resolved.get("mask"), dict):
+        cands.append(resolved["mask"].get("sparsity"))
     mask = config.get("mask")
     if isinstance(mask, dict):
         cands.append(mask.get("sparsity"))

@@ -15,7 +15,6 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 import pandas as pd
 
 from reports import published as pub
@@ -222,7 +221,7 @@ def paper_table(summary: pd.DataFrame, *, protocol: str, published: bool = True,
                 data[f"{col} (published)"] = cells
     t = pd.DataFrame(data, index=pd.Index(methods, name="method"))
     notes = [f"Mean {PM} std over seeds (ddof=1), accuracy in %; n = {max_n} seeds per cell"
-             + (f" unless marked (n=k)" if attrs["seeds"][0] < max_n else "")
+             + (" unless marked (n=k)" if attrs["seeds"][0] < max_n else "")
              + "; best mean per column in bold."]
     notes += [f"[{i + 1}] {pub.SOURCES[src]}" for i, src in enumerate(sources_used)]
     attrs["notes"] = notes

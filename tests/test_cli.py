@@ -66,6 +66,8 @@ def test_exported_noise_file_round_trips(tmp_path):
     (["run", "--dataset", "digits", "--noise", "human", "--human-set", "aggre"], "human"),
     (["run", "--dataset", "digits", "--set", "optim.lrr=1"], "lr"),
     (["run", "--dataset", "digits", "--method", "gce", "--set", "hp.p=1"], "Valid: q"),
+    (["run", "--dataset", "digits", "--method", "obd", "--set", "hp.warmup=1"], "obd"),
+    (["run", "--dataset", "digits", "--method", "gce", "--set", "mask.sparsity=0.5"], "obd"),
     (["grid", "nosuchpreset"], "quick"),
 ])
 def test_usage_errors_exit_2_with_valid_choices(args, needle, tmp_path):

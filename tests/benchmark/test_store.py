@@ -62,3 +62,21 @@ def test_nan_loss_is_a_failure_not_a_result(tmp_path, monkeypatch):
     assert store.status(rid) == "failed" and store.result(rid) is None
     assert not (tmp_path / rid / "checkpoint.pt").exists()
     assert store.load_frame().empty
+
+
+def test_test_subset_is_fixed_and_part_of_the_protocol(tmp_path):
+    a = run(tiny_config("ce", epochs=1, test_subset=100), tmp_path)
+    b = run(tiny_config("ce", epochs=1), tmp_path)
+    assert a["run_id"] != b["run_id"]
+    cfg = json.loads((tmp_path / a["run_id"] / "config.json").read_text())
+    assert cfg["protocol"]["test_subset"] == 100
+    assert round(a["test/acc_last"] * 100, 6) == round(a["test/acc_last"] * 100)  # k / 100
+
+
+def test_method_label_names_non_default_mask_settings():
+    from benchmark.store import method_label
+    assert method_label({"method": "gce", "hp_resolved": {"q": 0.7}}) == "gce"
+    base = {"sparsity": 0.5, "score": "obd", "scope": "row"}
+    assert method_label({"method": "obd", "hp_resolved": {"base": {}, "mask": base}}) == "obd"
+    swept = {**base, "sparsity": 0.1, "scope": "layer"}
+    assert method_label({"method": "obd", "hp_resolved": {"mask": swept}}) == "obd[scope=layer,sparsity=0.1]"

@@ -1,6 +1,5 @@
 """The leaderboard page in a real headless Chromium (see tests/reports/browser.py for how errors
 are collected over the DevTools pipe)."""
-from pathlib import Path
 
 import matplotlib.image as mpimg
 import numpy as np

@@ -1,0 +1,215 @@
+"""Co-teaching: two networks that pick small-loss samples for each other.
+
+Method card
+- Paper: Han et al., "Co-teaching: Robust Training of Deep Neural Networks with Extremely Noisy
+  Labels", NeurIPS 2018.
+- Official code checked: bhanML/Co-teaching, main.py (forget-rate schedule ``rate_schedule``, Adam
+  plan ``alpha_plan`` / ``beta1_plan``, training loop) and loss.py (``loss_coteaching``).
+- Defaults and their source:
+  tau (forget_rate) = the nominal noise rate (main.py: ``forget_rate = args.noise_rate`` when
+  --forget_rate is not given; oracle knowledge, recorded as ``coteach/tau_is_oracle``);
+  num_gradual T_k = 10 (main.py --num_gradual, the paper's T_k);
+  schedule "official": Adam lr 0.001, from 40% of the epochs (80 of 200 in main.py,
+  --epoch_decay_start) the lr falls linearly to 0 and beta1 drops from 0.9 to 0.1 (mom1, mom2).
+  The default schedule "protocol" uses the run's optimiser and schedule, like every other method.
+- Deviations from the official code:
+  1. Data order: each network draws its own batch order (order streams 0 and 1). Net 1 ranks its
+     batch and its small-loss part trains net 2; net 2 ranks its batch and its small-loss part
+     trains net 1. The official code feeds one shared batch to both networks. The ranking pass
+     runs without gradients (train mode, as the official logits are train-mode logits); the
+     update pass runs on the partner's whole batch with the loss on the kept samples, so
+     BatchNorm sees the full batch as in the official code. Cost: one extra forward without
+     gradients per network and step.
+  2. Schedule index: R at 1-based epoch e is tau * min((e - 1) / T_k, 1): the first epoch keeps
+     every sample, tau is reached at epoch T_k + 1. The official ``np.linspace(0, tau, T_k)``
+     indexed by the 0-based epoch, whose first trained epoch is 1, gives tau * min(e / (T_k - 1), 1)
+     for the e-th trained epoch, reaching tau two epochs sooner. The exponent c (--exponent,
+     default 1) is fixed at 1.
+  3. Loss scale: the mean CE over the kept samples. loss.py divides that mean once more by the
+     number kept, a constant factor that Adam all but ignores (it only rescales eps).
+  4. Kept count: floor((1 - R) * B) with a guard against float round-off, at least 1. The last
+     partial batch is kept (the official loader drops it); a 1-sample batch is skipped.
+  5. The "official" schedule scales to the epoch budget (decay from 40% of the epochs); epoch e
+     of ours uses the official plan's entry e - 1, like the suite's "linear" schedule.
+  6. Augmentation follows the run's protocol (the official code uses none); both networks see
+     the same augmented view of a given batch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from methods.base import Method, RunContext, register_method
+from methods.common import batches, ce_per_sample
+
+SCHEDULES = ("protocol", "official")
+
+
+@dataclass
+class CoteachingConfig:
+    forget_rate: float = -1.0
+    """tau, the largest fraction of each batch dropped. Negative: use the nominal noise rate
+    (oracle knowledge, as the official default; recorded as coteach/tau_is_oracle = 1)."""
+    num_gradual: int = 10
+    """T_k: epochs over which the drop rate grows linearly from 0 to tau (official 10)."""
+    schedule: str = "protocol"
+    """"protocol": the run's optimiser and lr schedule. "official": Adam(adam_lr), lr decaying
+    linearly to 0 and beta1 0.9 -> 0.1 from decay_frac of the epochs (main.py's plan)."""
+    adam_lr: float = 0.001
+    """Adam learning rate of the "official" schedule (main.py --lr)."""
+    decay_frac: float = 0.4
+    """Fraction of the epochs after which the "official" schedule decays (80 / 200 in main.py)."""
+
+
+def drop_rate(epoch: int, tau: float, num_gradual: int) -> float:
+    """R for 1-based ``epoch``: tau * min((epoch - 1) / num_gradual, 1) (see deviation 2)."""
+    if num_gradual <= 0:
+        return tau
+    return tau * min((epoch - 1) / num_gradual, 1.0)
+
+
+def num_kept(batch: int, rate: float) -> int:
+    """Samples kept from a batch of ``batch`` at drop rate ``rate``: floor((1 - rate) * batch) >= 1."""
+    return max(1, min(batch, math.floor((1.0 - rate) * batch + 1e-6)))
+
+
+def small_loss_subset(losses: Tensor, keep: int) -> Tensor:
+    """(B,) per-sample losses -> (keep,) int64 positions of the ``keep`` smallest, ascending loss.
+
+    Ties are broken by position (a stable sort), so the choice is deterministic.
+    """
+    return torch.sort(losses, stable=True).indices[:keep]
+
+
+def official_plan(epoch: int, epochs: int, lr: float, decay_frac: float) -> tuple[float, float]:
+    """(lr, beta1) of the official Adam plan for 1-based ``epoch`` of ``epochs``.
+
+    Constant (lr, 0.9) up to the decay start D = round(decay_frac * epochs); after it
+    lr * (epochs - epoch + 1) / (epochs - D) and beta1 = 0.1.
+    """
+    start = int(round(decay_frac * epochs))
+    if epoch <= start:
+        return lr, 0.9
+    return lr * (epochs - epoch + 1) / max(epochs - start, 1), 0.1
+
+
+@register_method("coteaching")
+class Coteaching(Method):
+    Config = CoteachingConfig
+
+    def setup(self, ctx: RunContext, cfg: CoteachingConfig) -> None:
+        if cfg.schedule not in SCHEDULES:
+            raise ValueError(f"coteaching: schedule must be one of {SCHEDULES}, got '{cfg.schedule}'")
+        if cfg.forget_rate >= 1.0:
+            raise ValueError(f"coteaching: forget_rate must be < 1, got {cfg.forget_rate}")
+        self.ctx, self.cfg = ctx, cfg
+        self.tau_is_oracle = cfg.forget_rate < 0
+        self.tau = float(ctx.noise_rate if self.tau_is_oracle else cfg.forget_rate)
+        # different initialisations: init-stream keys 0 and 1
+        self.nets = [ctx.build_model(0), ctx.build_model(1)]
+        if cfg.schedule == "official":
+            self.opts = [torch.optim.Adam(n.parameters(), lr=cfg.adam_lr, betas=(0.9, 0.999))
+                         for n in self.nets]
+        else:
+            self.opts = [ctx.make_optimizer(n.parameters()) for n in self.nets]
+        n = ctx.num_train
+        self._kept = torch.zeros(n, dtype=torch.bool, device=ctx.device)
+        self._score = torch.zeros(n, device=ctx.device)
+        self._trained = False
+
+    def _set_schedule(self, epoch: int) -> float:
+        if self.cfg.schedule == "protocol":
+            return [self.ctx.set_epoch_lr(o, epoch) for o in self.opts][0]
+        lr, beta1 = official_plan(epoch, self.ctx.epochs, self.cfg.adam_lr, self.cfg.decay_frac)
+        for opt in self.opts:
+            for g in opt.param_groups:
+                g["lr"], g["betas"] = lr, (beta1, g["betas"][1])
+        return lr
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        ctx = self.ctx
+        lr = self._set_schedule(epoch)
+        rate = drop_rate(epoch, self.tau, self.cfg.num_gradual)
+        net1, net2 = self.nets
+        net1.train()
+        net2.train()
+        g1, g2 = ctx.generator(epoch, 0), ctx.generator(epoch, 1)
+        kept = torch.zeros_like(self._kept)
+        score = torch.zeros_like(self._score)
+        dev = ctx.device
+        tot = [torch.zeros((), device=dev), torch.zeros((), device=dev)]
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        seen = steps = 0
+        # both permutations have the same length, so the two batch streams pair up exactly
+        for i1, i2 in zip(batches(ctx.num_train, ctx.batch_size, g1, dev),
+                          batches(ctx.num_train, ctx.batch_size, g2, dev)):
+            x1, y1 = ctx.augment(ctx.train_x[i1], g1), ctx.noisy_labels[i1]
+            x2, y2 = ctx.augment(ctx.train_x[i2], g2), ctx.noisy_labels[i2]
+            with torch.no_grad():  # each network ranks its own batch
+                out1 = net1(x1)
+                l1 = ce_per_sample(out1, y1)
+                l2 = ce_per_sample(net2(x2), y2)
+            s1 = small_loss_subset(l1, num_kept(len(i1), rate))
+            s2 = small_loss_subset(l2, num_kept(len(i2), rate))
+            # cross update: net 1's choice trains net 2 and vice versa
+            loss2 = ce_per_sample(net2(x1), y1)[s1].mean()
+            loss1 = ce_per_sample(net1(x2), y2)[s2].mean()
+            for opt, loss in ((self.opts[0], loss1), (self.opts[1], loss2)):
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            kept[i1[s1]] = True
+            score[i1] = torch.exp(-l1)
+            tot[0] += loss1.detach()
+            tot[1] += loss2.detach()
+            correct += (out1.argmax(1) == y1).sum()
+            seen += len(i1)
+            steps += 1
+        self._kept, self._score, self._trained = kept, score, True
+        steps = max(steps, 1)
+        l1m, l2m = float(tot[0]) / steps, float(tot[1]) / steps
+        return {"train/loss": (l1m + l2m) / 2, "train/loss_net1": l1m, "train/loss_net2": l2m,
+                "train/acc": float(correct) / max(seen, 1), "train/lr": lr,
+                "coteach/drop_rate": rate, "coteach/forget_rate": self.tau,
+                "coteach/tau_is_oracle": 1.0 if self.tau_is_oracle else 0.0}
+
+    @torch.no_grad()
+    def predict_logits(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, num_classes): network 1's logits (the paper reports network 1)."""
+        self.nets[0].eval()
+        return self.nets[0](x)
+
+    def selected(self) -> Tensor | None:
+        """(N,) bool: the samples net 1 kept (and so handed to net 2) in the last epoch."""
+        return self._kept if self._trained else None
+
+    def clean_scores(self) -> Tensor | None:
+        """(N,) exp(-CE) of net 1's ranking pass in the last epoch: p(noisy label), a score in
+        [0, 1] monotone in the small-loss criterion, not a calibrated P(clean). A sample in a
+        skipped 1-sample batch scores 0."""
+        return self._score if self._trained else None
+
+    def networks(self):
+        return list(self.nets)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"nets": [n.state_dict() for n in self.nets],
+                "opts": [o.state_dict() for o in self.opts],
+                "kept": self._kept.cpu(), "score": self._score.cpu(), "trained": self._trained}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for net, s in zip(self.nets, state["nets"]):
+            net.load_state_dict(s)
+        for opt, s in zip(self.opts, state["opts"]):
+            opt.load_state_dict(s)
+        self._kept = state["kept"].to(self.ctx.device)
+        self._score = state["score"].to(self.ctx.device)
+        self._trained = bool(state["trained"])
+
+    @classmethod
+    def search_space(cls) -> dict[str, Any]:
+        return {"hp.forget_rate": (0.0, 0.9), "hp.num_gradual": [5, 10, 15]}

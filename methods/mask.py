@@ -1,0 +1,231 @@
+"""The edge mask of the final classifier: scores, exact top-k masks and the masked linear layer.
+
+``MaskedLinear`` replaces a model's ``classifier`` (an ``nn.Linear(D, C)``). In training it computes
+``F.linear(x, W * M, b)`` with ``M`` a (C, D) 0/1 buffer, so a masked edge adds nothing to the
+output and the gradient of ``W`` at a masked entry is exactly ``0 * upstream = 0``. The bias is
+never masked: it is one parameter per class, not an edge between a feature and a class, and
+masking it would remove a class's prior rather than a connection.
+
+Every ``refresh`` training steps the mask is recomputed from the current batch (the layer's input
+``x`` seen in forward), under ``torch.no_grad``: the edges with the lowest score are masked. A
+"training step" is a forward pass in train mode with autograd enabled while the mask is active
+(one per optimiser step in every method of the suite; no-gradient passes such as Co-teaching's
+ranking pass or DivideMix's label guessing use the current mask but neither count nor refresh).
+
+Scores (higher = more important, kept), all (C, D):
+
+- ``obd``: Optimal Brain Damage saliency ``1/2 * w_ij^2 * h_ij`` with the exact diagonal of the
+  Gauss-Newton matrix of softmax cross-entropy for a linear layer,
+  ``h_ij = mean_b p_bi (1 - p_bi) x_bj^2`` (arXiv 2508.09697 v3);
+- ``actstd``: ``|w_ij| * std_b(x_j)``, the batch std of the edge's activation ``w_ij x_bj`` (v2);
+- ``magnitude``: ``|w_ij|``;
+- ``random``: uniform noise from a CPU ``torch.Generator`` seeded from (layer seed, refresh
+  count), so a resumed run draws exactly what an uninterrupted one draws (a control).
+
+Exact sparsity: with ``n`` candidate edges (``D`` per row for scope ``row``, ``C * D`` for scope
+``layer``) exactly ``k = min(n - 1, floor(s * n + 1/2))`` edges are masked (s rounded half up, and
+at least one edge kept). Ties are broken by index (stable sort), so the mask is deterministic.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+SCORES = ("obd", "actstd", "magnitude", "random")
+SCOPES = ("row", "layer")
+OBD_PROBS = ("unmasked", "masked")
+
+
+@dataclass
+class MaskConfig:
+    sparsity: float = 0.5
+    """Fraction s in [0, 1) of classifier edges masked during training. Not published: the v2
+    abstract says only "a few critical edges" are kept (a high s); 0.5 is the middle of the
+    ablation sweep {0.1, ..., 0.9} and a conservative start. Tune it (search space 0.0-0.95)."""
+    score: str = "obd"
+    """Edge importance: obd (v3, 1/2 w^2 diag-GN), actstd (v2, |w| std(x)), magnitude (|w|),
+    random (a seeded control)."""
+    scope: str = "row"
+    """row: mask the same number of edges in every class row; layer: rank the whole (C, D) matrix."""
+    refresh: int = 1
+    """Recompute the mask every this many training steps (1 = every step; not published)."""
+    warmup_epochs: int = 0
+    """Epochs 1..warmup_epochs train unmasked (the mask starts at the first step after them)."""
+    at_eval: bool = False
+    """Also mask at evaluation. The paper masks during training only (masking at test was worse)."""
+    obd_probs: str = "unmasked"
+    """Which prediction p enters the obd score: the full layer's (unmasked, OBD's setting: the cost
+    of removing each edge from the whole layer, masked edges included so they can come back) or
+    the prediction the masked network made with the previous mask (masked)."""
+
+    def check(self) -> None:
+        """Raise ValueError naming the bad setting."""
+        if not (isinstance(self.sparsity, (int, float)) and 0.0 <= self.sparsity < 1.0):
+            raise ValueError(f"mask.sparsity must be in [0, 1), got {self.sparsity!r}")
+        for key, valid in (("score", SCORES), ("scope", SCOPES), ("obd_probs", OBD_PROBS)):
+            if getattr(self, key) not in valid:
+                raise ValueError(f"mask.{key} must be one of {', '.join(valid)}, got {getattr(self, key)!r}")
+        if not isinstance(self.refresh, int) or isinstance(self.refresh, bool) or self.refresh < 1:
+            raise ValueError(f"mask.refresh must be an int >= 1, got {self.refresh!r}")
+        if not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
+            raise ValueError(f"mask.warmup_epochs must be an int >= 0, got {self.warmup_epochs!r}")
+        if not isinstance(self.at_eval, bool):
+            raise ValueError(f"mask.at_eval must be true or false, got {self.at_eval!r}")
+
+
+# ----- scores: pure functions, fp32 ------------------------------------------------------------
+
+def obd_scores(w: Tensor, x: Tensor, logits: Tensor) -> Tensor:
+    """(C, D) weights, (B, D) inputs, (B, C) logits -> (C, D) OBD saliency 1/2 w^2 E_b[p(1-p) x^2].
+
+    For z = W x + b and L = CE(softmax(z), y), the Gauss-Newton matrix of W is
+    J^T (diag(p) - p p^T) J with dz_k/dW_ij = [k = i] x_j, whose (ij, ij) entry is p_i (1 - p_i) x_j^2
+    (no label enters it). One (C, B) @ (B, D) product: cheap.
+    """
+    p = F.softmax(logits.float(), dim=1)
+    x = x.float()
+    h = (p * (1.0 - p)).T @ (x * x) / x.shape[0]
+    return 0.5 * w.float().square() * h
+
+
+def actstd_scores(w: Tensor, x: Tensor) -> Tensor:
+    """(C, D), (B, D) -> (C, D) |w_ij| * std_b(x_bj) = std_b(w_ij x_bj) (population std)."""
+    return w.float().abs() * x.float().std(dim=0, correction=0)[None, :]
+
+
+def random_scores(shape: tuple[int, int], seed: int, device: torch.device) -> Tensor:
+    """(C, D) uniform scores from a CPU generator seeded with ``seed`` (device-independent)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(shape, generator=g).to(device)
+
+
+def num_masked(sparsity: float, n: int) -> int:
+    """Edges masked out of ``n``: round(s * n) half up, keeping at least one edge."""
+    return max(0, min(n - 1, math.floor(sparsity * n + 0.5)))
+
+
+def mask_from_scores(scores: Tensor, sparsity: float, scope: str) -> Tensor:
+    """(C, D) scores -> (C, D) float 0/1 mask with exactly num_masked(...) zeros per row (``row``)
+    or in the whole matrix (``layer``): the lowest scores are masked, ties broken by index."""
+    mask = torch.ones_like(scores, dtype=torch.float32)
+    if scope == "row":
+        k = num_masked(sparsity, scores.shape[1])
+        if k:
+            low = torch.argsort(scores, dim=1, stable=True)[:, :k]
+            mask.scatter_(1, low, 0.0)
+    elif scope == "layer":
+        k = num_masked(sparsity, scores.numel())
+        if k:
+            low = torch.argsort(scores.flatten(), stable=True)[:k]
+            mask.view(-1)[low] = 0.0
+    else:
+        raise ValueError(f"unknown mask scope '{scope}'. Valid: {', '.join(SCOPES)}")
+    return mask
+
+
+def _mix(seed: int, count: int) -> int:
+    """A 63-bit seed for refresh number ``count`` of a layer seeded with ``seed`` (splitmix-style)."""
+    z = (seed + 0x9E3779B97F4A7C15 * (count + 1)) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (z ^ (z >> 31)) >> 1
+
+
+# ----- the layer ---------------------------------------------------------------------------------
+
+class MaskedLinear(nn.Module):
+    """A linear classifier (D -> C) whose edges are masked by a (C, D) 0/1 buffer ``mask``.
+
+    ``weight`` (C, D) and ``bias`` (C,) are the replaced ``nn.Linear``'s parameters (copied, so the
+    model's initialisation is unchanged and no random number is drawn). ``mask``, the step and
+    refresh counters and the random-score seed are in ``state_dict()`` (buffer + extra state), so a
+    checkpoint of the network restores the mask exactly.
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, cfg: MaskConfig, seed: int = 0):
+        super().__init__()
+        self.weight = nn.Parameter(weight.detach().clone())
+        self.bias = nn.Parameter(bias.detach().clone()) if bias is not None else None
+        self.register_buffer("mask", torch.ones_like(self.weight))
+        self.cfg = cfg
+        self.seed = int(seed)
+        """Seed of the random score (drawn by the wrapper from the run's order stream)."""
+        self.steps = 0
+        """Training steps taken while active (Python int: no device sync to decide a refresh)."""
+        self.refreshes = 0
+        """Mask recomputations so far (also the counter of the random score's seed)."""
+        self.active = True
+        """False during warm-up: train unmasked, no refresh (the wrapper sets it per epoch)."""
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, cfg: MaskConfig, seed: int = 0) -> "MaskedLinear":
+        return cls(linear.weight, linear.bias, cfg, seed)
+
+    @property
+    def in_features(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        return self.weight.shape[0]
+
+    def extra_repr(self) -> str:
+        c = self.cfg
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"sparsity={c.sparsity}, score={c.score}, scope={c.scope}, refresh={c.refresh}")
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"steps": self.steps, "refreshes": self.refreshes, "seed": self.seed,
+                "active": self.active}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.steps, self.refreshes = int(state["steps"]), int(state["refreshes"])
+        self.seed, self.active = int(state["seed"]), bool(state["active"])
+
+    def masking(self) -> bool:
+        """Whether this forward pass uses the mask: training (after warm-up), or evaluation with at_eval."""
+        return self.active if self.training else self.cfg.at_eval
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, D) -> (B, C)."""
+        if self.training and self.active and torch.is_grad_enabled():
+            if self.steps % self.cfg.refresh == 0:
+                self.refresh(x)
+            self.steps += 1
+        if self.masking():
+            return F.linear(x, self.weight * self.mask, self.bias)
+        return F.linear(x, self.weight, self.bias)
+
+    @torch.no_grad()
+    def refresh(self, x: Tensor) -> None:
+        """Recompute the mask from the batch ``x`` (B, D) (no graph is built)."""
+        cfg = self.cfg
+        if num_masked(cfg.sparsity, self.in_features if cfg.scope == "row" else self.weight.numel()):
+            self.mask.copy_(mask_from_scores(self.scores(x.detach()), cfg.sparsity, cfg.scope))
+        self.refreshes += 1
+
+    @torch.no_grad()
+    def scores(self, x: Tensor) -> Tensor:
+        """(B, D) batch -> (C, D) fp32 edge scores under cfg.score (higher = kept)."""
+        w = self.weight.detach()
+        score = self.cfg.score
+        if score == "obd":
+            w_in = w if self.cfg.obd_probs == "unmasked" else w * self.mask
+            return obd_scores(w, x, F.linear(x.float(), w_in.float(), None if self.bias is None
+                                             else self.bias.detach().float()))
+        if score == "actstd":
+            return actstd_scores(w, x)
+        if score == "magnitude":
+            return w.float().abs()
+        if score == "random":
+            return random_scores(tuple(w.shape), _mix(self.seed, self.refreshes), w.device)
+        raise ValueError(f"unknown mask score '{score}'. Valid: {', '.join(SCORES)}")
+
+    def realised_sparsity(self) -> float:
+        """Fraction of edges masked in the forward passes that use the mask."""
+        return float((self.mask == 0).float().mean())
