@@ -299,7 +299,11 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
         store.save_checkpoint(rid, {"epoch": epoch, "method": method.state_dict(), "rows": rows})
         tracker.log_epoch(row)
         if progress:
-            progress(row)
+            try:
+                progress(row)
+            except BaseException:  # e.g. a tuning trial pruned here: the mirror says so, then stops
+                tracker.finish({"state": "interrupted", "stopped_epoch": epoch}, exit_code=1)
+                raise
         if stop_after is not None and epoch >= stop_after and epoch < cfg.epochs:
             tracker.finish({"state": "stopped", "stopped_epoch": epoch})
             return {"run_id": rid, "run_dir": str(store.run_dir(rid)), "finished": False,

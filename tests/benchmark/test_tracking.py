@@ -85,3 +85,18 @@ def test_report_run_logs_tables_and_figures(tmp_path):
             keys |= set(r["history"]["item"])
     assert any(k.startswith("table/selected_") for k in keys)
     assert any(k.startswith("figure/") for k in keys)
+
+
+def test_interrupted_run_is_closed_in_the_mirror(tmp_path):
+    class Stop(Exception):
+        pass
+
+    def stop(row):
+        raise Stop
+
+    with pytest.raises(Stop):
+        run(tiny_config("ce", epochs=3), tmp_path, wandb="offline", progress=stop)
+    (wdir,) = offline_run_dirs(tmp_path)
+    summ = inspect(wdir, summary=True)
+    assert summ["summary"]["state"] == "interrupted" and summ["summary"]["stopped_epoch"] == 1
+    assert not list(tmp_path.glob("*/result.json"))
