@@ -197,3 +197,19 @@ def test_tune_cli_objective_never_reads_the_test_set(tmp_path):
         assert t.value == pytest.approx(sum(vals) / len(vals))
         cfgs = [json.loads((tmp_path / "runs" / rid / "config.json").read_text()) for rid in t.user_attrs["run_ids"]]
         assert sorted(c["seed"] for c in cfgs) == [1000, 1001]
+
+
+def test_grid_tuned_applies_the_best_parameters_to_its_method(tmp_path):
+    from benchmark.cli import _apply_tuned
+    from benchmark.config import build_config
+    from benchmark.studies import create_tune_study, work
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    base = build_config({"dataset": "digits", "method": "gce", "epochs": 1, "subset": 200})
+    create_tune_study("q", db, base, {"hp.q": [0.2, 0.9]}, seeds=1, trials=2, pruner="none")
+    work("q", db, str(tmp_path / "runs"), "disabled")
+    cfgs = grid_cfgs(tmp_path)
+    _apply_tuned(cfgs, "q", db)
+    study = optuna.load_study(study_name="q", storage=open_storage(db))
+    assert {c.hp.get("q") for c in cfgs if c.method == "gce"} == {study.best_params["hp.q"]}
+    assert all(c.hp == {} for c in cfgs if c.method == "ce")
+    assert {c.seed for c in cfgs} == {0}  # preset seeds: fresh with respect to tuning seeds 1000+
