@@ -220,8 +220,11 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
     x_test, y_test = data.test_x[te].to(dev), torch.as_tensor(data.test_y)[te].to(dev)
     aug = make_augmenter(prep.protocol["augment"], data)
     memo_idx = _memo_indices(noisy_train, clean_train, cfg.memo_samples, streams["split"])
-    probe = _probe_indices(len(tr), PROBE_SIZE, streams["split"])
-    x_probe = aug.normalise(x_train[probe])  # fixed probe batch for gradient diagnostics
+    probe = _probe_indices(len(tr), PROBE_SIZE, streams["split"]).to(dev)
+    # fixed probe batch for the gradient diagnostics, and the truth the diagnostics compare with:
+    # constant over the run, so built once here rather than every epoch
+    x_probe, noisy_probe, clean_probe = aug.normalise(x_train[probe]), noisy_train[probe], clean_train[probe]
+    is_clean = noisy_train == clean_train
 
     def build(k: int) -> torch.nn.Module:
         torch.manual_seed(sub_seed(streams["init"], k))
@@ -282,7 +285,6 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
         if len(memo_idx):
             pred = predict(method, x_train[memo_idx], aug.normalise, cfg.eval_batch_size)
             row.update(memorisation(pred, noisy_train[memo_idx], clean_train[memo_idx]))
-        is_clean = noisy_train == clean_train
         row.update(selection_quality(method.selected(), method.clean_scores(), is_clean))
         nets = method.networks()
         if len(nets) > 1 and epoch == cfg.epochs:
@@ -291,7 +293,7 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
             for k, net in enumerate(nets, 1):
                 row[f"test/acc_net{k}"] = _acc(predict_with(net, x_test, aug.normalise, cfg.eval_batch_size), y_test)
         row.update(method.extra_metrics())
-        row.update(probe_metrics(method, x_probe, noisy_train[probe], clean_train[probe]))
+        row.update(probe_metrics(method, x_probe, noisy_probe, clean_probe))
         row["time/epoch_s"] = dt
         row["time/samples_per_s"] = len(tr) / dt if dt > 0 else math.nan
         rows.append(row)
