@@ -29,14 +29,15 @@ def load(runs_dir: str | Path, filters: dict[str, list[str]] | None = None,
          run_ids: set[str] | None = None) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """The long DataFrame and the runs dict (config, result, meta) of the selected finished runs."""
     store = Store(runs_dir)
-    df = store.load_frame()
+    finished = list(store.finished_runs())  # every config/result/meta read once
+    df = store.load_frame(finished)
     if run_ids is not None:
         df = df[df.run_id.isin(run_ids)]
     for key, values in (filters or {}).items():
         df = df[df[key].astype(str).isin(values)]
     keep = set(df.run_id)
     runs = {rid: {"config": cfg, "result": res, "meta": meta}
-            for rid, cfg, res, meta in store.finished_runs() if rid in keep}
+            for rid, cfg, res, meta in finished if rid in keep}
     return df.reset_index(drop=True), runs
 
 

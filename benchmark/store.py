@@ -182,14 +182,15 @@ class Store:
                 meta = read_json(d / "meta.json") if (d / "meta.json").is_file() else {}
                 yield rid, read_json(d / "config.json"), read_json(d / "result.json"), meta
 
-    def load_frame(self) -> pd.DataFrame:
+    def load_frame(self, finished: list[tuple[str, dict, dict, dict]] | None = None) -> pd.DataFrame:
         """Every finished run as one long DataFrame.
 
         Columns: run_id, method, dataset, model, noise, rate, noise_label, seed, protocol, epoch
         (nullable Int64; <NA> on final-result rows), metric, value. Accuracies are fractions.
+        finished: the list(finished_runs()) a caller already read, so files are read once.
         """
         rows: list[dict[str, Any]] = []
-        finished = list(self.finished_runs())
+        finished = list(self.finished_runs()) if finished is None else finished
         # a protocol name shared by runs of different protocols (e.g. a preset run with another
         # --set epochs) gets its protocol id appended, so tables never mix them
         ids_per_name: dict[str, set] = {}
