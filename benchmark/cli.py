@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.config import UsageError, build_config
+from benchmark.store import json_safe
 
 
 def _seeds(text: str) -> list[int]:
@@ -157,7 +158,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     res = run(cfg, a.runs, progress=bar.update, wandb=a.wandb)
     bar.close()
     if a.json:
-        print(json.dumps(_jsonable(res), sort_keys=True))
+        print(json.dumps(json_safe(res), sort_keys=True))
     else:
         _print_result(res)
     return 0
@@ -303,7 +304,7 @@ def cmd_noise(a: argparse.Namespace) -> int:
     if a.export:
         info["exported_to"] = str(Path(a.export).resolve())
     if a.json:
-        print(json.dumps(_jsonable(info), sort_keys=True))
+        print(json.dumps(json_safe(info), sort_keys=True))
         return 0
     print(f"noise {info['label']} on {cfg.dataset} (base seed {cfg.seed}, noise seed {art.seed})")
     print(f"  measured flip rate: {art.actual_rate:.4f}   samples: {len(art.noisy_labels)}")
@@ -322,7 +323,7 @@ def cmd_tune(a: argparse.Namespace) -> int:
     if a.show:
         b = best(a.show, storage)
         if a.json:
-            print(json.dumps(_jsonable(b)))
+            print(json.dumps(json_safe(b)))
         else:
             _print_best(b)
         return 0
@@ -350,7 +351,7 @@ def cmd_tune(a: argparse.Namespace) -> int:
     plots = plot_study(load_definition(name, storage)[0], Path(a.runs) / "studies" / name)
     log_study_to_wandb(name, b, plots, resolve_mode(a.wandb), Path(a.runs))
     if a.json:
-        print(json.dumps(_jsonable(b)))
+        print(json.dumps(json_safe(b)))
     else:
         _print_best(b)
     return rc
@@ -410,7 +411,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     out["threads"] = __import__("torch").get_num_threads()
     shutil.rmtree(a.runs, ignore_errors=True)
     if a.json:
-        print(json.dumps(_jsonable(out)))
+        print(json.dumps(json_safe(out)))
         return 0
     for r in out["methods"]:
         print(f"{r['method']:16s} {r['epoch_s_median']:7.2f} s/epoch (first {r['epoch_s_first']:.2f})  "
@@ -435,7 +436,7 @@ def cmd_ls(a: argparse.Namespace) -> int:
                      "test/acc_at_best_val": res.get("test/acc_at_best_val"),
                      "test/acc_best": res.get("test/acc_best"), "run_dir": str(store.run_dir(rid))})
     if a.json:
-        print(json.dumps({"runs": _jsonable(rows)}))
+        print(json.dumps({"runs": json_safe(rows)}))
         return 0
     if not rows:
         print(f"no runs in {store.root}")
@@ -464,18 +465,6 @@ class _EpochBar:
 
     def close(self) -> None:
         self.bar.close()
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj
 
 
 def _print_result(res: dict[str, Any]) -> None:

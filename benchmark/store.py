@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -44,19 +45,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def _clean_json(obj: Any) -> Any:
-    """NaN/inf become null: strict JSON, readable by any tool."""
+def json_safe(obj: Any) -> Any:
+    """NaN/inf become null and numpy scalars plain numbers: strict JSON, readable by any tool."""
+    if isinstance(obj, np.generic):
+        obj = obj.item()
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _clean_json(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean_json(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(_clean_json(obj), indent=2, sort_keys=True, allow_nan=False)
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False)
     atomic_write_bytes(path, (text + "\n").encode())
 
 
