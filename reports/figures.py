@@ -394,6 +394,65 @@ def mask_sparsity(df: pd.DataFrame, runs: dict, out_dir: Path, *, metric: str | 
     return paths
 
 
+# ----- gradient error on the probe batch -------------------------------------------------------
+
+def gradient_error_methods(methods: Iterable[str], max_methods: int = 6) -> list[str]:
+    """The methods a gradient-error figure shows: masked methods with the default mask settings
+    (labels without a bracket, e.g. ``obd``, ``gce+obd``) and their unmasked bases; when no such
+    label exists, the first ``max_methods`` masked labels and their bases."""
+    ms = sorted({str(m) for m in methods})
+    masked = [m for m in ms if stats.mask_base(m) is not None]
+    plain = [m for m in masked if "[" not in m] or masked[:max_methods]
+    bases = {stats.mask_base(m) for m in plain}
+    return method_order([m for m in ms if m in plain or m in bases])
+
+
+def gradient_error(df: pd.DataFrame, out_dir: Path, *, palette: dict | None = None) -> list[Path]:
+    """The paper's claim, per epoch: relative gradient error of the noisy labels on the probe batch
+    (``grad/err_fc_*`` top row, ``grad/err_feat_*`` bottom row), solid with the current mask, dashed
+    without it (same network, same epoch), mean over seeds; one column per noise setting (first
+    four). Methods: see :func:`gradient_error_methods`. Skipped when no masked run records them."""
+    paths: list[Path] = []
+    pal = _palette(df, palette)
+    kinds = [("fc", "classifier-weight gradient error"), ("feat", "feature gradient error")]
+    for proto in _protocols(df):
+        d = _per_epoch(df[df["protocol"] == proto], stats.GRAD_ERRORS)
+        if d.empty or not (d["metric"].str.endswith("_masked")).any():
+            continue
+        methods = gradient_error_methods(d["method"].unique())
+        d = d[d["method"].isin(methods)]
+        facets = _sorted_facets(d)[:4]
+        multi = d["dataset"].nunique() > 1
+        agg = d.groupby(["dataset", "noise_label", "method", "metric", "epoch"])["value"].mean().reset_index()
+        with _style():
+            cols = len(facets)
+            fig = _new_figure(figsize=(min(WIDTH_IN, max(4.8, 1.4 + 2.0 * cols)), 0.9 + 2.2 * len(kinds)),
+                              layout="constrained")
+            axes = fig.subplots(len(kinds), cols, squeeze=False, sharex="col")
+            for i, (kind, ylabel) in enumerate(kinds):
+                for j, (ds, label) in enumerate(facets):
+                    ax = axes[i, j]
+                    a = agg[(agg["dataset"] == ds) & (agg["noise_label"] == label)]
+                    for meth in methods:
+                        for which, ls in (("masked", "-"), ("unmasked", "--")):
+                            g = a[(a["method"] == meth) & (a["metric"] == f"grad/err_{kind}_{which}")]
+                            g = g.sort_values("epoch")
+                            if not g.empty:
+                                ax.plot(g["epoch"], g["value"], color=pal[meth], ls=ls, lw=1.5)
+                    ax.set_title(_t(_facet_name(ds, label, multi)))
+                    if i == len(kinds) - 1:
+                        ax.set_xlabel("epoch")
+                    if j == 0:
+                        ax.set_ylabel(_t(ylabel))
+            _suptitle(fig, f"{proto}: ||G(noisy) - G(clean)|| / ||G(clean)|| on the probe batch "
+                           "(solid: with the mask, dashed: without; mean over seeds)")
+            styles = [Line2D([], [], color="0.3", ls="-", lw=1.5, label="with mask"),
+                      Line2D([], [], color="0.3", ls="--", lw=1.5, label="without mask")]
+            _legend(fig, methods, pal, extra=styles)
+            paths += _save(fig, out_dir, f"gradient_error_{slug(proto)}")
+    return paths
+
+
 # ----- realised transition matrices -----------------------------------------------------------
 
 def noise_artifacts(runs: dict) -> list[dict]:

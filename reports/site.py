@@ -5,6 +5,9 @@ Layout of ``out_dir``::
     index.html                      the page (CSS inline, no JavaScript, nothing fetched)
     tables/{selected,last,oracle}_<protocol>.{md,tex,html,csv}
     tables/summary_<protocol>.csv   every number behind the tables (tidy)
+    tables/select_{precision,recall,auc}_<protocol>.{md,csv}   methods that select clean samples
+    tables/mask_effect_{selected,last}_<protocol>.{md,tex,html,csv}, mask_effect_<protocol>.csv,
+    tables/gradient_error_<protocol>.{md,csv}   masked methods against their unmasked base
     figures/*.png, figures/*.svg
     runs/<run_id>.json              each run's config, result and meta, linked from its row
 
@@ -45,7 +48,15 @@ FIGURE_TEXT = {
     "selection": "Precision and recall of the clean-sample selection per epoch (methods that select).",
     "mask_sparsity": "Accuracy vs the configured mask sparsity (points: runs; line: mean per value).",
     "compute": "Device hours per method; CPU and GPU hours are shown separately, never added.",
+    "gradient_error": "The mask's claim on a fixed probe batch: how far the noisy labels move the "
+                      "classifier-weight gradient (top) and the gradient sent to the features (bottom) "
+                      "from the clean-label gradient; solid with the current mask, dashed without.",
 }
+
+#: Per-epoch metrics shown as methods x settings tables (value at each run's last epoch).
+SELECTION = {"select_precision": ("select/precision", "Selection precision (last epoch)"),
+             "select_recall": ("select/recall", "Selection recall (last epoch)"),
+             "select_auc": ("select/auc", "Selection AUC of P(clean) (last epoch)")}
 
 
 # ----- small helpers -------------------------------------------------------------------------
@@ -318,6 +329,69 @@ footer{color:var(--muted);font-size:.85em;padding:1em 0 3em}
 """
 
 
+def _write_table(t: pd.DataFrame, root: Path, stem: str, written: dict, exts=("md", "tex", "html", "csv")) -> str:
+    """Write ``t`` as tables/<stem>.<ext>; return the download links' HTML."""
+    writers = {"md": tables.to_markdown, "tex": tables.to_latex, "html": tables.to_html, "csv": tables.to_csv}
+    links = []
+    for ext in exts:
+        path = root / "tables" / f"{stem}.{ext}"
+        writers[ext](t, path)
+        written["tables"].append(_rel(path, root))
+        links.append(f'<a href="{e(_rel(path, root))}">{ext.upper() if ext != "tex" else "LaTeX"}</a>')
+    return f'<p class="downloads">Download: {" · ".join(links)}</p>'
+
+
+def _selection_html(dfp: pd.DataFrame, proto: str, info: dict, root: Path, written: dict) -> list[str]:
+    """Selection precision / recall / AUC tables, for protocols where a method selects samples."""
+    parts = []
+    for key, (metric, title) in SELECTION.items():
+        s = stats.cell_summary(dfp, metric)
+        if s.empty:
+            continue
+        t = tables.paper_table(s, protocol=proto, published=False, info=info)
+        t.attrs.update(title=title, rule_label="Measured", rule=f"{metric} against the clean labels (runner only)")
+        if not parts:
+            parts.append("<h3>Clean-sample selection</h3>")
+        parts.append(f'<div class="tablebox"><h3>{e(title)} <code>{e(metric)}</code></h3>')
+        parts.append('<div class="scroll">' + tables.to_html(t, css_class="paper select") + "</div>")
+        parts.append(_write_table(t, root, f"{key}_{slug(proto)}", written, ("md", "csv")) + "</div>")
+    return parts
+
+
+def _mask_html(dfp: pd.DataFrame, runs: dict, proto: str, info: dict, root: Path, written: dict) -> list[str]:
+    """The masked methods against their own unmasked base: paired effect and gradient error."""
+    if not any(stats.mask_base(str(m)) for m in dfp["method"].unique()):
+        return []
+    ps = slug(proto)
+    parts = ["<h3>The mask against its unmasked base</h3>",
+             '<p class="muted">Each masked method (<code>obd</code> = CE with the mask, <code>X+obd</code>) '
+             "minus its own base on the same seed, hence the same noisy labels.</p>"]
+    frames = []
+    for key in ("selected", "last"):
+        metric = ACCURACIES[key][0]
+        eff = stats.mask_effect(dfp, metric, runs=runs)
+        if eff.empty:
+            continue
+        frames.append(eff)
+        t = tables.effect_table(eff, protocol=proto, info=info)
+        parts.append(f'<div class="tablebox"><h3>{e(ACCURACIES[key][1])} <code>{e(metric)}</code></h3>')
+        parts.append('<div class="scroll">' + tables.to_html(t, css_class="paper effect") + "</div>")
+        parts.append(_write_table(t, root, f"mask_effect_{key}_{ps}", written) + "</div>")
+    if frames:
+        path = root / "tables" / f"mask_effect_{ps}.csv"
+        pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+        written["tables"].append(_rel(path, root))
+    else:
+        parts.append('<p class="muted">No masked run shares a seed with its unmasked base.</p>')
+    g = stats.gradient_error_summary(dfp)
+    if not g.empty and any(c.endswith("_masked_mean") for c in g.columns):
+        t = tables.gradient_table(g, protocol=proto, info=info)
+        parts.append('<div class="tablebox"><h3>Gradient error of the noisy labels</h3>')
+        parts.append('<div class="scroll">' + tables.to_html(t, css_class="paper gradient") + "</div>")
+        parts.append(_write_table(t, root, f"gradient_error_{ps}", written, ("md", "csv")) + "</div>")
+    return parts
+
+
 def _protocol_section(proto: str, dfp: pd.DataFrame, runs: dict, root: Path, palette: dict,
                       run_files: dict[str, str]) -> tuple[str, dict]:
     """HTML of one protocol's section and a small record of what was written."""
@@ -386,6 +460,8 @@ def _protocol_section(proto: str, dfp: pd.DataFrame, runs: dict, root: Path, pal
         parts.append(f'<p class="downloads">Download: {" · ".join(links)}</p></div>')
     parts.append("<h3>Paired comparison with CE</h3>")
     parts.append('<div class="scroll">' + _paired_html(paired, hs, proto) + "</div>")
+    parts += _selection_html(dfp, proto, info, root, written)
+    parts += _mask_html(dfp, runs, proto, info, root, written)
     if not hs.empty:
         parts.append("<h3>Seeds</h3>")
         parts.append('<div class="scroll">' + _seeds_html(hs, proto) + "</div>")
@@ -399,6 +475,7 @@ def _protocol_section(proto: str, dfp: pd.DataFrame, runs: dict, root: Path, pal
         ("selection", lambda: figs.selection_curves(dfp, fig_dir, palette=palette)),
         ("mask_sparsity", lambda: figs.mask_sparsity(dfp, runs, fig_dir, metric=headline, palette=palette)),
         ("compute", lambda: figs.compute_cost(dfp, runs, fig_dir, palette=palette)),
+        ("gradient_error", lambda: figs.gradient_error(dfp, fig_dir, palette=palette)),
     ]
     fig_html = []
     for kind, call in fig_calls:

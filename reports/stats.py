@@ -257,3 +257,83 @@ def headline_metric(df: pd.DataFrame) -> str:
     if not _final_values(df, "test/acc_at_best_val").empty:
         return "test/acc_at_best_val"
     return "test/acc_last"
+
+
+# ----- the OBD mask against its unmasked base -----------------------------------------------------
+
+def mask_base(method: str) -> str | None:
+    """The unmasked method a masked label is compared with, None for an unmasked method.
+
+    "obd" and "obd[sparsity=0.1]" -> "ce" (obd is CE with the mask); "gce+obd[score=random]" ->
+    "gce"; "dividemix+obd" -> "dividemix"; "ce" -> None. The bracket holds the mask settings that
+    differ from the defaults (see benchmark.store.method_label).
+    """
+    name = method.split("[", 1)[0]
+    if name == "obd":
+        return "ce"
+    if name.endswith("+obd"):
+        return name[: -len("+obd")]
+    return None
+
+
+def mask_effect(df: pd.DataFrame, metric: str, *, runs: dict | None = None, n_boot: int = 2000,
+                level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Paired difference of every masked method to its own unmasked base (see :func:`mask_base`).
+
+    Same columns and pairing as :func:`paired_differences` (same cell and seed, hence the same
+    noise realisation and split; noise hashes checked when ``runs`` is given), with ``baseline``
+    set per row to the base method. Masked labels whose base has no run give no rows.
+    """
+    methods = df["method"].unique() if not df.empty else []
+    bases = sorted({b for m in methods if (b := mask_base(str(m))) is not None})
+    parts = []
+    for base in bases:
+        family = [m for m in methods if m == base or mask_base(str(m)) == base]
+        p = paired_differences(df[df["method"].isin(family)], metric, base, runs=runs,
+                               n_boot=n_boot, level=level, seed=seed)
+        if not p.empty:
+            parts.append(p)
+    if not parts:
+        return paired_differences(df.iloc[:0], metric)
+    return pd.concat(parts, ignore_index=True)
+
+
+GRAD_ERRORS = ("grad/err_fc_masked", "grad/err_fc_unmasked", "grad/err_feat_masked",
+               "grad/err_feat_unmasked")
+
+
+def gradient_error_summary(df: pd.DataFrame, *, epoch: str = "last") -> pd.DataFrame:
+    """Per (cell, method): the probe-batch gradient errors, mean and std over seeds.
+
+    epoch: "last" takes each run's last recorded epoch; "mean" averages each run over its epochs
+    first. Columns: cell keys, ``method, n_seeds`` and, for each of :data:`GRAD_ERRORS` present,
+    ``<name>_mean`` and ``<name>_std`` (name without the ``grad/`` prefix), plus
+    ``fc_reduction`` and ``feat_reduction``: 1 - masked / unmasked, averaged over seeds (how much of
+    the noisy-label gradient error the mask removes; NaN for unmasked methods).
+    """
+    if epoch not in ("last", "mean"):
+        raise ValueError(f"epoch must be 'last' or 'mean', not {epoch!r}")
+    d = df[df["metric"].isin(GRAD_ERRORS) & df["epoch"].notna()]
+    if d.empty:
+        return pd.DataFrame(columns=list(GROUP_KEYS) + ["n_seeds"])
+    d = _nan_safe_keys(d)
+    keys = list(GROUP_KEYS) + ["seed"]
+    if epoch == "last":
+        d = d.assign(_ep=d["epoch"].astype("int64")).sort_values("_ep")
+        per_run = d.groupby(keys + ["metric"], dropna=False)["value"].last()
+    else:
+        per_run = d.groupby(keys + ["metric"], dropna=False)["value"].mean()
+    wide = per_run.unstack("metric").reset_index()
+    for kind in ("fc", "feat"):
+        m, u = f"grad/err_{kind}_masked", f"grad/err_{kind}_unmasked"
+        wide[f"{kind}_reduction"] = (1 - wide[m] / wide[u]) if m in wide and u in wide else math.nan
+    value_cols = [c for c in wide.columns if c not in keys]
+    g = wide.groupby(list(GROUP_KEYS), dropna=False)
+    out = g[value_cols].mean().add_suffix("_mean")
+    out = out.join(g[value_cols].std(ddof=1).add_suffix("_std"))
+    out.insert(0, "n_seeds", g.size())
+    out = out.reset_index()
+    out.columns = [c.replace("grad/", "") for c in out.columns]
+    out = out.rename(columns={"fc_reduction_mean": "fc_reduction", "feat_reduction_mean": "feat_reduction"})
+    out["rate"] = out["rate"].where(out["rate"] >= 0, np.nan)
+    return out

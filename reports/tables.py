@@ -18,6 +18,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from reports import published as pub
+from reports.stats import mask_base
 
 #: The three accuracies a report shows, in display order: key -> (metric, title, rule).
 ACCURACIES: dict[str, tuple[str, str, str]] = {
@@ -39,10 +40,13 @@ PM = "\u00b1"
 # ----- ordering and formatting -----------------------------------------------------------------
 
 def method_order(methods: Iterable[str], baseline: str = "ce") -> list[str]:
-    """Baseline first, then alphabetical with each ``x+obd`` variant right after ``x``."""
+    """Baseline first, then alphabetical by family, each masked variant right after its base:
+    ce, obd, obd[sparsity=0.1], coteaching, coteaching+obd, gce, gce+obd, ... (``obd`` is CE with
+    the mask, so it sits in CE's family)."""
+    def family(m: str) -> str:
+        return mask_base(m) or m.split("+")[0].split("[")[0]
     ms = sorted({str(m) for m in methods})
-    return sorted(ms, key=lambda m: (m != baseline and not m.startswith(baseline + "+"),
-                                     m.split("+")[0], m))
+    return sorted(ms, key=lambda m: (family(m) != baseline, family(m), mask_base(m) is not None, m))
 
 
 def _column_sort_key(dataset: str, noise: str, rate: float, label: str) -> tuple:
@@ -239,7 +243,7 @@ def _caption(t: pd.DataFrame) -> str:
     parts = [f"{a.get('title', '')} — protocol {a.get('protocol', '')}"]
     if info:
         parts.append("; ".join(f"{k}: {v}" for k, v in info.items()))
-    parts.append(f"Selection rule: {a.get('rule', '')}.")
+    parts.append(f"{a.get('rule_label', 'Selection rule')}: {a.get('rule', '')}.")
     return ". ".join(p for p in parts if p)
 
 
@@ -390,3 +394,105 @@ def to_csv(table: pd.DataFrame, path: str | Path | None = None) -> str:
         t.loc["measured flip rate"] = mr
     t.index.name = "method"
     return _write(t.to_csv(lineterminator="\n"), path)
+
+
+# ----- the OBD mask: paired effect and gradient error ------------------------------------------
+
+def _settings(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(column name, dataset, noise_label) in table order."""
+    s = frame[["dataset", "noise", "rate", "noise_label"]].drop_duplicates()
+    keys = sorted(s.itertuples(index=False), key=lambda r: _column_sort_key(*r))
+    multi = frame["dataset"].nunique() > 1
+    return [(f"{r.dataset} / {r.noise_label}" if multi else str(r.noise_label), r.dataset, r.noise_label)
+            for r in keys]
+
+
+def signed_pp(x: float, decimals: int = 1) -> str:
+    """A difference of fractions in percentage points with its sign: +1.2, -0.4 (NaN -> dash)."""
+    if x is None or math.isnan(x):
+        return DASH
+    return f"{100.0 * x:+.{decimals}f}"
+
+
+def effect_table(effect: pd.DataFrame, *, protocol: str, info: dict[str, str] | None = None,
+                 decimals: int = 1) -> pd.DataFrame:
+    """Masked methods x noise settings: the paired difference to the unmasked base, in points.
+
+    effect: output of :func:`reports.stats.mask_effect` (or paired_differences) for one metric.
+    Cells are 'mean [ci_lo, ci_hi]' in percentage points; a column ``vs`` names each row's base.
+    Cells whose interval excludes zero are marked in ``attrs['best']`` (bold in the writers).
+    """
+    e = effect[effect["protocol"] == protocol] if not effect.empty else effect
+    metric = str(e["metric"].iloc[0]) if not e.empty else ""
+    attrs: dict[str, Any] = {"protocol": protocol, "metric": metric, "info": dict(info or {}),
+                             "title": f"Effect of the mask: masked minus unmasked base, {metric}",
+                             "rule_label": "Pairing",
+                             "rule": "on seed (same noise realisation and split); "
+                                     "points of test accuracy", "best": {}, "measured_rate": {},
+                             "notes": []}
+    if e.empty:
+        t = pd.DataFrame()
+        t.index.name = "method"
+        t.attrs.update(attrs)
+        return t
+    methods = [m for m in method_order(e["method"].unique()) if m in set(e["method"])]
+    base = e.drop_duplicates("method").set_index("method")["baseline"]
+    data: dict[str, list[str]] = {"vs": [str(base[m]) for m in methods]}
+    n_pairs = set()
+    for col, ds, label in _settings(e):
+        cell = e[(e["dataset"] == ds) & (e["noise_label"] == label)].set_index("method")
+        data[col] = [f"{signed_pp(cell.at[m, 'mean_diff'], decimals)} [{signed_pp(cell.at[m, 'ci_lo'], decimals)}, "
+                     f"{signed_pp(cell.at[m, 'ci_hi'], decimals)}]" if m in cell.index else DASH for m in methods]
+        attrs["best"][col] = [m for m in methods if m in cell.index
+                              and (cell.at[m, "ci_lo"] > 0 or cell.at[m, "ci_hi"] < 0)]
+        n_pairs |= set(cell["n_pairs"].astype(int))
+    attrs["notes"] = [f"Mean paired difference over seeds ({', '.join(map(str, sorted(n_pairs)))} pairs per cell) "
+                      "in percentage points, [95% percentile bootstrap interval of the mean]; bold: the "
+                      "interval excludes zero. With 3 pairs the bootstrap interval is narrow and "
+                      "optimistic: read it as a range of the observed differences, not a test."]
+    t = pd.DataFrame(data, index=pd.Index(methods, name="method"))
+    t.attrs.update(attrs)
+    return t
+
+
+def gradient_table(summary: pd.DataFrame, *, protocol: str, info: dict[str, str] | None = None) -> pd.DataFrame:
+    """Methods x (noise setting, fc | feat): probe-batch gradient errors 'masked / unmasked (-r%)'.
+
+    summary: output of :func:`reports.stats.gradient_error_summary`. Unmasked methods show their
+    single (unmasked) figure; r is the mean reduction 1 - masked/unmasked over seeds.
+    """
+    s = summary[summary["protocol"] == protocol] if not summary.empty else summary
+    attrs: dict[str, Any] = {"protocol": protocol, "metric": "grad/err_*", "info": dict(info or {}),
+                             "title": "Relative gradient error of the noisy labels on the probe batch",
+                             "rule_label": "Measure",
+                             "rule": "||G(noisy) - G(clean)|| / ||G(clean)||, last epoch, mean over seeds",
+                             "best": {}, "measured_rate": {}, "notes": []}
+    if s.empty:
+        t = pd.DataFrame()
+        t.index.name = "method"
+        t.attrs.update(attrs)
+        return t
+    methods = method_order(s["method"].unique())
+    data: dict[str, list[str]] = {}
+    for col, ds, label in _settings(s):
+        cell = s[(s["dataset"] == ds) & (s["noise_label"] == label)].set_index("method")
+        for kind in ("fc", "feat"):
+            vals = []
+            for m in methods:
+                if m not in cell.index:
+                    vals.append(DASH)
+                    continue
+                u = cell.at[m, f"err_{kind}_unmasked_mean"] if f"err_{kind}_unmasked_mean" in cell else math.nan
+                mk = cell.at[m, f"err_{kind}_masked_mean"] if f"err_{kind}_masked_mean" in cell else math.nan
+                red = cell.at[m, f"{kind}_reduction"] if f"{kind}_reduction" in cell else math.nan
+                if isinstance(mk, float) and not math.isnan(mk):
+                    vals.append(f"{mk:.3f} / {u:.3f} ({-100 * red:+.0f}%)")
+                else:
+                    vals.append(DASH if math.isnan(u) else f"{u:.3f}")
+            data[f"{col} {kind}"] = vals
+    attrs["notes"] = ["fc: gradient of the classifier weights; feat: gradient sent back to the features. "
+                      "Masked methods: with the current mask / without it, same network and epoch "
+                      "(change in %). Unmasked methods: their own error."]
+    t = pd.DataFrame(data, index=pd.Index(methods, name="method"))
+    t.attrs.update(attrs)
+    return t

@@ -62,6 +62,11 @@ def make_store(*, methods=("ce", "gce", "gce+obd"), settings=(("sym", 0.2, ""), 
                            "val_noisy/acc": acc * (1 - r_eff) + rng.normal(0, 0.002),
                            "test/acc": acc, "memo/noisy_fit": min(0.1 * ep * r_eff + 0.05, 1.0),
                            "memo/true_fit": max(0.6 - 0.05 * ep, 0.0), "time/epoch_s": 1.5}
+                    per["grad/err_fc_unmasked"] = 0.5 + r_eff - 0.02 * ep
+                    per["grad/err_feat_unmasked"] = 0.8 + r_eff
+                    if "obd" in m:  # the mask intercepts part of the noisy gradient
+                        per["grad/err_fc_masked"] = 0.7 * per["grad/err_fc_unmasked"]
+                        per["grad/err_feat_masked"] = 0.9 * per["grad/err_feat_unmasked"]
                     if m in select_methods:
                         per["select/precision"] = 0.8 + 0.02 * ep
                         per["select/recall"] = 0.9 - 0.01 * ep

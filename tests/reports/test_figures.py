@@ -41,6 +41,7 @@ def test_every_figure_draws(small, tmp_path):
     _assert_pairs(figures.selection_curves(df, tmp_path, palette=pal))
     _assert_pairs(figures.mask_sparsity(df, runs, tmp_path, palette=pal))
     _assert_pairs(figures.compute_cost(df, runs, tmp_path, palette=pal))
+    _assert_pairs(figures.gradient_error(df, tmp_path, palette=pal))
 
 
 def test_transition_matrices_one_per_artifact(small, tmp_path):
@@ -56,6 +57,7 @@ def test_figures_without_data_are_skipped(tmp_path):
     assert figures.accuracy_vs_rate(df, tmp_path) == []          # one nominal rate: no curve
     assert figures.selection_curves(df, tmp_path) == []          # no select/* metric
     assert figures.mask_sparsity(df, runs, tmp_path) == []       # no mask in any config
+    assert figures.gradient_error(df, tmp_path) == []            # no masked method
     no_memo = df[~df["metric"].str.startswith("memo/")]
     assert figures.memorisation_curves(no_memo, tmp_path) == []
     for r in runs.values():
@@ -80,3 +82,10 @@ def test_compute_uses_device_hours(tmp_path):
     assert figures.device_label("NVIDIA H100") == "GPU (NVIDIA H100)"
     paths = figures.compute_cost(df, runs, tmp_path)
     assert any(p.suffix == ".svg" and "GPU hours" in p.read_text() for p in paths)
+
+
+def test_gradient_error_methods_prefers_default_mask_cells():
+    labels = ["ce", "gce", "obd", "obd[sparsity=0.1]", "gce+obd", "coteaching"]
+    assert figures.gradient_error_methods(labels) == ["ce", "obd", "gce", "gce+obd"]
+    only_sweep = ["ce", "obd[sparsity=0.1]", "obd[sparsity=0.9]", "gce"]
+    assert figures.gradient_error_methods(only_sweep) == only_sweep[:3]

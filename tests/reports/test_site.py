@@ -39,6 +39,15 @@ def test_site_layout(site):
         for ext in ("md", "tex", "html", "csv"):
             assert (root / "tables" / f"{kind}_fmnist-cnn.{ext}").is_file()
     assert (root / "tables" / "summary_fmnist-cnn.csv").is_file()
+    # coteaching selects (select/* tables); gce+obd is masked (effect vs gce, gradient error)
+    for stem in ("select_precision", "select_recall", "mask_effect_selected", "mask_effect_last",
+                 "gradient_error"):
+        assert (root / "tables" / f"{stem}_fmnist-cnn.md").is_file(), stem
+    assert not (root / "tables" / "select_auc_fmnist-cnn.md").exists()  # nobody records an AUC
+    effect = pd.read_csv(root / "tables" / "mask_effect_fmnist-cnn.csv")
+    assert set(effect["method"]) == {"gce+obd"} and set(effect["baseline"]) == {"gce"}
+    assert (effect["n_pairs"] == 2).all()
+    assert (root / "figures" / "gradient_error_fmnist-cnn.png").is_file()
     pngs = sorted((root / "figures").glob("*.png"))
     assert pngs and all(p.with_suffix(".svg").is_file() for p in pngs)
     assert len(list((root / "runs").glob("*.json"))) == len(runs)
@@ -51,7 +60,8 @@ def test_page_states_protocol_rule_seeds_environment(site):
     text = index.read_text(encoding="utf-8")
     for needle in ("ORACLE", "noisy validation split", "HEADLINE", "Overall ranking", "Seeds per setting",
                    "measured flip rate", "Environment", "cpu (", "torch", "2.14.1", "backbone",
-                   "10% of the noisy training set", "Paired difference to CE"):
+                   "10% of the noisy training set", "Paired difference to CE", "Clean-sample selection",
+                   "The mask against its unmasked base", "Gradient error of the noisy labels"):
         assert needle in text, needle
     assert "Test &lt;b&gt;board&lt;/b&gt;" in text                # the title is escaped too
 

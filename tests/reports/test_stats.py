@@ -147,3 +147,57 @@ def test_empty_inputs_do_not_crash():
     assert stats.paired_differences(empty, "test/acc_last").empty
     assert stats.ranks(stats.cell_summary(empty, "test/acc_last")).empty
     assert stats.leaderboard(stats.cell_summary(empty, "test/acc_last")).empty
+
+
+@pytest.mark.parametrize("label, base", [("obd", "ce"), ("obd[sparsity=0.1]", "ce"),
+                                         ("gce+obd[score=random,scope=layer]", "gce"),
+                                         ("dividemix+obd", "dividemix"), ("ce", None), ("gce", None)])
+def test_mask_base(label, base):
+    assert stats.mask_base(label) == base
+
+
+def test_mask_effect_pairs_each_masked_label_with_its_own_base():
+    df = toy_frame({"ce": [0.50, 0.60, 0.70], "gce": [0.60, 0.60, 0.60],
+                    "obd": [0.55, 0.65, 0.70], "obd[sparsity=0.9]": [0.40, 0.50, 0.60],
+                    "gce+obd": [0.70, 0.50, 0.60]})
+    p = stats.mask_effect(df, "test/acc_last").set_index("method")
+    assert set(p.index) == {"obd", "obd[sparsity=0.9]", "gce+obd"}  # never gce against ce
+    assert p.loc["obd", "baseline"] == "ce" and p.loc["gce+obd", "baseline"] == "gce"
+    assert p.loc["obd", "mean_diff"] == pytest.approx(0.1 / 3)
+    assert p.loc["obd[sparsity=0.9]", "mean_diff"] == pytest.approx(-0.1)
+    assert p.loc["obd[sparsity=0.9]", "prob_improvement"] == 0
+    assert p.loc["gce+obd", "mean_diff"] == pytest.approx(0.0)  # +0.1, -0.1, 0
+    # a masked method without its base gives no row
+    assert stats.mask_effect(toy_frame({"gce+obd": [0.5]}), "test/acc_last").empty
+
+
+def _grad_rows(method, seed, per_epoch):
+    rows = []
+    for ep, vals in enumerate(per_epoch, 1):
+        for k, v in vals.items():
+            rows.append({"run_id": f"{method}{seed}", "method": method, "dataset": "d", "model": "cnn",
+                         "noise": "sym", "rate": 0.4, "noise_label": "sym-40%", "seed": seed,
+                         "protocol": "p", "epoch": ep, "metric": f"grad/err_{k}", "value": v})
+    return rows
+
+
+def test_gradient_error_summary_last_and_mean_epoch():
+    rows = (_grad_rows("obd", 0, [{"fc_masked": 0.5, "fc_unmasked": 1.0, "feat_masked": 0.9, "feat_unmasked": 1.0},
+                                  {"fc_masked": 0.3, "fc_unmasked": 0.6, "feat_masked": 0.8, "feat_unmasked": 1.0}])
+            + _grad_rows("obd", 1, [{"fc_masked": 0.2, "fc_unmasked": 1.0, "feat_masked": 1.0, "feat_unmasked": 1.0},
+                                    {"fc_masked": 0.1, "fc_unmasked": 0.4, "feat_masked": 1.2, "feat_unmasked": 1.0}])
+            + _grad_rows("ce", 0, [{"fc_unmasked": 0.7, "feat_unmasked": 0.9}, {"fc_unmasked": 0.8, "feat_unmasked": 0.9}]))
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df["epoch"] = df["epoch"].astype("Int64")
+    last = stats.gradient_error_summary(df).set_index("method")
+    assert last.loc["obd", "n_seeds"] == 2
+    assert last.loc["obd", "err_fc_masked_mean"] == pytest.approx(0.2)        # (0.3 + 0.1) / 2
+    assert last.loc["obd", "err_fc_unmasked_mean"] == pytest.approx(0.5)
+    assert last.loc["obd", "fc_reduction"] == pytest.approx((0.5 + 0.75) / 2)  # per seed, then mean
+    assert last.loc["obd", "feat_reduction"] == pytest.approx((0.2 - 0.2) / 2)
+    assert math.isnan(last.loc["ce", "fc_reduction"])
+    assert last.loc["ce", "err_fc_unmasked_mean"] == pytest.approx(0.8)
+    mean = stats.gradient_error_summary(df, epoch="mean").set_index("method")
+    assert mean.loc["obd", "err_fc_masked_mean"] == pytest.approx((0.4 + 0.15) / 2)
+    with pytest.raises(ValueError, match="last"):
+        stats.gradient_error_summary(df, epoch="first")

@@ -122,3 +122,46 @@ def test_protocol_info_flags_mixed_fields():
     assert info["backbone"] == "cnn"
     assert info["epochs"] == "MIXED: 10 | 20"
     assert info["validation split"].startswith("10% of the noisy training set")
+
+
+def test_method_order_puts_each_masked_variant_after_its_base():
+    from reports.tables import method_order
+    labels = ["gce+obd", "obd[sparsity=0.1]", "coteaching", "obd", "gce", "ce", "dividemix+obd"]
+    assert method_order(labels) == ["ce", "obd", "obd[sparsity=0.1]", "coteaching", "dividemix+obd",
+                                    "gce", "gce+obd"]
+
+
+def test_effect_table_cells_bold_and_markdown():
+    df = pd.concat([
+        toy_frame({"ce": [0.50, 0.60, 0.70], "obd": [0.52, 0.63, 0.71], "gce": [0.6, 0.6, 0.6],
+                   "gce+obd": [0.7, 0.5, 0.6]}, label="sym-40%", rate=0.4),
+        toy_frame({"ce": [0.30, 0.30, 0.30], "obd": [0.20, 0.25, 0.22]}, label="pairflip-45%",
+                  noise="pairflip", rate=0.45),
+    ])
+    t = tables.effect_table(stats.mask_effect(df, "test/acc_last"), protocol="p")
+    assert list(t.index) == ["obd", "gce+obd"] and list(t.columns) == ["vs", "sym-40%", "pairflip-45%"]
+    assert t.loc["obd", "vs"] == "ce" and t.loc["gce+obd", "vs"] == "gce"
+    assert t.loc["obd", "sym-40%"].startswith("+2.0 [")              # diffs +2, +3, +1 points
+    assert t.loc["obd", "pairflip-45%"].startswith("-7.7 [")
+    assert t.loc["gce+obd", "pairflip-45%"] == tables.DASH
+    # bold where the interval excludes zero: obd everywhere (all diffs one sign), gce+obd not
+    assert t.attrs["best"] == {"sym-40%": ["obd"], "pairflip-45%": ["obd"]}
+    md = tables.to_markdown(t)
+    assert "Pairing: on seed" in md and "**\\+2.0 \\[" in md and "Selection rule" not in md
+
+
+def test_gradient_table_masked_over_unmasked():
+    rows = []
+    for m, vals in {"ce": {"fc_unmasked": 0.8, "feat_unmasked": 1.0},
+                    "obd": {"fc_masked": 0.3, "fc_unmasked": 0.6, "feat_masked": 1.1, "feat_unmasked": 1.0}}.items():
+        for k, v in vals.items():
+            rows.append({"run_id": m, "method": m, "dataset": "d", "model": "cnn", "noise": "sym", "rate": 0.4,
+                         "noise_label": "sym-40%", "seed": 0, "protocol": "p", "epoch": 1,
+                         "metric": f"grad/err_{k}", "value": v})
+    df = pd.DataFrame(rows)
+    df["epoch"] = df["epoch"].astype("Int64")
+    t = tables.gradient_table(stats.gradient_error_summary(df), protocol="p")
+    assert t.loc["obd", "sym-40% fc"] == "0.300 / 0.600 (-50%)"
+    assert t.loc["obd", "sym-40% feat"] == "1.100 / 1.000 (+10%)"
+    assert t.loc["ce", "sym-40% fc"] == "0.800"
+    assert tables.gradient_table(stats.gradient_error_summary(df.iloc[:0]), protocol="p").empty
