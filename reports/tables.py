@@ -224,7 +224,9 @@ def paper_table(summary: pd.DataFrame, *, protocol: str, published: bool = True,
                     cells.append(f"{p.text} [{sources_used.index(p.source) + 1}]")
                 data[f"{col} (published)"] = cells
     t = pd.DataFrame(data, index=pd.Index(methods, name="method"))
-    notes = [f"Mean {PM} std over seeds (ddof=1), accuracy in %; n = {max_n} seeds per cell"
+    # selection precision/recall/AUC tables share this layout; only accuracies are accuracies
+    unit = "accuracy in %" if key else f"{metric} in %"
+    notes = [f"Mean {PM} std over seeds (ddof=1), {unit}; n = {max_n} seeds per cell"
              + (" unless marked (n=k)" if attrs["seeds"][0] < max_n else "")
              + "; best mean per column in bold."]
     notes += [f"[{i + 1}] {pub.SOURCES[src]}" for i, src in enumerate(sources_used)]

@@ -44,6 +44,10 @@ def test_site_layout(site):
                  "gradient_error"):
         assert (root / "tables" / f"{stem}_fmnist-cnn.md").is_file(), stem
     assert not (root / "tables" / "select_auc_fmnist-cnn.md").exists()  # nobody records an AUC
+    # a precision table is not an accuracy table: its note names the metric it holds
+    precision = (root / "tables" / "select_precision_fmnist-cnn.md").read_text(encoding="utf-8")
+    assert "select/precision in %" in precision and "accuracy in %" not in precision
+    assert "accuracy in %" in (root / "tables" / "selected_fmnist-cnn.md").read_text(encoding="utf-8")
     effect = pd.read_csv(root / "tables" / "mask_effect_fmnist-cnn.csv")
     assert set(effect["method"]) == {"gce+obd"} and set(effect["baseline"]) == {"gce"}
     assert (effect["n_pairs"] == 2).all()
