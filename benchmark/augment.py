@@ -23,6 +23,8 @@ class Augmenter:
             then take the ``H x W`` window at a top-left offset drawn uniformly from
             ``{0..2p} x {0..2p}``, independently per sample.
         hflip: flip each image left-right with probability 0.5, independently per sample.
+        channels_last: return batches in channels-last memory format (same values and shape;
+            for networks kept channels-last, see ``RunConfig.channels_last``).
 
     Random numbers, drawn from the generator in this order when ``augment`` is called:
     ``dy`` then ``dx`` (``randint(0, 2p+1, (B,))`` each, only when ``crop_pad > 0``), then the flip
@@ -31,7 +33,7 @@ class Augmenter:
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], crop_pad: int = 0,
-                 hflip: bool = False):
+                 hflip: bool = False, channels_last: bool = False):
         if len(mean) != len(std):
             raise ValueError(f"mean and std lengths differ: {len(mean)} vs {len(std)}")
         if any(s <= 0 for s in std):
@@ -42,6 +44,7 @@ class Augmenter:
         self.std = [float(s) for s in std]
         self.crop_pad = int(crop_pad)
         self.hflip = bool(hflip)
+        self.channels_last = bool(channels_last)
         self._stats: dict[torch.device, tuple[Tensor, Tensor]] = {}
 
     def __repr__(self) -> str:
@@ -72,7 +75,8 @@ class Augmenter:
         if x.shape[1] != len(self.mean):
             raise ValueError(f"input has {x.shape[1]} channels, mean/std have {len(self.mean)}")
         m, s = self._mean_std(x.device)
-        return (x.float().div_(255.0).sub_(m)).div_(s)
+        out = (x.float().div_(255.0).sub_(m)).div_(s)
+        return out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
 
     def augment(self, x: Tensor, gen: torch.Generator) -> Tensor:
         """uint8 ``(B, C, H, W)`` -> float32 ``(B, C, H, W)``: random crop / flip, then normalise.

@@ -2,6 +2,8 @@
 per-sample DataLoader pipeline that the official Co-teaching / DivideMix code uses.
 
     python runner.py bench --dataset fashion_mnist --model cnn --methods ce,gce --subset 10000
+    python runner.py bench --dataset synthetic_cifar10 --model preact_resnet18 --subset 0 --val-frac 0 \
+        --methods ce,coteaching,dividemix --epochs 3 --device cuda --precision bf16 --channels-last
 
 Figures go to stdout (one JSON object with --json); record them, with the command, in
 docs/BENCHMARKS.md. Nothing here is a test: timings depend on the machine.
@@ -29,7 +31,8 @@ def time_methods(methods: list[str], base: dict[str, Any], epochs: int, runs_dir
         times = [r["time/epoch_s"] for r in rows]
         out.append({"method": m, "epoch_s_median": float(np.median(times)), "epoch_s_first": times[0],
                     "samples_per_s": res["time/samples_per_s"], "peak_mb": res["mem/peak_mb"],
-                    "subset": cfg.subset, "device": cfg.device})
+                    "subset": cfg.subset, "device": cfg.device, "precision": cfg.precision,
+                    "channels_last": cfg.channels_last})
     return out
 
 

@@ -60,7 +60,7 @@ class OptimConfig:
 @dataclass
 class RunConfig:
     dataset: str = "fashion_mnist"
-    """Dataset name (see `runner.py ls-datasets`): fashion_mnist, digits, cifar10, cifar100."""
+    """Dataset name: fashion_mnist, digits, cifar10, cifar100, synthetic_cifar10 (timing only)."""
     model: str = "cnn"
     """Backbone: mlp, cnn, cnn9, preact_resnet18, resnet34."""
     method: str = "ce"
@@ -95,6 +95,15 @@ class RunConfig:
     """Cap on the noisy-labelled training samples scored each epoch for memorisation figures."""
     protocol_name: str = ""
     """Name of the protocol (presets set it); rows of a table are only compared within one protocol."""
+    precision: str = "fp32"
+    """fp32, or bf16: forward passes under bfloat16 autocast (GPUs with bf16 support, or CPU).
+
+    Weights, optimiser state and every per-sample loss stay fp32. bf16 changes the numbers, so
+    it is part of the run id and of the protocol; fp32 is left out of both, so runs recorded
+    before this field existed keep their ids."""
+    channels_last: bool = False
+    """Keep networks and their input batches in channels-last memory format (faster convolutions
+    on tensor-core GPUs). A speed setting like the device: recorded, not hashed."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N. Recorded, not hashed."""
     data_dir: str = ""
@@ -114,6 +123,8 @@ class RunConfig:
         d = self.to_dict()
         for k in NOT_HASHED:
             d.pop(k, None)
+        if d.get("precision") == "fp32":
+            d.pop("precision")
         if hp is not None:
             d["hp"] = hp
             d.pop("mask")
@@ -135,7 +146,8 @@ class RunConfig:
         return derive_streams(self.seed)
 
 
-NOT_HASHED = ("device", "data_dir", "eval_batch_size")
+NOT_HASHED = ("device", "data_dir", "eval_batch_size", "channels_last")
+PRECISIONS = ("fp32", "bf16")
 STREAMS = ("noise", "split", "init", "order")
 
 

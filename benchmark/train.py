@@ -20,7 +20,7 @@ import torch
 
 from benchmark import env, optim
 from benchmark.augment import Augmenter
-from benchmark.config import RunConfig, UsageError, sub_seed
+from benchmark.config import PRECISIONS, RunConfig, UsageError, sub_seed
 from benchmark.data import DatasetArrays, load_dataset
 from benchmark.diagnostics import memorisation, selection_quality
 from benchmark.grad_error import probe_metrics
@@ -80,6 +80,9 @@ def protocol_of(cfg: RunConfig, augment: str) -> dict[str, Any]:
              "test_subset": cfg.test_subset,
              "augment": augment}
     pid = hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:8]
+    if cfg.precision != "fp32":  # left out at fp32 so that earlier protocols keep their ids
+        proto["precision"] = cfg.precision
+        pid = hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:8]
     proto["id"] = pid
     proto["name"] = cfg.protocol_name or f"{cfg.dataset}-{cfg.model}"
     proto["selection"] = "test accuracy at the epoch of best noisy-validation accuracy"
@@ -95,9 +98,22 @@ def resolve_augment(cfg: RunConfig, data: DatasetArrays) -> str:
     return "+".join(parts) or "none"
 
 
-def make_augmenter(aug: str, data: DatasetArrays) -> Augmenter:
+def make_augmenter(aug: str, data: DatasetArrays, channels_last: bool = False) -> Augmenter:
     pad = data.crop_pad or max(2, data.image_shape[-1] // 8)
-    return Augmenter(data.mean, data.std, crop_pad=pad if "crop" in aug else 0, hflip="flip" in aug)
+    return Augmenter(data.mean, data.std, crop_pad=pad if "crop" in aug else 0, hflip="flip" in aug,
+                     channels_last=channels_last)
+
+
+def autocast(cfg: RunConfig, dev: torch.device):
+    """The forward-pass precision context of a run: bf16 autocast, or a no-op at fp32.
+
+    Losses are safe under it: the methods cast logits to fp32 before every softmax and
+    per-sample loss (see methods/common.py), and optimiser steps run on fp32 weights.
+    The weight-cast cache is off: the context spans a whole epoch, and a cached bf16 copy of a
+    weight would go stale after the first optimiser step (training would then never move).
+    """
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16",
+                          cache_enabled=False)
 
 
 def prepare(cfg: RunConfig, store: Store) -> Prepared:
@@ -112,6 +128,8 @@ def prepare(cfg: RunConfig, store: Store) -> Prepared:
         raise UsageError(f"test_subset must be >= 0, got {cfg.test_subset}")
     if cfg.subset < 0:
         raise UsageError(f"subset must be >= 0, got {cfg.subset}")
+    if cfg.precision not in PRECISIONS:
+        raise UsageError(f"unknown precision '{cfg.precision}'. Valid: {', '.join(PRECISIONS)}")
     try:
         hp = resolve_hp(cfg.method, cfg.hp, cfg.mask)
     except KeyError as e:
@@ -218,7 +236,7 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
     x_val, noisy_val = data.train_x[va].to(dev), noisy_all[va].to(dev)
     te = _test_indices(len(data.test_y), cfg.test_subset)
     x_test, y_test = data.test_x[te].to(dev), torch.as_tensor(data.test_y)[te].to(dev)
-    aug = make_augmenter(prep.protocol["augment"], data)
+    aug = make_augmenter(prep.protocol["augment"], data, cfg.channels_last)
     memo_idx = _memo_indices(noisy_train, clean_train, cfg.memo_samples, streams["split"])
     probe = _probe_indices(len(tr), PROBE_SIZE, streams["split"]).to(dev)
     # fixed probe batch for the gradient diagnostics, and the truth the diagnostics compare with:
@@ -230,7 +248,7 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
         torch.manual_seed(sub_seed(streams["init"], k))
         c, h, _w = data.image_shape
         m = build_model(cfg.model, num_classes=data.num_classes, in_channels=c, image_size=h)
-        return m.to(dev)
+        return m.to(dev, memory_format=torch.channels_last) if cfg.channels_last else m.to(dev)
 
     def gen(epoch: int, stream: int) -> torch.Generator:
         return torch.Generator(device=dev).manual_seed(sub_seed(streams["order"], epoch, stream))
@@ -266,7 +284,8 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
     for epoch in range(start, cfg.epochs + 1):
         torch.manual_seed(sub_seed(streams["init"], 10_000 + epoch))  # dropout etc., resumable
         t0 = time.perf_counter()
-        metrics = method.train_epoch(epoch)
+        with autocast(cfg, dev):
+            metrics = method.train_epoch(epoch)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         dt = time.perf_counter() - t0
@@ -279,19 +298,23 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
             raise TrainingDiverged(f"run {rid}: non-finite {', '.join(bad)} at epoch {epoch}; "
                                    f"recorded in {store.run_dir(rid) / 'failure.json'}")
         row: dict[str, float] = {"epoch": epoch, **metrics}
-        row["test/acc"] = _acc(predict(method, x_test, aug.normalise, cfg.eval_batch_size), y_test)
-        row["val_noisy/acc"] = (_acc(predict(method, x_val, aug.normalise, cfg.eval_batch_size), noisy_val)
-                                if len(va) else math.nan)
-        if len(memo_idx):
-            pred = predict(method, x_train[memo_idx], aug.normalise, cfg.eval_batch_size)
-            row.update(memorisation(pred, noisy_train[memo_idx], clean_train[memo_idx]))
-        row.update(selection_quality(method.selected(), method.clean_scores(), is_clean))
-        nets = method.networks()
-        if len(nets) > 1 and epoch == cfg.epochs:
-            # two-network methods: each network's own test accuracy, at the last epoch only
-            # (one more test pass per network and epoch would double evaluation time)
-            for k, net in enumerate(nets, 1):
-                row[f"test/acc_net{k}"] = _acc(predict_with(net, x_test, aug.normalise, cfg.eval_batch_size), y_test)
+        # evaluation in the run's precision; the gradient probe below stays fp32 (it measures
+        # small differences between two gradients)
+        norm, eb = aug.normalise, cfg.eval_batch_size
+        with autocast(cfg, dev):
+            row["test/acc"] = _acc(predict(method, x_test, norm, eb), y_test)
+            row["val_noisy/acc"] = (_acc(predict(method, x_val, norm, eb), noisy_val)
+                                    if len(va) else math.nan)
+            if len(memo_idx):
+                pred = predict(method, x_train[memo_idx], norm, eb)
+                row.update(memorisation(pred, noisy_train[memo_idx], clean_train[memo_idx]))
+            row.update(selection_quality(method.selected(), method.clean_scores(), is_clean))
+            nets = method.networks()
+            if len(nets) > 1 and epoch == cfg.epochs:
+                # two-network methods: each network's own test accuracy, at the last epoch only
+                # (one more test pass per network and epoch would double evaluation time)
+                for k, net in enumerate(nets, 1):
+                    row[f"test/acc_net{k}"] = _acc(predict_with(net, x_test, norm, eb), y_test)
         row.update(method.extra_metrics())
         row.update(probe_metrics(method, x_probe, noisy_probe, clean_probe))
         row["time/epoch_s"] = dt
