@@ -75,8 +75,9 @@ class Augmenter:
         if x.shape[1] != len(self.mean):
             raise ValueError(f"input has {x.shape[1]} channels, mean/std have {len(self.mean)}")
         m, s = self._mean_std(x.device)
-        out = (x.float().div_(255.0).sub_(m)).div_(s)
-        return out.contiguous(memory_format=torch.channels_last) if self.channels_last else out
+        if self.channels_last:  # reorder the uint8 batch (a quarter of the bytes); the float
+            x = x.contiguous(memory_format=torch.channels_last)  # ops below keep its layout
+        return (x.float().div_(255.0).sub_(m)).div_(s)
 
     def augment(self, x: Tensor, gen: torch.Generator) -> Tensor:
         """uint8 ``(B, C, H, W)`` -> float32 ``(B, C, H, W)``: random crop / flip, then normalise.

@@ -554,7 +554,7 @@ def _load_synthetic_cifar10(*, data_dir: str | None = None, download: bool = Tru
     gen = torch.Generator().manual_seed(0)
     n_train, n_test = SYNTHETIC_CIFAR_SIZES
     x = torch.randint(0, 256, (n_train + n_test, 3, 32, 32), dtype=torch.uint8, generator=gen)
-    y = torch.randint(0, 10, (n_train + n_test,), generator=gen).numpy().astype(np.int64)
+    y = torch.randint(0, 10, (n_train + n_test,), generator=gen).numpy()  # int64
     # exact statistics of the discrete uniform on 0..255, in [0, 1] units
     mean, std = 127.5 / 255.0, float(np.sqrt((256 ** 2 - 1) / 12.0)) / 255.0
     return DatasetArrays(

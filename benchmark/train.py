@@ -79,10 +79,9 @@ def protocol_of(cfg: RunConfig, augment: str) -> dict[str, Any]:
              "batch_size": cfg.batch_size, "val_frac": cfg.val_frac, "subset": cfg.subset,
              "test_subset": cfg.test_subset,
              "augment": augment}
-    pid = hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:8]
     if cfg.precision != "fp32":  # left out at fp32 so that earlier protocols keep their ids
         proto["precision"] = cfg.precision
-        pid = hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:8]
+    pid = hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:8]
     proto["id"] = pid
     proto["name"] = cfg.protocol_name or f"{cfg.dataset}-{cfg.model}"
     proto["selection"] = "test accuracy at the epoch of best noisy-validation accuracy"
