@@ -48,18 +48,38 @@ def start_workers(n: int, study: str, storage: str, runs: Path) -> list[subproce
 
 
 def kill_one_mid_trial(study_name: str, storage: str, procs: list[subprocess.Popen], timeout: float = 120) -> int:
-    """SIGKILL the worker that is running a trial (found by the pid it records on the trial)."""
+    """SIGKILL the worker that is running a trial (found by the pid it records on the trial).
+
+    The worker is frozen (SIGSTOP) and the trial read again before the kill: between the first
+    read and the signal it may have finished that trial, and the number returned must be the
+    trial the kill really interrupted.
+    """
     pids = {p.pid: p for p in procs}
     deadline = time.time() + timeout
-    while time.time() < deadline:
+
+    def running_trial_of(pid: int) -> int | None:
         study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
-        done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials())
-        for t in study.get_trials():
-            pid = int(t.user_attrs.get("worker", "x:0").rsplit(":", 1)[1])
-            if done >= 1 and t.state == optuna.trial.TrialState.RUNNING and pid in pids:
-                os.kill(pid, signal.SIGKILL)
-                pids[pid].wait(timeout=30)
+        trials = study.get_trials()
+        if not any(t.state == optuna.trial.TrialState.COMPLETE for t in trials):
+            return None
+        for t in trials:
+            if (t.state == optuna.trial.TrialState.RUNNING
+                    and int(t.user_attrs.get("worker", "x:0").rsplit(":", 1)[1]) == pid):
                 return t.number
+        return None
+
+    while time.time() < deadline:
+        for pid in pids:
+            if running_trial_of(pid) is None:
+                continue
+            os.kill(pid, signal.SIGSTOP)
+            number = running_trial_of(pid)
+            if number is None:  # it finished the trial meanwhile: let it go on
+                os.kill(pid, signal.SIGCONT)
+                continue
+            os.kill(pid, signal.SIGKILL)
+            pids[pid].wait(timeout=30)
+            return number
         time.sleep(0.2)
     raise AssertionError("no worker was seen mid-trial")
 
