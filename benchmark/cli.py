@@ -64,9 +64,16 @@ def _base_from_args(a: argparse.Namespace) -> dict[str, Any]:
     return base
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad invocation is a UsageError (one message, exit 2, JSON with --json)."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see: python {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="runner.py", description="Benchmark suite for learning with noisy labels.")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    ap = _Parser(prog="runner.py", description="Benchmark suite for learning with noisy labels.")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     r = sub.add_parser("run", help="train one run (one cell, one seed)")
     r.add_argument("--dataset"); r.add_argument("--model"); r.add_argument("--method")
@@ -125,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("worker", help="execute trials of a study until it is done (one per process)")
     w.add_argument("--study", required=True); w.add_argument("--storage")
-    w.add_argument("--runs", default="runs")
+    w.add_argument("--runs", default="runs"); w.add_argument("--json", action="store_true")
     _wandb_flag(w)
 
     rp = sub.add_parser("report", help="build tables, figures and the leaderboard site from the store")
@@ -147,10 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--val-frac", type=float, default=0.1,
                    help="held-out noisy validation fraction (0: the epoch covers every training image)")
     b.add_argument("--no-loader", action="store_true", help="skip the per-sample DataLoader comparison")
-    b.add_argument("--runs", default="runs/_bench"); b.add_argument("--json", action="store_true")
+    b.add_argument("--tmp", help="where the fresh temporary store is made (default: the system's "
+                   "temporary directory); only the directory bench creates is removed")
+    b.add_argument("--json", action="store_true")
 
-    ls = sub.add_parser("ls", help="list the runs in the store")
+    ls = sub.add_parser("ls", help="list the runs in the store and what each incomplete one is")
     ls.add_argument("--runs", default="runs"); ls.add_argument("--json", action="store_true")
+    ls.add_argument("--prune", action="store_true",
+                    help="remove abandoned run folders (no result, no checkpoint, no failure record, "
+                         "not running); finished, failed, stopped and resumable runs are kept")
     return ap
 
 
@@ -159,9 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(a: argparse.Namespace) -> int:
     from benchmark.train import run
     cfg = build_config(_base_from_args(a), a.set, a.config)
-    bar = _EpochBar(cfg.epochs)
-    res = run(cfg, a.runs, progress=bar.update, wandb=a.wandb)
-    bar.close()
+    with _EpochBar(cfg.epochs) as bar:
+        res = run(cfg, a.runs, progress=bar.update, wandb=a.wandb)
     if a.json:
         print(json.dumps(json_safe(res), sort_keys=True))
     else:
@@ -170,11 +181,15 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def cmd_grid(a: argparse.Namespace) -> int:
-    from benchmark.grid import expand, load_preset
+    from benchmark.grid import check_name, expand, load_preset
     from benchmark.studies import default_storage
     from benchmark.store import Store
     from benchmark.train import TrainingDiverged, prepare, run
     spec = load_preset(a.preset)
+    if a.study:
+        check_name(a.study, "study name")
+    if a.workers < 0:
+        raise UsageError(f"--workers must be >= 0, got {a.workers}")
     sets = list(a.set)
     if a.data_dir:
         sets.append(f"data_dir={a.data_dir}")
@@ -200,21 +215,24 @@ def cmd_grid(a: argparse.Namespace) -> int:
             for r in rows:
                 print(f"{r['run_id']}  {r['status']:9s} {r['method']:16s} {r['noise']:14s} seed={r['seed']}")
         return 0
-    if a.workers or a.storage:
-        return _grid_as_study(a, spec, [c for c, *_ in plan], [rid for _, rid, *_ in plan])
-    from tqdm import tqdm
-    failed = []
     t0 = time.time()
-    with tqdm(total=len(todo), desc=f"grid {spec['name']}", unit="run", file=sys.stderr,
-              dynamic_ncols=True) as bar:
-        for cfg, rid, _, label in todo:
-            bar.set_postfix_str(f"{cfg.method} {label} s{cfg.seed}")
-            try:
-                run(cfg, a.runs, wandb=a.wandb)
-            except TrainingDiverged as e:
-                failed.append(rid)
-                print(f"\nrun failed: {e}", file=sys.stderr)
-            bar.update(1)
+    failed: list[str] = []
+    if a.workers or a.storage:
+        rc = _grid_as_study(a, spec, [c for c, *_ in plan])
+        failed = [rid for _, rid, *_ in plan if not store.is_finished(rid)]
+    else:
+        from tqdm import tqdm
+        with tqdm(total=len(todo), desc=f"grid {spec['name']}", unit="run", file=sys.stderr,
+                  dynamic_ncols=True) as bar:
+            for cfg, rid, _, label in todo:
+                bar.set_postfix_str(f"{cfg.method} {label} s{cfg.seed}")
+                try:
+                    run(cfg, a.runs, wandb=a.wandb)
+                except TrainingDiverged as e:
+                    failed.append(rid)
+                    bar.write(f"run failed: {e}", file=sys.stderr)
+                bar.update(1)
+        rc = 1 if failed else 0
     summary = {"preset": spec["name"], "runs": len(plan), "trained": len(todo) - len(failed),
                "failed": failed, "store": str(store.root.resolve()), "seconds": round(time.time() - t0, 1)}
     if not a.no_report:
@@ -226,13 +244,13 @@ def cmd_grid(a: argparse.Namespace) -> int:
         print(f"  list them: python runner.py ls --runs {a.runs}")
         if summary.get("report"):
             print(f"  leaderboard: {summary['report']}")
-    return 1 if failed else 0
+    return rc
 
 
 def _grid_report(a: argparse.Namespace, name: str, run_ids: set[str]) -> str | None:
     from benchmark.reporting import build, log_to_wandb
     from benchmark.tracking import resolve_mode
-    out = Path(a.runs) / "reports" / name
+    out = Path(a.runs) / "reports" / name  # name checked by load_preset: stays inside the store
     try:
         index = build(a.runs, out, run_ids=run_ids, title=f"Noisy-label benchmark: {name}")
     except UsageError:
@@ -250,24 +268,20 @@ def _apply_tuned(cfgs: list, study: str, storage: str) -> None:
         raise UsageError(f"study '{study}' tuned '{b['method']}', which this grid does not run")
     for c in hits:
         for k, v in b["best_params"].items():
-            apply_override(c, k, v)
+            apply_override(c, k, v, f"study '{study}'")
     print(f"using tuned {b['method']} parameters from '{study}': {b['best_params']}", file=sys.stderr)
 
 
-def _grid_as_study(a: argparse.Namespace, spec: dict, cfgs: list, run_ids: list[str]) -> int:
-    from benchmark.studies import create_grid_study, default_storage
+def _grid_as_study(a: argparse.Namespace, spec: dict, cfgs: list) -> int:
+    from benchmark.studies import create_grid_study, default_storage, storage_for_children
     storage = a.storage or default_storage(a.runs)
     name = a.study or f"grid-{spec['name']}"
     create_grid_study(name, storage, cfgs, spec["name"])
-    print(f"study '{name}' on {_safe_url(storage)}: {len(cfgs)} cells; more workers can join with\n"
-          f"  python runner.py worker --study {name} --storage {_safe_url(storage)} --runs {a.runs}",
+    shown, _ = storage_for_children(storage)
+    print(f"study '{name}' on {_safe_url(shown)}: {len(cfgs)} cells; more workers can join with\n"
+          f"  python runner.py worker --study {name} --storage {_safe_url(shown)} --runs {a.runs}",
           file=sys.stderr)
-    rc = _run_workers(name, storage, a.runs, max(a.workers, 1), a.wandb)
-    if rc == 0 and not a.no_report:
-        index = _grid_report(a, spec["name"], set(run_ids))
-        if index:
-            print(f"leaderboard: {index}")
-    return rc
+    return _run_workers(name, storage, a.runs, max(a.workers, 1), a.wandb)
 
 
 def _safe_url(url: str) -> str:
@@ -276,19 +290,31 @@ def _safe_url(url: str) -> str:
 
 
 def _run_workers(name: str, storage: str, runs: str, n: int, wandb: str | None) -> int:
-    """Run n workers: in this process for n == 1, else as n child processes."""
-    from benchmark.studies import work
+    """Run n workers: in this process for n == 1, else as n child processes.
+
+    A child's command line carries the storage URL without its password (``ps`` shows command
+    lines to every user); the password travels in the child's environment as PGPASSWORD.
+    """
+    from benchmark.studies import storage_for_children, work
     if n <= 1:
         work(name, storage, runs, wandb, log=lambda m: print(m, file=sys.stderr))
         return 0
     import subprocess
+    url, secret = storage_for_children(storage)
     cmd = [sys.executable, str(Path(__file__).resolve().parents[1] / "runner.py"), "worker",
-           "--study", name, "--storage", storage, "--runs", runs] + (["--wandb", wandb] if wandb else [])
-    # share the cores between the workers instead of oversubscribing them
+           "--study", name, "--storage", url, "--runs", runs] + (["--wandb", wandb] if wandb else [])
+    # share the cores between the workers instead of oversubscribing them (numpy / BLAS; torch's
+    # intra-op threads are each run's `threads` setting)
     threads = str(max(1, (os.cpu_count() or 1) // n))
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads),
+           "NLB_CHILD": "1", **secret}
     procs = [subprocess.Popen(cmd, env=env) for _ in range(n)]
-    codes = [p.wait() for p in procs]
+    try:
+        codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:  # the children got the same Ctrl-C: let them write their state
+        for p in procs:
+            p.wait()
+        raise
     return 0 if all(c == 0 for c in codes) else 1
 
 
@@ -299,6 +325,16 @@ def cmd_noise(a: argparse.Namespace) -> int:
     base = _base_from_args(a)
     base.setdefault("noise", {})
     cfg = build_config(base)
+    from benchmark.config import check_config
+    check_config(cfg)
+    if a.export:
+        out = Path(a.export)
+        if out.is_dir():
+            raise UsageError(f"--export {a.export}: is a directory; give a file name such as noise.npz")
+        if out.suffix != ".npz":
+            raise UsageError(f"--export {a.export}: the file name must end in .npz")
+        if not out.parent.exists() and out.parent != Path("."):
+            raise UsageError(f"--export {a.export}: directory {out.parent} does not exist")
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir or None)
     noise_seed = cfg.streams()["noise"]
     art = noise_for(cfg, data, noise_seed, Path(a.runs))
@@ -314,6 +350,10 @@ def cmd_noise(a: argparse.Namespace) -> int:
     print(f"noise {info['label']} on {cfg.dataset} (base seed {cfg.seed}, noise seed {art.seed})")
     print(f"  measured flip rate: {art.actual_rate:.4f}   samples: {len(art.noisy_labels)}")
     print(f"  sha256: {art.sha256}")
+    if art.verification:
+        made = {True: "reproduced by this suite's generator", False: "not made by this suite's "
+                "generator (a foreign realisation)", None: "not regenerated"}[art.verification["regenerated"]]
+        print(f"  imported: every claim recomputed from the labels and checked; {made}")
     print("  realised T (row = true class, T[i, j] = P(noisy = j | true = i)):")
     with np.printoptions(precision=3, suppress=True, linewidth=140):
         print("  " + str(np.asarray(art.transition)).replace("\n", "\n  "))
@@ -323,7 +363,10 @@ def cmd_noise(a: argparse.Namespace) -> int:
 
 
 def cmd_tune(a: argparse.Namespace) -> int:
+    from benchmark.grid import check_name
+    from benchmark.store import Store
     from benchmark.studies import best, create_tune_study, default_storage, method_space, parse_param
+    from benchmark.train import prepare
     storage = a.storage or default_storage(a.runs)
     if a.show:
         b = best(a.show, storage)
@@ -334,15 +377,15 @@ def cmd_tune(a: argparse.Namespace) -> int:
         return 0
     if not a.method:
         raise UsageError("tune needs --method (or --show NAME)")
+    if a.trials < 1 or a.seeds < 1 or a.workers < 1:
+        raise UsageError("--trials, --seeds and --workers must be at least 1")
     sets = list(a.set) + ([f"data_dir={a.data_dir}"] if a.data_dir else []) + ([f"device={a.device}"] if a.device else [])
     cfg = build_config(_base_from_args(a), sets, a.config)
-    from benchmark.train import check_names
-    check_names(cfg)
+    prepare(cfg, Store(a.runs))  # every setting checked (and the data found) before the study exists
     space = method_space(cfg.method)
     space.update(dict(parse_param(p) for p in a.param))
-    if a.trials < 1 or a.seeds < 1:
-        raise UsageError("--trials and --seeds must be at least 1")
-    name = a.study or f"tune-{cfg.method}-{cfg.dataset}-{cfg.noise.kind}-{cfg.noise.rate:g}"
+    name = check_name(a.study or f"tune-{cfg.method}-{cfg.dataset}-{cfg.noise.kind}-{cfg.noise.rate:g}",
+                      "study name")
     create_tune_study(name, storage, cfg, space, seeds=a.seeds, trials=a.trials, pruner=a.pruner,
                       sampler_seed=a.sampler_seed)
     print(f"study '{name}' on {_safe_url(storage)}: {a.trials} trials x {a.seeds} seeds; space {space}",
@@ -374,6 +417,8 @@ def cmd_worker(a: argparse.Namespace) -> int:
     from benchmark.studies import default_storage, work
     n = work(a.study, a.storage or default_storage(a.runs), a.runs, a.wandb,
              log=lambda m: print(m, file=sys.stderr))
+    if a.json:
+        print(json.dumps({"study": a.study, "trials": n}))
     print(f"worker done: {n} trials", file=sys.stderr)
     return 0
 
@@ -381,17 +426,22 @@ def cmd_worker(a: argparse.Namespace) -> int:
 def cmd_report(a: argparse.Namespace) -> int:
     from benchmark.reporting import build, log_to_wandb, parse_filters
     from benchmark.tracking import resolve_mode
+    out = Path(a.out) if a.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {a.out}: exists and is not a directory")
     if a.study:
+        from benchmark.grid import check_name
         from benchmark.studies import default_storage, load_definition
         from benchmark.study_plots import plot_study
+        check_name(a.study, "study name")
         study, _ = load_definition(a.study, a.storage or default_storage(a.runs))
-        paths = plot_study(study, Path(a.out or Path(a.runs) / "studies" / a.study))
+        paths = plot_study(study, out or Path(a.runs) / "studies" / a.study)
         if a.json:
             print(json.dumps({"study": a.study, "plots": [str(p) for p in paths]}))
         else:
             print("\n".join(str(p) for p in paths) or "no complete trial to plot")
         return 0
-    out = Path(a.out or Path(a.runs) / "report")
+    out = out or Path(a.runs) / "report"
     index = build(a.runs, out, filters=parse_filters(a.filter))
     log_to_wandb(index, resolve_mode(a.wandb), Path(a.runs), out.name)
     if a.json:
@@ -403,23 +453,30 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 def cmd_bench(a: argparse.Namespace) -> int:
     import shutil
+    import tempfile
     from benchmark.bench import time_loaders, time_methods
     from benchmark.data import load_dataset
-    shutil.rmtree(a.runs, ignore_errors=True)  # timings need fresh runs, never cached ones
+    if a.tmp is not None and not Path(a.tmp).is_dir():
+        raise UsageError(f"--tmp {a.tmp}: not an existing directory")
     base = {"dataset": a.dataset, "model": a.model, "subset": a.subset, "batch_size": a.batch_size,
             "device": a.device, "precision": a.precision, "channels_last": a.channels_last,
             "val_frac": a.val_frac,
             # only training epochs are timed; smaller evaluation sets just shorten the command
             "test_subset": 1000, "memo_samples": 1000, "noise": {"kind": "sym", "rate": 0.4}}
     methods = [m for m in a.methods.split(",") if m]
-    out = {"methods": time_methods(methods, base, a.epochs, a.runs)}
+    # timings need fresh runs, never cached ones: a new directory of its own, removed afterwards
+    # (nothing the user already had is touched)
+    runs = tempfile.mkdtemp(prefix="nlb-bench-", dir=a.tmp)
+    try:
+        out = {"methods": time_methods(methods, base, a.epochs, runs)}
+    finally:
+        shutil.rmtree(runs, ignore_errors=True)
     if not a.no_loader:
         data = load_dataset(a.dataset)
         n = min(a.subset or len(data.train_y), len(data.train_y))
         out["loader"] = time_loaders(a.dataset, n, a.batch_size, data.crop_pad or 2, True,
                                      a.loader_workers)
     out["threads"] = __import__("torch").get_num_threads()
-    shutil.rmtree(a.runs, ignore_errors=True)
     if a.json:
         print(json.dumps(json_safe(out)))
         return 0
@@ -434,36 +491,45 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def cmd_ls(a: argparse.Namespace) -> int:
-    from benchmark.store import Store, read_json
+    from benchmark.store import Store
     store = Store(a.runs)
+    pruned = store.prune() if a.prune else []
     rows = []
     for rid in store.run_ids():
-        cfg = read_json(store.run_dir(rid) / "config.json")
-        res = store.result(rid) or {}
-        rows.append({"run_id": rid, "status": store.status(rid), "method": cfg["method"],
-                     "dataset": cfg["dataset"], "noise": cfg.get("noise_label", ""),
-                     "seed": cfg["seed"], "epochs": len(store.read_metrics(rid)),
-                     "test/acc_last": res.get("test/acc_last"),
+        d = store.describe(rid)
+        cfg, res = d["config"], d["result"] or {}
+        rows.append({"run_id": rid, "status": d["status"], "detail": d["detail"],
+                     "method": cfg.get("method", "?"), "dataset": cfg.get("dataset", "?"),
+                     "noise": cfg.get("noise_label", ""), "seed": cfg.get("seed", -1),
+                     "epochs": d["epochs"], "test/acc_last": res.get("test/acc_last"),
                      "test/acc_at_best_val": res.get("test/acc_at_best_val"),
                      "test/acc_best": res.get("test/acc_best"), "run_dir": str(store.run_dir(rid))})
     if a.json:
-        print(json.dumps({"runs": json_safe(rows)}))
+        print(json.dumps({"runs": json_safe(rows), "pruned": pruned}))
         return 0
+    for rid in pruned:
+        print(f"removed abandoned run folder {rid}")
     if not rows:
         print(f"no runs in {store.root}")
         return 0
     print(f"{'run_id':16s}  {'status':10s} {'method':16s} {'dataset':13s} {'noise':14s} seed ep  last  sel   best*")
     for r in rows:
         f = lambda v: f"{100 * v:5.1f}" if isinstance(v, (int, float)) and math.isfinite(v) else "  -  "
-        print(f"{r['run_id']:16s}  {r['status']:10s} {r['method']:16s} {r['dataset']:13s} {r['noise']:14s} "
-              f"{r['seed']:4d} {r['epochs']:2d} {f(r['test/acc_last'])} {f(r['test/acc_at_best_val'])} {f(r['test/acc_best'])}")
+        line = (f"{r['run_id']:16s}  {r['status']:10s} {r['method']:16s} {r['dataset']:13s} {r['noise']:14s} "
+                f"{r['seed']:4d} {r['epochs']:2d} {f(r['test/acc_last'])} {f(r['test/acc_at_best_val'])} "
+                f"{f(r['test/acc_best'])}")
+        print(line + (f"  ({r['detail']})" if r["detail"] else ""))
     print("last = last epoch; sel = epoch chosen on noisy validation; best* = oracle (best test epoch)")
+    if any(r["status"] == "abandoned" for r in rows):
+        print("abandoned runs hold nothing to resume: `ls --prune` removes them")
     return 0
 
 
 # ----- helpers -------------------------------------------------------------------------------
 
 class _EpochBar:
+    """The per-epoch progress bar of `run`; a context manager, so an error never prints on its line."""
+
     def __init__(self, total: int):
         from tqdm import tqdm
         self.bar = tqdm(total=total, desc="epochs", file=sys.stderr, dynamic_ncols=True, leave=False)
@@ -474,7 +540,10 @@ class _EpochBar:
                              val=f"{row.get('val_noisy/acc', math.nan):.3f}")
         self.bar.update(1)
 
-    def close(self) -> None:
+    def __enter__(self) -> "_EpochBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
         self.bar.close()
 
 
@@ -495,16 +564,49 @@ def _print_result(res: dict[str, Any]) -> None:
 COMMANDS = {"run": cmd_run, "grid": cmd_grid, "noise": cmd_noise, "ls": cmd_ls, "tune": cmd_tune,
             "worker": cmd_worker, "report": cmd_report, "bench": cmd_bench}
 
+INTERRUPTED = ("interrupted: finished runs are kept and an interrupted run resumes from its last "
+               "checkpoint; run the same command again to go on")
+
+
+def _fail(message: str, code: int, as_json: bool) -> int:
+    """End a command with one message: on stderr (on a line of its own, after any progress bar)
+    and, for --json, as one JSON object on stdout."""
+    try:
+        from tqdm import tqdm
+        for bar in list(getattr(tqdm, "_instances", ())):
+            bar.close()
+    except Exception:  # noqa: BLE001 - cosmetic only
+        pass
+    print(f"error: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"error": message, "exit_code": code}))
+    return code
+
 
 def main(argv: list[str] | None = None) -> int:
     from benchmark.data import DataError
-    from benchmark.train import TrainingDiverged
-    args = build_parser().parse_args(argv)
+    from benchmark.store import StoreError
+    from benchmark.studies import StorageError
+    from benchmark.tracking import scrub, scrub_argv
+    from benchmark.train import RunInterrupted, TrainingDiverged
+    argv = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in argv
+    scrub_argv()  # W&B records the program's arguments: never a password from --storage
     try:
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except (DataError, TrainingDiverged) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        return _fail(scrub(str(e)), 2, as_json)
+    except (DataError, TrainingDiverged, StoreError, StorageError) as e:
+        return _fail(scrub(str(e)), 1, as_json)
+    except RunInterrupted as e:
+        if os.environ.get("NLB_CHILD"):  # a worker of a local study: its parent says it once
+            return 130
+        return _fail(str(e), 130, as_json)
+    except KeyboardInterrupt:
+        if os.environ.get("NLB_CHILD"):  # a worker of a local study: its parent says it once
+            return 130
+        return _fail(INTERRUPTED, 130, as_json)
+    except OSError as e:  # disk full, permissions, a path that is not what it should be
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        return _fail(f"{e.strerror or e}{where}", 1, as_json)

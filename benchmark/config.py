@@ -16,54 +16,63 @@ from typing import Any
 
 import numpy as np
 
+from methods.params import ConfigError, check_fields, field_check, param
+from noise.spec import KINDS, MODES
+
 
 class UsageError(ValueError):
     """Bad user input (unknown name, malformed value). The CLI exits with code 2."""
 
 
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("none", "step", "cosine", "linear")
+AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip")
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass
 class NoiseConfig:
-    kind: str = "sym"
+    kind: str = param("sym", choices=KINDS)
     """Noise kind: none, sym, sym_incl, pairflip, asym, idn, human, twin (see noise/spec.py)."""
-    rate: float = 0.4
+    rate: float = param(0.4, ge=0.0, lt=1.0)
     """Nominal noise rate r in [0, 1). Ignored (must be 0) for none, human and twin."""
-    mode: str = "bernoulli"
+    mode: str = param("bernoulli", choices=MODES)
     """bernoulli: every label flips independently; exact: exactly round(n_c * T[c, j]) per class."""
-    human_set: str = ""
+    human_set: str = param("")
     """For human/twin: the CIFAR-N label set (aggre, rand1, rand2, rand3, worst; noisy for CIFAR-100)."""
-    allow_unlearnable: bool = False
+    allow_unlearnable: bool = param(False)
     """Allow pairflip/asym/idn rates >= 0.5, where the noisy class becomes the majority."""
-    file: str = ""
+    file: str = param("")
     """Import this exported noise artifact (.npz) instead of generating noise; its SHA-256 is hashed."""
 
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"
+    name: str = param("sgd", choices=OPTIMIZERS)
     """sgd or adam."""
-    lr: float = 0.02
+    lr: float = param(0.02, gt=0.0)
     """Initial learning rate."""
-    momentum: float = 0.9
+    momentum: float = param(0.9, ge=0.0, lt=1.0)
     """SGD momentum (Adam: beta1)."""
-    weight_decay: float = 5e-4
+    weight_decay: float = param(5e-4, ge=0.0)
     """L2 weight decay (coupled, as torch.optim.SGD/Adam apply it)."""
-    schedule: str = "cosine"
+    schedule: str = param("cosine", choices=SCHEDULES)
     """none, step (x gamma at each milestone), cosine (to 0 at the last epoch), linear (to 0 from decay_start)."""
-    milestones: list[int] = field(default_factory=list)
+    milestones: list[int] = param([], ge=1, item=int)
     """Epochs (1-based) after which the step schedule multiplies the lr by gamma."""
-    gamma: float = 0.1
+    gamma: float = param(0.1, gt=0.0)
     """Step schedule factor."""
-    decay_start: int = 0
+    decay_start: int = param(0, ge=0)
     """Linear schedule: the epoch from which the lr decays linearly to 0 at the last epoch."""
 
 
 @dataclass
 class RunConfig:
-    dataset: str = "fashion_mnist"
+    dataset: str = param("fashion_mnist")
     """Dataset name: fashion_mnist, digits, cifar10, cifar100, synthetic_cifar10 (timing only)."""
-    model: str = "cnn"
+    model: str = param("cnn")
     """Backbone: mlp, cnn, cnn9, preact_resnet18, resnet34."""
-    method: str = "ce"
+    method: str = param("ce")
     """Training method from the registry (ce, gce, ...)."""
     hp: dict[str, Any] = field(default_factory=dict)
     """Method hyperparameters overriding the method's Config defaults (e.g. {"q": 0.7} for gce)."""
@@ -71,42 +80,48 @@ class RunConfig:
     """Edge-mask settings for obd and X+obd methods (e.g. {"sparsity": 0.5}); see methods/mask.py."""
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     """The label noise applied to the whole training set before the validation split."""
-    seed: int = 0
+    seed: int = param(0, ge=0)
     """Base seed; the noise, split, init and order streams are derived from it (see streams())."""
-    epochs: int = 10
+    epochs: int = param(10, ge=1)
     """Training epochs."""
-    batch_size: int = 128
-    """Mini-batch size of the training loop."""
-    eval_batch_size: int = 1024
+    batch_size: int = param(128, ge=2)
+    """Mini-batch size of the training loop (at least 2: BatchNorm cannot train on one sample)."""
+    eval_batch_size: int = param(1024, ge=1)
     """Batch size of evaluation passes (no effect on results)."""
-    subset: int = 0
+    subset: int = param(0, ge=0)
     """Use a seeded subset of this many training samples (0 = all); noise is drawn on the full set first."""
-    test_subset: int = 0
+    test_subset: int = param(0, ge=0)
     """Evaluate on a fixed seeded subset of this many test images (0 = the whole test set).
 
     Only for quick looks: it changes the protocol, and reports name it."""
-    val_frac: float = 0.1
+    val_frac: float = param(0.1, ge=0.0, lt=1.0)
     """Fraction of the (noisy) training set held out as the noisy validation split (0 allowed)."""
-    augment: str = "auto"
+    augment: str = param("auto", choices=AUGMENTS)
     """auto (the dataset's standard augmentation), none, crop, flip or crop+flip."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     """Optimiser and learning-rate schedule."""
-    memo_samples: int = 5000
+    memo_samples: int = param(5000, ge=0)
     """Cap on the noisy-labelled training samples scored each epoch for memorisation figures."""
-    protocol_name: str = ""
+    protocol_name: str = param("")
     """Name of the protocol (presets set it); rows of a table are only compared within one protocol."""
-    precision: str = "fp32"
+    precision: str = param("fp32", choices=PRECISIONS)
     """fp32, or bf16: forward passes under bfloat16 autocast (GPUs with bf16 support, or CPU).
 
     Weights, optimiser state and every per-sample loss stay fp32. bf16 changes the numbers, so
     it is part of the run id and of the protocol; fp32 is left out of both, so runs recorded
     before this field existed keep their ids."""
-    channels_last: bool = False
+    channels_last: bool = param(False)
     """Keep networks and their input batches in channels-last memory format (faster convolutions
     on tensor-core GPUs). A speed setting like the device: recorded, not hashed."""
-    device: str = "auto"
+    threads: int = param(1, ge=1)
+    """Intra-op CPU threads of torch for this run (torch.set_num_threads; GPU runs use it for
+    their few CPU ops). CPU float reductions depend on the thread count, so it is pinned per run
+    and part of the run id: a sequential grid and local workers compute the same runs. One
+    thread per run and one run per core is also the fastest way through a grid on CPU
+    (docs/BENCHMARKS.md)."""
+    device: str = param("auto")
     """auto, cpu, cuda, cuda:N. Recorded, not hashed."""
-    data_dir: str = ""
+    data_dir: str = param("")
     """Where datasets are looked for first. Recorded, not hashed."""
 
     # ----- identity and seeds -------------------------------------------------------------
@@ -147,7 +162,6 @@ class RunConfig:
 
 
 NOT_HASHED = ("device", "data_dir", "eval_batch_size", "channels_last")
-PRECISIONS = ("fp32", "bf16")
 STREAMS = ("noise", "split", "init", "order")
 
 
@@ -170,63 +184,81 @@ def _field_types(cls) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in fields(cls)}
 
 
-def _coerce(value: Any, current: Any, path: str) -> Any:
-    """Coerce a string from ``--set`` (or a TOML value) to the type of the current value."""
+def _coerce(value: Any, f: dataclasses.Field | None, current: Any, path: str, source: str) -> Any:
+    """``value`` (a string from --set, or a TOML / dict value) as the type of field ``path``.
+
+    Checked fields (methods/params.py) are coerced and range-checked here, so a bad value is
+    reported with where it came from. hp.* and mask.* entries are untyped until the method is
+    known: a string is parsed as a TOML scalar (``0.5`` -> 0.5, ``true`` -> True), else kept.
+    """
+    chk = field_check(f) if f is not None else None
+    if chk is not None:
+        try:
+            return chk.coerce(value)
+        except ValueError as e:
+            raise UsageError(f"{_where(source, path, value)}: {path} {e}") from None
     if not isinstance(value, str) or isinstance(current, str):
-        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
         return value
-    text = value.strip()
     try:
-        if isinstance(current, bool):
-            if text.lower() in ("true", "1", "yes"):
-                return True
-            if text.lower() in ("false", "0", "no"):
-                return False
-            raise ValueError
-        if isinstance(current, int):
-            return int(text)
-        if isinstance(current, float):
-            return float(text)
-        if isinstance(current, list):
-            return [int(x) if x.strip().lstrip("-").isdigit() else float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(f"--set {path}={value}: expected a {type(current).__name__}") from None
-    # untyped (hp.*): parse as TOML scalar if possible
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
+        return tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError:
-        return text
+        return value
 
 
-def apply_override(cfg: RunConfig, path: str, value: Any) -> None:
-    """Set a dotted field (``noise.rate``, ``optim.lr``, ``hp.q``) on cfg in place."""
+def _where(source: str, path: str, value: Any) -> str:
+    """Where a bad value came from, as the user wrote it: '--set epochs=two' or 'run.toml'."""
+    return f"--set {path}={value}" if source == "--set" else source
+
+
+def apply_override(cfg: RunConfig, path: str, value: Any, source: str = "--set") -> None:
+    """Set a dotted field (``noise.rate``, ``optim.lr``, ``hp.q``) on cfg in place.
+
+    ``source`` names where the value came from (``--set``, a TOML file, a grid file) for messages.
+    """
     parts = path.split(".")
     obj: Any = cfg
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         if isinstance(obj, dict):
             if last:
-                obj[part] = _coerce(value, obj.get(part), path)
+                obj[part] = _coerce(value, None, obj.get(part), path, source)
             else:
-                obj = obj.setdefault(part, {})
+                nxt = obj.setdefault(part, {})
+                if not isinstance(nxt, dict):
+                    raise UsageError(f"{_where(source, path, value)}: '{'.'.join(parts[:i + 1])}' is a "
+                                     f"value, not a section")
+                obj = nxt
             continue
         names = _field_types(type(obj))
         if part not in names:
             where = ".".join(parts[:i]) or "the run config"
-            raise UsageError(f"unknown config key '{path}': {where} has no field '{part}'. "
-                             f"Valid: {', '.join(sorted(names))}")
+            raise UsageError(f"{_where(source, path, value)}: unknown config key '{path}': {where} has "
+                             f"no field '{part}'. Valid: {', '.join(sorted(names))}")
+        current = getattr(obj, part)
         if last:
-            current = getattr(obj, part)
             if dataclasses.is_dataclass(current) or isinstance(current, dict):
                 if not isinstance(value, dict):
-                    raise UsageError(f"'{path}' is a section; set its fields ({path}.NAME=VALUE)")
+                    raise UsageError(f"{_where(source, path, value)}: '{path}' is a section; set its "
+                                     f"fields ({path}.NAME=VALUE)")
                 for k, v in value.items():
-                    apply_override(cfg, f"{path}.{k}", v)
+                    apply_override(cfg, f"{path}.{k}", v, source)
             else:
-                setattr(obj, part, _coerce(value, current, path))
+                setattr(obj, part, _coerce(value, names[part], current, path, source))
         else:
-            obj = getattr(obj, part)
+            if not (dataclasses.is_dataclass(current) or isinstance(current, dict)):
+                raise UsageError(f"{_where(source, path, value)}: '{'.'.join(parts[:i + 1])}' is a "
+                                 f"value, not a section")
+            obj = current
+
+
+def check_config(cfg: RunConfig) -> None:
+    """Every field of the run config within its declared range (UsageError naming the field)."""
+    try:
+        check_fields(cfg)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    if not isinstance(cfg.hp, dict) or not isinstance(cfg.mask, dict):
+        raise UsageError("hp and mask must be sections of NAME = VALUE settings")
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -242,28 +274,30 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def build_config(base: dict[str, Any] | None = None, sets: list[str] | None = None,
-                 toml_file: str | None = None) -> RunConfig:
-    """Defaults <- TOML file <- base dict (CLI flags) <- ``--set key=value`` strings."""
+                 toml_file: str | None = None, source: str = "the command line") -> RunConfig:
+    """Defaults <- TOML file <- base dict (CLI flags) <- ``--set key=value`` strings.
+
+    ``source`` names where ``base`` came from, for messages (a grid file passes its name)."""
     cfg = RunConfig()
-    layers: list[dict[str, Any]] = []
+    layers: list[tuple[dict[str, Any], str]] = []
     if toml_file:
         path = Path(toml_file)
         if not path.is_file():
             raise UsageError(f"config file not found: {toml_file}")
         try:
-            layers.append(tomllib.loads(path.read_text()))
-        except tomllib.TOMLDecodeError as e:
+            layers.append((tomllib.loads(path.read_text()), f"config file {toml_file}"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise UsageError(f"{toml_file}: invalid TOML: {e}") from None
     if base:
-        layers.append(base)
-    for layer in layers:
+        layers.append((base, source))
+    for layer, source in layers:
         for key, value in flatten(layer).items():
-            apply_override(cfg, key, value)
+            apply_override(cfg, key, value, source)
     for item in sets or []:
         if "=" not in item:
             raise UsageError(f"--set expects key=value, got '{item}'")
         key, value = item.split("=", 1)
-        apply_override(cfg, key.strip(), value)
+        apply_override(cfg, key.strip(), value, "--set")
     return cfg
 
 

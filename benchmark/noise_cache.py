@@ -5,13 +5,17 @@ shared by every method, subset and split of the same seed, and CIFAR-N indices l
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from benchmark.config import RunConfig, UsageError
 from benchmark.data import DatasetArrays
-from noise import NoiseArtifact, NoiseSpec, NoiseSpecError, build_artifact, load_artifact, save_artifact, validate_spec
+from noise import (NoiseArtifact, NoiseArtifactError, NoiseSpec, NoiseSpecError, build_artifact,
+                   load_artifact, save_artifact, validate_spec, verify_artifact)
 
 
 def spec_of(cfg: RunConfig) -> NoiseSpec:
@@ -38,33 +42,78 @@ def check_spec(cfg: RunConfig, data: DatasetArrays) -> NoiseSpec:
     return spec
 
 
+def _features(data: DatasetArrays) -> np.ndarray:
+    """Raw 0-255 pixels, flattened, as the official IDN code feeds them (see noise/idn.py)."""
+    return data.train_x.reshape(len(data.train_y), -1).numpy().astype(np.float32)
+
+
+def import_noise_file(cfg: RunConfig, data: DatasetArrays) -> NoiseArtifact:
+    """Load ``cfg.noise.file`` and verify every claim it makes against ``data`` (noise/verify.py).
+
+    A file that cannot be read, belongs to other data, or whose claims disagree with its labels
+    is a UsageError saying which claim and by how much.
+    """
+    where = cfg.noise.file
+    path = Path(where).expanduser()
+    if path.is_dir():
+        raise UsageError(f"--noise-file {where}: is a directory; give an exported .npz file")
+    if not path.is_file():
+        raise UsageError(f"--noise-file {where}: no such file")
+    try:
+        art = load_artifact(path, expect_dataset=cfg.dataset, expect_num=len(data.train_y))
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--noise-file {where}: {e}") from None
+    features = _features(data) if art.spec.kind == "idn" else None
+    try:
+        art.verification = verify_artifact(art, data.train_y, data.num_classes, source=str(where),
+                                           human=data.human_labels, features=features)
+    except NoiseArtifactError as e:
+        raise UsageError(str(e)) from None
+    return art
+
+
 def noise_for(cfg: RunConfig, data: DatasetArrays, seed: int, runs_root: Path) -> NoiseArtifact:
-    """The run's noise artifact: imported (cfg.noise.file), cached, or built and cached."""
+    """The run's noise artifact: imported (cfg.noise.file, verified), cached, or built and cached."""
     n = len(data.train_y)
     if cfg.noise.file:
-        try:
-            art = load_artifact(cfg.noise.file, expect_dataset=cfg.dataset, expect_num=n)
-        except (OSError, ValueError) as e:
-            raise UsageError(f"--noise-file {cfg.noise.file}: {e}") from None
+        art = import_noise_file(cfg, data)
         # the artifact defines the noise: the config records what it holds
         cfg.noise.kind, cfg.noise.rate = art.spec.kind, float(art.spec.rate)
         cfg.noise.mode, cfg.noise.human_set = art.spec.mode, art.spec.human_set
         return art
     spec = check_spec(cfg, data)
     path = cache_path(runs_root, cfg.dataset, spec, seed)
-    if path.is_file():
+    with _cache_lock(path):
+        if path.is_file():
+            try:
+                art = load_artifact(path, expect_dataset=cfg.dataset, expect_num=n)
+                if art.spec == spec and art.seed == seed:
+                    verify_artifact(art, data.train_y, data.num_classes, source=str(path),
+                                    human=data.human_labels, regenerate=False)
+                    return art
+            except ValueError:
+                pass
+            path.unlink()  # a corrupted or foreign cache entry: rebuild it (a pure function)
+        features = _features(data) if spec.kind == "idn" else None
         try:
-            return load_artifact(path, expect_dataset=cfg.dataset, expect_num=n)
-        except ValueError:
-            path.unlink()  # corrupted cache entry: rebuild it (the labels are a pure function)
-    features = None
-    if spec.kind == "idn":
-        # raw 0-255 pixels, as the official IDN code feeds them (see noise/idn.py)
-        features = data.train_x.reshape(n, -1).numpy().astype(np.float32)
-    try:
-        art = build_artifact(spec, data.train_y, dataset=cfg.dataset, num_classes=data.num_classes,
-                             seed=seed, features=features, human=data.human_labels)
-    except NoiseSpecError as e:
-        raise UsageError(str(e)) from None
-    save_artifact(art, path)
+            art = build_artifact(spec, data.train_y, dataset=cfg.dataset, num_classes=data.num_classes,
+                                 seed=seed, features=features, human=data.human_labels)
+        except NoiseSpecError as e:
+            raise UsageError(str(e)) from None
+        save_artifact(art, path)
     return art
+
+
+@contextlib.contextmanager
+def _cache_lock(path: Path) -> Iterator[None]:
+    """One builder per cache entry at a time (workers share the cache); temporary files of a
+    builder that died are removed once the lock is held."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            for tmp in path.parent.glob(f"{path.name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)

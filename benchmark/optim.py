@@ -9,19 +9,7 @@ import math
 
 import torch
 
-from benchmark.config import OptimConfig, UsageError
-
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("none", "step", "cosine", "linear")
-
-
-def check(cfg: OptimConfig) -> None:
-    if cfg.name not in OPTIMIZERS:
-        raise UsageError(f"unknown optimizer '{cfg.name}'. Valid: {', '.join(OPTIMIZERS)}")
-    if cfg.schedule not in SCHEDULES:
-        raise UsageError(f"unknown schedule '{cfg.schedule}'. Valid: {', '.join(SCHEDULES)}")
-    if cfg.lr <= 0:
-        raise UsageError(f"optim.lr must be positive, got {cfg.lr}")
+from benchmark.config import OptimConfig
 
 
 def build_optimizer(cfg: OptimConfig, params) -> torch.optim.Optimizer:

@@ -44,28 +44,74 @@ def default_storage(runs_dir: str | Path) -> str:
     return f"sqlite:///{Path(runs_dir).resolve() / 'optuna.db'}"
 
 
+class StorageError(RuntimeError):
+    """The study storage cannot be reached or read (exit code 1); the message has no password."""
+
+
 _STORAGES: dict[str, optuna.storages.BaseStorage] = {}
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """One storage (one connection pool) per URL and process: PostgreSQL limits connections."""
+def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorage:
+    """One storage (one connection pool) per URL and process: PostgreSQL limits connections.
+
+    ``create=False`` (read-only commands: ``tune --show``, ``report --study``, ``worker``) never
+    creates an SQLite file: a missing one is a UsageError. Unreachable servers, wrong passwords
+    and files that are not databases are a StorageError naming the (password-free) URL.
+    """
     if url not in _STORAGES:
-        _STORAGES[url] = _open_storage(url)
+        _STORAGES[url] = _open_storage(url, create)
     return _STORAGES[url]
 
 
-def _open_storage(url: str) -> optuna.storages.BaseStorage:
-    if not url.startswith(("sqlite:", "postgresql", "mysql")):
-        raise UsageError(f"unsupported storage '{url}'. Valid: sqlite:///FILE, postgresql://USER@HOST/DB")
+def _open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
+    from benchmark.tracking import scrub
+    if not url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
+        raise UsageError(f"unsupported storage '{scrub(url)}'. Valid: sqlite:///FILE, "
+                         f"postgresql://USER@HOST[:PORT]/DB (password in PGPASSWORD or ~/.pgpass)")
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:"):
-        Path(url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(url.split("///", 1)[-1])
+        if not create and not path.is_file():
+            raise UsageError(f"no study storage at {path}: nothing was tuned or run as a study with "
+                             f"this --runs / --storage")
+        if path.is_dir():
+            raise UsageError(f"storage {url}: {path} is a directory, not an SQLite file")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StorageError(f"cannot create the directory of {path}: {e.strerror}") from None
         kwargs = {"connect_args": {"timeout": 120}}  # several local workers share one file
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5 and documented as such
-        warnings.simplefilter("ignore")
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5 and documented as such
+            warnings.simplefilter("ignore")
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+    except Exception as e:  # noqa: BLE001 - driver, network, auth, file format: all unusable
+        raise StorageError(f"cannot open study storage {scrub(url)}: {_reason(e)}") from None
+
+
+def _reason(e: BaseException) -> str:
+    """The first line of a database error, without SQLAlchemy's boilerplate or any password."""
+    from benchmark.tracking import scrub
+    orig = getattr(e, "orig", None)
+    text = str(orig if orig is not None else e).strip().splitlines()
+    return scrub(text[0] if text else type(e).__name__)
+
+
+def storage_for_children(url: str) -> tuple[str, dict[str, str]]:
+    """A storage URL without its password, and the environment that carries the password.
+
+    Child processes get the password in PGPASSWORD (libpq reads it), never on their command line,
+    where ``ps`` would show it to every user of the machine.
+    """
+    if not url.startswith("postgresql"):
+        return url, {}
+    from sqlalchemy.engine import make_url
+    u = make_url(url)
+    if u.password is None:
+        return url, {}
+    return u.set(password=None).render_as_string(hide_password=False), {"PGPASSWORD": str(u.password)}
 
 
 def _pruner(name: str) -> optuna.pruners.BasePruner:
@@ -83,21 +129,41 @@ def _pruner(name: str) -> optuna.pruners.BasePruner:
 def parse_param(text: str) -> tuple[str, Any]:
     """``name=low:high`` (float or int range), ``name=low:high:log``, or ``name=a,b,c`` (choices)."""
     name, sep, spec = text.partition("=")
-    if not sep or not name:
+    name = name.strip()
+    if not sep or not name or not spec.strip():
         raise UsageError(f"--param expects name=low:high or name=a,b,c, got '{text}'")
     parts = spec.split(":")
-    def num(s):
-        return int(s) if s.lstrip("-").isdigit() else float(s)
-    try:
-        if len(parts) in (2, 3):
-            lo, hi = num(parts[0]), num(parts[1])
-            if lo >= hi:
-                raise UsageError(f"--param {name}: low must be below high")
-            return name.strip(), ([lo, hi, "log"] if len(parts) == 3 and parts[2] == "log" else [lo, hi])
-        choices = [c.strip() for c in spec.split(",") if c.strip()]
-        return name.strip(), {"choices": [_scalar(c) for c in choices]}
-    except ValueError:
-        raise UsageError(f"--param {name}: cannot parse '{spec}'") from None
+    if len(parts) in (2, 3):
+        if len(parts) == 3 and parts[2] != "log":
+            raise UsageError(f"--param {name}: the third part may only be 'log', got '{parts[2]}'")
+        try:
+            lo, hi = (int(p) if p.strip().lstrip("-").isdigit() else float(p) for p in parts[:2])
+        except ValueError:
+            raise UsageError(f"--param {name}: '{spec}' is not low:high with two numbers") from None
+        if lo >= hi:
+            raise UsageError(f"--param {name}: low must be below high, got {lo}:{hi}")
+        if len(parts) == 3 and lo <= 0:
+            raise UsageError(f"--param {name}: a log range needs low > 0, got {lo}")
+        return name, ([lo, hi, "log"] if len(parts) == 3 else [lo, hi])
+    choices = [c.strip() for c in spec.split(",") if c.strip()]
+    return name, {"choices": [_scalar(c) for c in choices]}
+
+
+def check_space(base: RunConfig, space: dict[str, Any]) -> None:
+    """Every bound and choice of ``space`` must be a valid value of its setting (UsageError)."""
+    from benchmark.config import check_config
+    from methods import resolve_hp
+    from methods.params import ConfigError
+    for pname, spec in space.items():
+        values = spec["choices"] if isinstance(spec, dict) else spec[:2]
+        for v in values:
+            cfg = copy.deepcopy(base)
+            try:
+                apply_override(cfg, pname, v, f"--param {pname}")
+                check_config(cfg)
+                resolve_hp(cfg.method, cfg.hp, cfg.mask)
+            except (UsageError, ConfigError) as e:
+                raise UsageError(f"--param {pname}: {v!r} is not a valid value ({e})") from None
 
 
 def _scalar(s: str) -> Any:
@@ -137,8 +203,7 @@ def create_tune_study(name: str, storage: str, base: RunConfig, space: dict[str,
     if base.val_frac <= 0:
         raise UsageError("tuning needs a noisy validation split (val_frac > 0): the test set never chooses")
     _pruner(pruner)
-    for pname in space:  # every parameter must be a settable config key
-        apply_override(copy.deepcopy(base), pname, _probe_value(space[pname]))
+    check_space(base, space)  # before the study exists: a refused search leaves nothing behind
     study = optuna.create_study(study_name=name, storage=open_storage(storage), direction="maximize",
                                 load_if_exists=True)
     attrs = {"kind": "tune", "base": base.to_dict(), "space": space,
@@ -158,20 +223,26 @@ def create_grid_study(name: str, storage: str, cfgs: list[RunConfig], preset: st
 def _set_definition(study: optuna.Study, attrs: dict[str, Any]) -> None:
     old = study.user_attrs.get(ATTR)
     if old is not None and old != attrs:
-        raise UsageError(f"study '{study.study_name}' already exists with another definition; "
-                         f"pick a new --study name")
+        live = [t for t in study.get_trials(deepcopy=False) if t.state in (
+            optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+            optuna.trial.TrialState.RUNNING)]
+        if live:
+            raise UsageError(f"study '{study.study_name}' already exists with another definition "
+                             f"and {len(live)} trial(s); pick a new --study name")
+        # a study that never completed a trial (e.g. an earlier attempt that failed) does not
+        # block its name: its failed trials are removed with it and the new definition applies
+        storage, name = study._storage, study.study_name
+        optuna.delete_study(study_name=name, storage=storage)
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
     study.set_user_attr(ATTR, attrs)
 
 
-def _probe_value(spec: Any) -> Any:
-    return spec["choices"][0] if isinstance(spec, dict) else spec[0]
-
-
 def load_definition(name: str, storage: str) -> tuple[optuna.Study, dict[str, Any]]:
+    from benchmark.tracking import scrub
     try:
-        study = optuna.load_study(study_name=name, storage=open_storage(storage))
+        study = optuna.load_study(study_name=name, storage=open_storage(storage, create=False))
     except KeyError:
-        raise UsageError(f"no study '{name}' in {storage}") from None
+        raise UsageError(f"no study '{name}' in {scrub(storage)}") from None
     if ATTR not in study.user_attrs:
         raise UsageError(f"study '{name}' was not created by this suite")
     return study, study.user_attrs[ATTR]

@@ -14,6 +14,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,19 @@ def scrub(obj: Any) -> Any:
     return obj
 
 
+def scrub_argv() -> None:
+    """Replace credentials in ``sys.argv`` (W&B records the program's arguments in every run's
+    metadata; a password given in ``--storage`` must not end up there)."""
+    sys.argv[:] = [scrub(a) for a in sys.argv]
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def cell_id(config: dict[str, Any]) -> str:
     """The W&B group: a hash of the resolved config without the seed and bookkeeping fields."""
     drop = {"seed", "streams", "run_id", "device", "data_dir", "eval_batch_size", "noise_artifact"}
@@ -71,9 +87,16 @@ class Tracker:
             self.run = None
             return None
 
-    def start(self, config: dict[str, Any], run_id: str) -> None:
+    def start(self, config: dict[str, Any], run_id: str, run_dir: Path | None = None) -> None:
+        """Open the W&B run of ``run_id``. With ``run_dir`` (the store's run directory), the
+        offline W&B runs of earlier attempts at this run (killed, stopped or resumed) are removed
+        first: the new W&B run logs every epoch again, and ``wandb sync`` must not upload a
+        truncated copy. The offline directory used is recorded in ``run_dir/wandb.json``."""
         if self.mode == "disabled":
             return
+        record = Path(run_dir) / "wandb.json" if run_dir is not None else None
+        if record is not None and self.mode == "offline":
+            self._drop_earlier(record)
 
         def init():
             import wandb
@@ -85,6 +108,21 @@ class Tracker:
                 config=scrub(config), reinit="finish_previous", settings=wandb.Settings(silent=True,
                                                                                        console="off"))
         self._guard("init", init)
+        if self.run is not None and record is not None and self.mode == "offline":
+            offline = Path(self.run.dir).parent
+            self._guard("record", lambda: _atomic_text(record, json.dumps({"offline_dir": str(offline)})))
+
+    def _drop_earlier(self, record: Path) -> None:
+        try:
+            earlier = Path(json.loads(record.read_text())["offline_dir"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        wandb_root = (self.root / "wandb").resolve()
+        # only a directory this tracker made: an offline run directly under <root>/wandb
+        if (earlier.is_dir() and earlier.resolve().parent == wandb_root
+                and earlier.name.startswith("offline-run-")):
+            shutil.rmtree(earlier, ignore_errors=True)
+        record.unlink(missing_ok=True)
 
     def log_epoch(self, row: dict[str, float]) -> None:
         step = int(row["epoch"])

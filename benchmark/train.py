@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import resource
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,9 +17,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from benchmark import env, optim
+from benchmark import env, optim, runtime
 from benchmark.augment import Augmenter
-from benchmark.config import PRECISIONS, RunConfig, UsageError, sub_seed
+from benchmark.config import AUGMENTS, RunConfig, UsageError, check_config, sub_seed
 from benchmark.data import DatasetArrays, load_dataset
 from benchmark.diagnostics import memorisation, selection_quality
 from benchmark.grad_error import probe_metrics
@@ -29,9 +28,9 @@ from benchmark.noise_cache import noise_for
 from benchmark.store import Store
 from benchmark.tracking import Tracker, resolve_mode
 from methods import RunContext, get_method, resolve_hp
+from methods.params import ConfigError
 from noise import NoiseArtifact
 
-AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip")
 LAST_EPOCH_PREFIXES = ("select/", "mask/", "grad/", "memo/")
 PROBE_SIZE = 512
 """Training samples in the fixed probe batch of the gradient diagnostics."""
@@ -39,6 +38,15 @@ PROBE_SIZE = 512
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run is recorded as failed, never as finished."""
+
+
+class RunInterrupted(RuntimeError):
+    """Ctrl-C (or SIGTERM) during a run: its last checkpoint is kept, the same command resumes it."""
+
+    def __init__(self, run_id: str, run_dir: str, epoch: int):
+        super().__init__(f"interrupted: run {run_id} stopped after epoch {epoch}; run the same "
+                         f"command again to resume it from its last checkpoint ({run_dir})")
+        self.run_id, self.run_dir, self.epoch = run_id, run_dir, epoch
 
 
 @dataclass
@@ -55,6 +63,9 @@ class Prepared:
     """(N_val,) indices of the noisy validation split."""
     hp: Any
     protocol: dict[str, Any]
+    device: torch.device
+    numerics: dict[str, Any]
+    """The numerical setting the run is computed under (benchmark/runtime.py)."""
 
 
 def split_indices(n: int, subset: int, val_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -116,23 +127,18 @@ def autocast(cfg: RunConfig, dev: torch.device):
 
 
 def prepare(cfg: RunConfig, store: Store) -> Prepared:
-    """Validate everything and build the noise artifact; no training. Raises UsageError early."""
+    """Validate everything and build the noise artifact; no training. Raises UsageError early.
+
+    Every field of the config and every hyperparameter of the method is checked against its
+    declared range here, so a grid refuses a bad cell before its first run trains.
+    """
+    check_config(cfg)
     check_names(cfg)
-    optim.check(cfg.optim)
-    if cfg.epochs < 1:
-        raise UsageError(f"epochs must be >= 1, got {cfg.epochs}")
-    if not 0.0 <= cfg.val_frac < 1.0:
-        raise UsageError(f"val_frac must be in [0, 1), got {cfg.val_frac}")
-    if cfg.test_subset < 0:
-        raise UsageError(f"test_subset must be >= 0, got {cfg.test_subset}")
-    if cfg.subset < 0:
-        raise UsageError(f"subset must be >= 0, got {cfg.subset}")
-    if cfg.precision not in PRECISIONS:
-        raise UsageError(f"unknown precision '{cfg.precision}'. Valid: {', '.join(PRECISIONS)}")
+    dev = resolve_device(cfg.device)
     try:
         hp = resolve_hp(cfg.method, cfg.hp, cfg.mask)
-    except KeyError as e:
-        raise UsageError(str(e.args[0])) from None
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir or None)
     streams = cfg.streams()
     artifact = noise_for(cfg, data, streams["noise"], store.root)
@@ -143,7 +149,8 @@ def prepare(cfg: RunConfig, store: Store) -> Prepared:
         raise UsageError("fewer than 2 training samples after the split")
     run_id = cfg.run_id(artifact.sha256, asdict(hp))
     return Prepared(cfg, run_id, data, artifact, train_idx, val_idx, hp,
-                    protocol_of(cfg, resolve_augment(cfg, data)))
+                    protocol_of(cfg, resolve_augment(cfg, data)), dev,
+                    runtime.numerics(cfg.threads, cfg.precision, dev))
 
 
 def check_names(cfg: RunConfig) -> None:
@@ -158,7 +165,8 @@ def check_names(cfg: RunConfig) -> None:
             raise UsageError(f"unknown {what} '{value}'. Valid: {', '.join(valid)}")
 
 
-def _device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a ``device`` setting (auto: cuda when available); UsageError if unusable."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -198,31 +206,58 @@ def run(cfg: RunConfig, runs_dir: str | Path = "runs", *, stop_after: int | None
     stop_after: stop after this epoch, leaving a checkpoint (for preemptible jobs and the
     resume test); the returned dict then has ``"finished": False``.
     progress: called with each epoch's metrics row.
+    Raises RunInterrupted on Ctrl-C (the last checkpoint is kept; the same call resumes).
     """
     store = Store(runs_dir)
     prep = prepare(cfg, store)
-    with store.lock(prep.run_id):
+    with store.lock(prep.run_id), runtime.pinned(cfg.threads):
         return _run_locked(cfg, prep, store, stop_after, progress, wandb)
+
+
+def _config_record(cfg: RunConfig, prep: Prepared) -> dict[str, Any]:
+    art = prep.artifact
+    return {**cfg.to_dict(), "run_id": prep.run_id, "streams": cfg.streams(),
+            "protocol": prep.protocol, "noise_label": art.spec.label(),
+            "hp_resolved": asdict(prep.hp), "numerics": prep.numerics,
+            "noise_artifact": {k: v for k, v in art.summary().items() if k != "transition"},
+            "n_train": int(len(prep.train_idx)), "n_val": int(len(prep.val_idx))}
+
+
+def _resume_state(store: Store, rid: str, numerics: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint to resume from, or None. One made under another numerical setting is set
+    aside: resuming it would give numbers that neither setting produces."""
+    ckpt = store.load_checkpoint(rid)
+    if ckpt is None:
+        return None
+    if ckpt.get("numerics") != numerics:
+        found = ckpt.get("numerics") or "not recorded"
+        for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+            if (store.run_dir(rid) / name).is_file():
+                store.set_aside(rid, name, f"written under numerical setting {found}, this process "
+                                           f"runs {numerics}")
+        return None
+    return ckpt
 
 
 def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | None,
                 progress: Callable[[dict[str, Any]], None] | None, wandb: str | None) -> dict[str, Any]:
     rid = prep.run_id
     if store.is_finished(rid):
+        store.check_numerics(rid, prep.numerics)
         res = dict(store.result(rid))
         res.update(run_dir=str(store.run_dir(rid)), run_id=rid, cached=True)
         return res
+    store.clean_stale(rid)  # temporary files of a process that died mid-write (we hold the lock)
 
     data, art = prep.data, prep.artifact
-    dev = _device(cfg.device)
+    dev = prep.device
+    meter = runtime.ResourceMeter(dev)
     streams = cfg.streams()
-    config_json = {**cfg.to_dict(), "run_id": rid, "streams": streams, "protocol": prep.protocol,
-                   "noise_label": art.spec.label(), "hp_resolved": asdict(prep.hp),
-                   "noise_artifact": {k: v for k, v in art.summary().items() if k != "transition"},
-                   "n_train": int(len(prep.train_idx)), "n_val": int(len(prep.val_idx))}
+    config_json = _config_record(cfg, prep)
     store.write_json(rid, "config.json", config_json)
+    (store.run_dir(rid) / "stopped.json").unlink(missing_ok=True)
     tracker = Tracker(resolve_mode(wandb), store.root)
-    tracker.start(config_json, rid)
+    tracker.start(config_json, rid, store.run_dir(rid))
 
     # ----- data on the device --------------------------------------------------------------
     noisy_all = torch.as_tensor(art.noisy_labels)
@@ -268,85 +303,116 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
 
     rows: list[dict[str, float]] = []
     start = 1
-    ckpt = store.load_checkpoint(rid)
+    before: dict[str, Any] = {}
+    ckpt = _resume_state(store, rid, prep.numerics)
     if ckpt is not None:
-        method.load_state_dict(ckpt["method"])
-        rows = ckpt["rows"]
-        start = ckpt["epoch"] + 1
-        for r in rows:  # the W&B mirror of a resumed run holds every epoch, not just the new ones
-            tracker.log_epoch(r)
+        try:
+            method.load_state_dict(ckpt["method"])
+        except Exception as e:  # noqa: BLE001 - a state this code cannot load: start over
+            for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+                if (store.run_dir(rid) / name).is_file():
+                    store.set_aside(rid, name, f"does not load into {cfg.method}: {e}")
+            method = get_method(cfg.method)()
+            method.setup(ctx, prep.hp)
+        else:
+            rows = ckpt["rows"]
+            start = ckpt["epoch"] + 1
+            before = ckpt.get("resources", {})
+            for r in rows:  # the W&B mirror of a resumed run holds every epoch, not just the new ones
+                tracker.log_epoch(r)
     train_time = sum(r["time/epoch_s"] for r in rows)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    wall0 = time.time()
 
-    for epoch in range(start, cfg.epochs + 1):
-        torch.manual_seed(sub_seed(streams["init"], 10_000 + epoch))  # dropout etc., resumable
-        t0 = time.perf_counter()
-        with autocast(cfg, dev):
-            metrics = method.train_epoch(epoch)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        dt = time.perf_counter() - t0
-        train_time += dt
-        bad = [k for k, v in metrics.items() if not math.isfinite(v) and "loss" in k]
-        if bad:
+    def checkpoint(epoch: int) -> None:
+        store.save_checkpoint(rid, {"epoch": epoch, "method": method.state_dict(), "rows": rows,
+                                    "numerics": prep.numerics, "resources": meter.totals(before)})
+
+    epoch = start - 1
+    try:
+        for epoch in range(start, cfg.epochs + 1):
+            torch.manual_seed(sub_seed(streams["init"], 10_000 + epoch))  # dropout etc., resumable
+            t0 = time.perf_counter()
+            with autocast(cfg, dev):
+                metrics = method.train_epoch(epoch)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            dt = time.perf_counter() - t0
+            train_time += dt
+            bad = [k for k, v in metrics.items() if not math.isfinite(v) and "loss" in k]
+            if bad:
+                store.write_metrics(rid, rows)
+                store.fail(rid, f"non-finite {', '.join(bad)} at epoch {epoch}", epoch)
+                tracker.finish({"state": "failed", "failed_epoch": epoch}, exit_code=1)
+                raise TrainingDiverged(f"run {rid}: non-finite {', '.join(bad)} at epoch {epoch}; "
+                                       f"recorded in {store.run_dir(rid) / 'failure.json'}")
+            row: dict[str, float] = {"epoch": epoch, **metrics}
+            row.update(_evaluate(cfg, method, aug, x_test, y_test, x_val, noisy_val, x_train,
+                                 noisy_train, clean_train, memo_idx, is_clean, epoch, dev))
+            row.update(method.extra_metrics())
+            row.update(probe_metrics(method, x_probe, noisy_probe, clean_probe))
+            row["time/epoch_s"] = dt
+            row["time/samples_per_s"] = len(tr) / dt if dt > 0 else math.nan
+            rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()})
             store.write_metrics(rid, rows)
-            store.fail(rid, f"non-finite {', '.join(bad)} at epoch {epoch}", epoch)
-            tracker.finish({"state": "failed", "failed_epoch": epoch}, exit_code=1)
-            raise TrainingDiverged(f"run {rid}: non-finite {', '.join(bad)} at epoch {epoch}; "
-                                   f"recorded in {store.run_dir(rid) / 'failure.json'}")
-        row: dict[str, float] = {"epoch": epoch, **metrics}
-        # evaluation in the run's precision; the gradient probe below stays fp32 (it measures
-        # small differences between two gradients)
-        norm, eb = aug.normalise, cfg.eval_batch_size
-        with autocast(cfg, dev):
-            row["test/acc"] = _acc(predict(method, x_test, norm, eb), y_test)
-            row["val_noisy/acc"] = (_acc(predict(method, x_val, norm, eb), noisy_val)
-                                    if len(va) else math.nan)
-            if len(memo_idx):
-                pred = predict(method, x_train[memo_idx], norm, eb)
-                row.update(memorisation(pred, noisy_train[memo_idx], clean_train[memo_idx]))
-            row.update(selection_quality(method.selected(), method.clean_scores(), is_clean))
-            nets = method.networks()
-            if len(nets) > 1 and epoch == cfg.epochs:
-                # two-network methods: each network's own test accuracy, at the last epoch only
-                # (one more test pass per network and epoch would double evaluation time)
-                for k, net in enumerate(nets, 1):
-                    row[f"test/acc_net{k}"] = _acc(predict_with(net, x_test, norm, eb), y_test)
-        row.update(method.extra_metrics())
-        row.update(probe_metrics(method, x_probe, noisy_probe, clean_probe))
-        row["time/epoch_s"] = dt
-        row["time/samples_per_s"] = len(tr) / dt if dt > 0 else math.nan
-        rows.append(row)
-        store.write_metrics(rid, rows)
-        store.save_checkpoint(rid, {"epoch": epoch, "method": method.state_dict(), "rows": rows})
-        tracker.log_epoch(row)
-        if progress:
-            try:
-                progress(row)
-            except BaseException:  # e.g. a tuning trial pruned here: the mirror says so, then stops
-                tracker.finish({"state": "interrupted", "stopped_epoch": epoch}, exit_code=1)
-                raise
-        if stop_after is not None and epoch >= stop_after and epoch < cfg.epochs:
-            tracker.finish({"state": "stopped", "stopped_epoch": epoch})
-            return {"run_id": rid, "run_dir": str(store.run_dir(rid)), "finished": False,
-                    "epoch": epoch}
+            checkpoint(epoch)
+            tracker.log_epoch(rows[-1])
+            if progress:
+                try:
+                    progress(rows[-1])
+                except BaseException as e:  # e.g. a tuning trial pruned here
+                    store.write_json(rid, "stopped.json", {"epoch": epoch, "reason": f"stopped by its "
+                                     f"caller: {type(e).__name__}: {e}"})
+                    tracker.finish({"state": "interrupted", "stopped_epoch": epoch}, exit_code=1)
+                    raise
+            if stop_after is not None and epoch >= stop_after and epoch < cfg.epochs:
+                store.write_json(rid, "stopped.json", {"epoch": epoch, "reason": "stop_after"})
+                tracker.finish({"state": "stopped", "stopped_epoch": epoch})
+                return {"run_id": rid, "run_dir": str(store.run_dir(rid)), "finished": False,
+                        "epoch": epoch}
+    except KeyboardInterrupt:
+        done = len(rows)
+        tracker.finish({"state": "interrupted", "stopped_epoch": done}, exit_code=130)
+        raise RunInterrupted(rid, str(store.run_dir(rid)), done) from None
 
     result = summarise(rows)
     result["noise/actual_rate"] = float((noisy_train != clean_train).float().mean())
     result["noise/actual_rate_full"] = art.actual_rate
     result["time/total_s"] = train_time
     result["time/samples_per_s"] = len(tr) * len(rows) / train_time if train_time > 0 else math.nan
-    result["mem/peak_mb"] = _peak_mb(dev)
+    totals = meter.totals(before)
+    result["mem/peak_mb"] = totals["peak_mb"]
+    result["time/wall_s"] = totals["wall_s"]
     result["noise"] = {"label": art.spec.label(), "actual_rate": art.actual_rate,
                        "sha256": art.sha256, "transition": np.asarray(art.transition).tolist()}
     meta = env.describe(dev)
-    meta["wall_s"] = time.time() - wall0
+    meta.update(wall_s=totals["wall_s"], processes=totals["processes"], peak_mb=totals["peak_mb"],
+                peak_memory=totals["peak_kind"], numerics=prep.numerics, data_source=data.source)
     store.finish(rid, result, meta)
     tracker.finish({**result, "state": "finished"})
     return {**result, "run_id": rid, "run_dir": str(store.run_dir(rid)), "finished": True,
             "cached": False}
+
+
+def _evaluate(cfg: RunConfig, method, aug: Augmenter, x_test, y_test, x_val, noisy_val, x_train,
+              noisy_train, clean_train, memo_idx, is_clean, epoch: int,
+              dev: torch.device) -> dict[str, float]:
+    """The runner's per-epoch evaluation (test, noisy validation, memorisation, selection), in the
+    run's precision. Clean labels enter here only, never the method."""
+    out: dict[str, float] = {}
+    norm, eb = aug.normalise, cfg.eval_batch_size
+    with autocast(cfg, dev):
+        out["test/acc"] = _acc(predict(method, x_test, norm, eb), y_test)
+        out["val_noisy/acc"] = _acc(predict(method, x_val, norm, eb), noisy_val) if len(x_val) else math.nan
+        if len(memo_idx):
+            pred = predict(method, x_train[memo_idx], norm, eb)
+            out.update(memorisation(pred, noisy_train[memo_idx], clean_train[memo_idx]))
+        out.update(selection_quality(method.selected(), method.clean_scores(), is_clean))
+        nets = method.networks()
+        if len(nets) > 1 and epoch == cfg.epochs:
+            # two-network methods: each network's own test accuracy, at the last epoch only
+            # (one more test pass per network and epoch would double evaluation time)
+            for k, net in enumerate(nets, 1):
+                out[f"test/acc_net{k}"] = _acc(predict_with(net, x_test, norm, eb), y_test)
+    return out
 
 
 def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
@@ -397,10 +463,3 @@ def _probe_indices(n: int, size: int, seed: int) -> torch.Tensor:
     """A fixed seeded sample of min(n, size) training indices (the same every epoch)."""
     rng = np.random.default_rng(seed + 2)
     return torch.as_tensor(np.sort(rng.choice(n, min(n, size), replace=False)), dtype=torch.long)
-
-
-def _peak_mb(dev: torch.device) -> float:
-    if dev.type == "cuda":
-        return torch.cuda.max_memory_allocated(dev) / 2**20
-    # ru_maxrss is in KiB on Linux: the process's peak resident memory
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

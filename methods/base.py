@@ -12,6 +12,8 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
+from methods.params import ConfigError, check_fields
+
 
 @dataclass
 class RunContext:
@@ -107,12 +109,15 @@ class Method:
         Masked methods override this to return a config that also carries the mask settings.
         """
         if mask:
-            raise KeyError(f"mask.* settings apply only to obd and X+obd methods, not '{cls.name}'")
+            raise ConfigError(f"mask.* settings apply only to obd and X+obd methods, not '{cls.name}'")
         return config_with(cls.Config, overrides, cls.name)
 
     @classmethod
     def search_space(cls) -> dict[str, Any]:
-        """Tunable hyperparameters: name -> (low, high[, "log"]) or a list of choices."""
+        """Tunable hyperparameters: name -> (low, high[, "log"]) or a list of choices.
+
+        Every value of a range or list must be valid for the setting (a test checks this against
+        the Config's declared ranges)."""
         return {}
 
 
@@ -141,27 +146,28 @@ def list_methods() -> list[str]:
 
 def get_method(name: str) -> type[Method]:
     if name not in _REGISTRY:
-        raise KeyError(f"unknown method '{name}'. Valid: {', '.join(list_methods())}")
+        raise ConfigError(f"unknown method '{name}'. Valid: {', '.join(list_methods())}")
     return _REGISTRY[name]
 
 
 def resolve_hp(method: str, overrides: dict[str, Any], mask: dict[str, Any] | None = None) -> Any:
-    """The method's resolved hyperparameters (see Method.make_config). Raises KeyError on bad keys."""
+    """The method's resolved hyperparameters (see Method.make_config).
+
+    Raises ConfigError (a KeyError and a ValueError) on an unknown method, key or invalid value."""
     return get_method(method).make_config(dict(overrides), dict(mask or {}))
 
 
-def config_with(cls: type, overrides: dict[str, Any], owner: str) -> Any:
-    """An instance of dataclass ``cls`` with ``overrides``; unknown keys are refused with the valid ones."""
+def config_with(cls: type, overrides: dict[str, Any], owner: str, prefix: str = "hp.") -> Any:
+    """An instance of dataclass ``cls`` with ``overrides``, every field checked (methods/params.py).
+
+    Unknown keys and invalid values are refused with a ConfigError naming the setting and what is
+    valid, so a bad hyperparameter stops a grid before its first run trains.
+    """
     valid = {f.name: f for f in dataclasses.fields(cls)}
     bad = sorted(set(overrides) - set(valid))
     if bad:
-        raise KeyError(f"'{owner}' has no setting {', '.join(bad)}. "
-                       f"Valid: {', '.join(sorted(valid)) or '(none)'}")
-    base = cls()
-    cast = {}
-    for k, v in overrides.items():
-        cur = getattr(base, k)
-        if isinstance(cur, float) and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        cast[k] = v
-    return dataclasses.replace(base, **cast)
+        raise ConfigError(f"'{owner}' has no setting {', '.join(prefix + b for b in bad)}. "
+                          f"Valid: {', '.join(sorted(valid)) or '(none)'}")
+    out = dataclasses.replace(cls(), **overrides)
+    check_fields(out, prefix, owner)
+    return out

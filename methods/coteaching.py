@@ -45,23 +45,24 @@ from torch import Tensor
 
 from methods.base import Method, RunContext, register_method
 from methods.common import batches, ce_per_sample
+from methods.params import param
 
 SCHEDULES = ("protocol", "official")
 
 
 @dataclass
 class CoteachingConfig:
-    forget_rate: float = -1.0
-    """tau, the largest fraction of each batch dropped. Negative: use the nominal noise rate
+    forget_rate: float = param(-1.0, ge=0.0, lt=1.0, also=(-1.0,))
+    """tau, the largest fraction of each batch dropped, in [0, 1). -1: use the nominal noise rate
     (oracle knowledge, as the official default; recorded as coteach/tau_is_oracle = 1)."""
-    num_gradual: int = 10
-    """T_k: epochs over which the drop rate grows linearly from 0 to tau (official 10)."""
-    schedule: str = "protocol"
+    num_gradual: int = param(10, ge=0)
+    """T_k: epochs over which the drop rate grows linearly from 0 to tau (official 10; 0: tau at once)."""
+    schedule: str = param("protocol", choices=SCHEDULES)
     """"protocol": the run's optimiser and lr schedule. "official": Adam(adam_lr), lr decaying
     linearly to 0 and beta1 0.9 -> 0.1 from decay_frac of the epochs (main.py's plan)."""
-    adam_lr: float = 0.001
+    adam_lr: float = param(0.001, gt=0.0)
     """Adam learning rate of the "official" schedule (main.py --lr)."""
-    decay_frac: float = 0.4
+    decay_frac: float = param(0.4, ge=0.0, le=1.0)
     """Fraction of the epochs after which the "official" schedule decays (80 / 200 in main.py)."""
 
 
@@ -102,10 +103,6 @@ class Coteaching(Method):
     Config = CoteachingConfig
 
     def setup(self, ctx: RunContext, cfg: CoteachingConfig) -> None:
-        if cfg.schedule not in SCHEDULES:
-            raise ValueError(f"coteaching: schedule must be one of {SCHEDULES}, got '{cfg.schedule}'")
-        if cfg.forget_rate >= 1.0:
-            raise ValueError(f"coteaching: forget_rate must be < 1, got {cfg.forget_rate}")
         self.ctx, self.cfg = ctx, cfg
         self.tau_is_oracle = cfg.forget_rate < 0
         self.tau = float(ctx.noise_rate if self.tau_is_oracle else cfg.forget_rate)

@@ -56,30 +56,31 @@ from torch import Tensor
 
 from methods.base import Method, RunContext, register_method
 from methods.common import batches, ce_per_sample, per_sample_losses
+from methods.params import param
 from methods.semi import (cycled_order, gmm_clean_prob, linear_rampup, minmax, mix, mixup_lambdas,
                           negative_entropy, sharpen, soft_cross_entropy, uniform_prior_penalty)
 
 
 @dataclass
 class DivideMixConfig:
-    warmup: int = -1
-    """Warm-up epochs of plain CE (official 10 for CIFAR-10, 30 for CIFAR-100). Negative: scale
-    with the budget, clamp(round(0.1 * epochs), 1, 10)."""
-    alpha: float = 4.0
+    warmup: int = param(-1, ge=0, also=(-1,))
+    """Warm-up epochs of plain CE (official 10 for CIFAR-10, 30 for CIFAR-100). -1: scale with
+    the budget, clamp(round(0.1 * epochs), 1, 10)."""
+    alpha: float = param(4.0, gt=0.0)
     """Beta(alpha, alpha) parameter of the MixMatch coefficient (official 4)."""
-    T: float = 0.5
+    T: float = param(0.5, gt=0.0)
     """Sharpening temperature of refined and guessed labels (official 0.5)."""
-    lambda_u: float = 25.0
+    lambda_u: float = param(25.0, ge=0.0)
     """Weight of the unlabelled MSE loss (official 25; 0 for sym-20% and asym, 150 at 90%)."""
-    p_threshold: float = 0.5
+    p_threshold: float = param(0.5, ge=0.0, le=1.0)
     """A sample is labelled when its P(clean) exceeds this (official 0.5; 0.6 at 90%)."""
-    rampup_epochs: float = 16.0
+    rampup_epochs: float = param(16.0, ge=0.0)
     """Length in epochs of the linear ramp of lambda_u after warm-up (official 16)."""
-    loss_history: int = 1
+    loss_history: int = param(1, ge=1)
     """Epochs of normalised losses averaged before the GMM fit (official 5 at 90% noise, else 1)."""
-    warmup_batch_factor: int = 2
+    warmup_batch_factor: int = param(2, ge=1)
     """Warm-up batch = this x batch_size (the official warm-up loader uses 2 x 64)."""
-    conf_penalty: str = "auto"
+    conf_penalty: str = param("auto", choices=("auto", "on", "off"))
     """Negative-entropy penalty in warm-up: "auto" (only for asym noise, as official), "on", "off"."""
 
 
@@ -110,12 +111,6 @@ class DivideMix(Method):
     Config = DivideMixConfig
 
     def setup(self, ctx: RunContext, cfg: DivideMixConfig) -> None:
-        if cfg.conf_penalty not in ("auto", "on", "off"):
-            raise ValueError(f"dividemix: conf_penalty must be auto, on or off, got '{cfg.conf_penalty}'")
-        if cfg.loss_history < 1:
-            raise ValueError(f"dividemix: loss_history must be >= 1, got {cfg.loss_history}")
-        if cfg.T <= 0 or cfg.alpha <= 0:
-            raise ValueError("dividemix: T and alpha must be positive")
         self.ctx, self.cfg = ctx, cfg
         self.warmup = warmup_epochs(cfg, ctx.epochs)
         self.penalise = cfg.conf_penalty == "on" or (cfg.conf_penalty == "auto"

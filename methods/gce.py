@@ -20,22 +20,18 @@ from torch import Tensor
 from methods.base import register_method
 from methods.ce import SingleNetwork
 from methods.common import gce_per_sample
+from methods.params import param
 
 
 @dataclass
 class GCEConfig:
-    q: float = 0.7
+    q: float = param(0.7, gt=0.0, le=1.0)
     """Exponent of L_q in (0, 1]: towards 0 behaves like CE, 1 is MAE. Paper default 0.7."""
 
 
 @register_method("gce")
 class GCE(SingleNetwork):
     Config = GCEConfig
-
-    def setup(self, ctx, cfg: GCEConfig) -> None:
-        if not 0.0 < cfg.q <= 1.0:
-            raise ValueError(f"gce: q must be in (0, 1], got {cfg.q}")
-        super().setup(ctx, cfg)
 
     def loss(self, logits: Tensor, y: Tensor) -> Tensor:
         return gce_per_sample(logits, y, self.cfg.q)

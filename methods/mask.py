@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from methods.params import param
+
 SCORES = ("obd", "actstd", "magnitude", "random")
 SCOPES = ("row", "layer")
 OBD_PROBS = ("unmasked", "masked")
@@ -43,39 +45,25 @@ OBD_PROBS = ("unmasked", "masked")
 
 @dataclass
 class MaskConfig:
-    sparsity: float = 0.5
+    sparsity: float = param(0.5, ge=0.0, lt=1.0)
     """Fraction s in [0, 1) of classifier edges masked during training. Not published: the v2
     abstract says only "a few critical edges" are kept (a high s); 0.5 is the middle of the
     ablation sweep {0.1, ..., 0.9} and a conservative start. Tune it (search space 0.0-0.95)."""
-    score: str = "obd"
+    score: str = param("obd", choices=SCORES)
     """Edge importance: obd (v3, 1/2 w^2 diag-GN), actstd (v2, |w| std(x)), magnitude (|w|),
     random (a seeded control)."""
-    scope: str = "row"
+    scope: str = param("row", choices=SCOPES)
     """row: mask the same number of edges in every class row; layer: rank the whole (C, D) matrix."""
-    refresh: int = 1
+    refresh: int = param(1, ge=1)
     """Recompute the mask every this many training steps (1 = every step; not published)."""
-    warmup_epochs: int = 0
+    warmup_epochs: int = param(0, ge=0)
     """Epochs 1..warmup_epochs train unmasked (the mask starts at the first step after them)."""
-    at_eval: bool = False
+    at_eval: bool = param(False)
     """Also mask at evaluation. The paper masks during training only (masking at test was worse)."""
-    obd_probs: str = "unmasked"
+    obd_probs: str = param("unmasked", choices=OBD_PROBS)
     """Which prediction p enters the obd score: the full layer's (unmasked, OBD's setting: the cost
     of removing each edge from the whole layer, masked edges included so they can come back) or
     the prediction the masked network made with the previous mask (masked)."""
-
-    def check(self) -> None:
-        """Raise ValueError naming the bad setting."""
-        if not (isinstance(self.sparsity, (int, float)) and 0.0 <= self.sparsity < 1.0):
-            raise ValueError(f"mask.sparsity must be in [0, 1), got {self.sparsity!r}")
-        for key, valid in (("score", SCORES), ("scope", SCOPES), ("obd_probs", OBD_PROBS)):
-            if getattr(self, key) not in valid:
-                raise ValueError(f"mask.{key} must be one of {', '.join(valid)}, got {getattr(self, key)!r}")
-        if not isinstance(self.refresh, int) or isinstance(self.refresh, bool) or self.refresh < 1:
-            raise ValueError(f"mask.refresh must be an int >= 1, got {self.refresh!r}")
-        if not isinstance(self.warmup_epochs, int) or self.warmup_epochs < 0:
-            raise ValueError(f"mask.warmup_epochs must be an int >= 0, got {self.warmup_epochs!r}")
-        if not isinstance(self.at_eval, bool):
-            raise ValueError(f"mask.at_eval must be true or false, got {self.at_eval!r}")
 
 
 # ----- scores: pure functions, fp32 ------------------------------------------------------------

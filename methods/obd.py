@@ -51,6 +51,7 @@ import torch
 from methods.base import Method, RunContext, config_with, get_method, list_methods, register_method
 from methods.ce import CE
 from methods.mask import MaskConfig, MaskedLinear
+from methods.params import ConfigError
 
 SEED_STREAM = 9000
 """ctx.generator(0, SEED_STREAM + k) seeds network k's random score."""
@@ -130,14 +131,9 @@ class MaskedMethod(Method):
     def make_config(cls, overrides: dict[str, Any], mask: dict[str, Any]) -> MaskedConfig:
         try:
             base = cls.base_method.make_config(overrides, {})
-        except KeyError as e:  # name the method the user asked for, not its base
-            raise KeyError(f"{cls.name} (hp.* of {cls.base_method.name}): {e.args[0]}") from None
-        mcfg = config_with(MaskConfig, mask, f"{cls.name} (mask.*)")
-        try:
-            mcfg.check()
-        except ValueError as e:  # resolve_hp's contract: KeyError -> a usage error naming the key
-            raise KeyError(f"{cls.name}: {e}") from None
-        return MaskedConfig(base=base, mask=mcfg)
+        except ConfigError as e:  # name the method the user asked for, not its base
+            raise ConfigError(f"{cls.name} (hp.* of {cls.base_method.name}): {e}") from None
+        return MaskedConfig(base=base, mask=config_with(MaskConfig, mask, cls.name, prefix="mask."))
 
     @classmethod
     def search_space(cls) -> dict[str, Any]:

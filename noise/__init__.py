@@ -11,11 +11,12 @@ from noise.matrices import (asym_matrix, flip_rate, nominal_matrix, pairflip_mat
                             realised_matrix, sym_incl_matrix, sym_matrix)
 from noise.sampling import exact_counts, sample_from_matrix
 from noise.spec import KINDS, MODES, NoiseSpec, NoiseSpecError, validate_spec
+from noise.verify import verify_artifact
 
 __all__ = [
     "ASYM_MAPS", "KINDS", "MODES", "NoiseArtifact", "NoiseArtifactError", "NoiseSpec",
     "NoiseSpecError", "asym_map", "asym_matrix", "build_artifact", "exact_counts", "flip_rate",
     "idn_labels", "labels_sha256", "load_artifact", "nominal_matrix", "pairflip_matrix",
     "realised_matrix", "sample_from_matrix", "save_artifact", "sym_incl_matrix", "sym_matrix",
-    "validate_spec",
+    "validate_spec", "verify_artifact",
 ]

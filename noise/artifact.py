@@ -61,6 +61,8 @@ class NoiseArtifact:
     """Measured fraction of labels that differ from the clean ones."""
     version: int = 1
     """File format version."""
+    verification: dict[str, Any] | None = None
+    """How an imported file was checked against the dataset (noise/verify.py); not saved in files."""
 
     def summary(self) -> dict[str, Any]:
         """JSON-able description (no label vector; transition matrices as nested lists)."""
@@ -77,6 +79,7 @@ class NoiseArtifact:
             "nominal": None if self.nominal is None
             else np.asarray(self.nominal, dtype=np.float64).tolist(),
             "version": int(self.version),
+            **({"verification": self.verification} if self.verification else {}),
         }
 
 
@@ -150,7 +153,9 @@ def save_artifact(art: NoiseArtifact, path: str | os.PathLike) -> None:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, noisy_labels=np.asarray(art.noisy_labels, dtype="<i8"),
                      transition=np.asarray(art.transition, dtype=np.float64),
-                     nominal=nominal, summary=np.array(json.dumps(art.summary())))
+                     nominal=nominal,
+                     summary=np.array(json.dumps({k: v for k, v in art.summary().items()
+                                                  if k != "verification"})))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -160,15 +165,16 @@ def save_artifact(art: NoiseArtifact, path: str | os.PathLike) -> None:
 
 
 def load_artifact(path: str | os.PathLike, *, expect_dataset: str | None = None,
-                  expect_num: int | None = None) -> NoiseArtifact:
+                  expect_num: int | None = None, hint: str = "") -> NoiseArtifact:
     """Read an artifact written by save_artifact, refusing (NoiseArtifactError) a file that is
     unreadable, whose labels do not hash to the recorded SHA-256, whose arrays disagree with its
-    summary, or whose dataset / number of samples differ from `expect_dataset` / `expect_num`."""
+    summary, or whose dataset / number of samples differ from `expect_dataset` / `expect_num`.
+    `hint` is appended to the reason (the cache says it will rebuild the entry). This checks the
+    file against itself only; noise/verify.py checks it against the dataset."""
     path = Path(path)
 
     def fail(why: str) -> NoiseArtifactError:
-        return NoiseArtifactError(f"noise artifact {str(path)!r} refused: {why}; delete it to "
-                                  f"regenerate")
+        return NoiseArtifactError(f"noise artifact {str(path)!r} refused: {why}{hint}")
 
     try:
         with np.load(path, allow_pickle=False) as z:

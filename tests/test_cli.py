@@ -129,10 +129,15 @@ def test_report_command_filters_and_refuses_empty(tmp_path):
 
 
 def test_bench_reports_epoch_times_and_loader_speedup(tmp_path):
+    mine = tmp_path / "b"
+    (mine / "keep").mkdir(parents=True)
+    (mine / "keep" / "result.json").write_text("{}")
     p = cli("bench", "--dataset", "digits", "--methods", "ce,gce", "--subset", "300", "--epochs", "2",
-            "--loader-workers", "0", "--runs", tmp_path / "b", "--json")
+            "--loader-workers", "0", "--tmp", mine, "--json")
     out = json.loads(p.stdout)
     assert [r["method"] for r in out["methods"]] == ["ce", "gce"]
     assert all(r["epoch_s_median"] > 0 and r["samples_per_s"] > 0 for r in out["methods"])
     assert out["loader"]["ours_s"] > 0 and out["loader"]["per_sample_loader_s"] > 0
-    assert not (tmp_path / "b").exists()  # timing runs are thrown away
+    # timing runs are thrown away, and nothing bench did not create is touched
+    assert sorted(p.name for p in mine.iterdir()) == ["keep"]
+    assert (mine / "keep" / "result.json").read_text() == "{}"

@@ -14,7 +14,7 @@ def test_set_overrides_are_typed_and_nested():
 def test_unknown_key_lists_valid_fields():
     with pytest.raises(UsageError, match="no field 'rat'.*rate"):
         build_config(None, ["noise.rat=0.2"])
-    with pytest.raises(UsageError, match="expected a int"):
+    with pytest.raises(UsageError, match="epochs must be an integer"):
         build_config(None, ["epochs=many"])
 
 

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from benchmark.config import OptimConfig, UsageError
-from benchmark.optim import check, lr_at
+from benchmark.config import OptimConfig, UsageError, build_config
+from benchmark.optim import lr_at
 
 
 def test_schedules():
@@ -22,8 +22,8 @@ def test_schedules():
 
 
 def test_bad_optimizer_names():
-    with pytest.raises(UsageError, match="Valid: sgd, adam"):
-        check(OptimConfig(name="rmsprop"))
+    with pytest.raises(UsageError, match="optim.name must be one of: sgd, adam"):
+        build_config(None, ["optim.name=rmsprop"])
     with pytest.raises(UsageError, match="cosine"):
-        check(OptimConfig(schedule="poly"))
+        build_config({"optim": {"schedule": "poly"}})
     assert math.isfinite(lr_at(OptimConfig(schedule="linear", decay_start=5), 5, 5))

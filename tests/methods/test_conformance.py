@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -58,6 +59,10 @@ class TestConformance:
         assert resumed["finished"] and resumed["run_id"] == full["run_id"]
         _same(_rows(tmp_path / "full", full), _rows(tmp_path / "part", resumed))
         assert resumed["test/acc_last"] == full["test/acc_last"]
+        # it really resumed (a restart from scratch would give the same numbers too)
+        meta = json.loads((tmp_path / "part" / resumed["run_id"] / "meta.json").read_text())
+        assert meta["processes"] == 2
+        assert not list((tmp_path / "part" / resumed["run_id"]).glob("*.bad"))
 
     def test_training_never_sees_clean_labels(self, method, tmp_path, monkeypatch):
         """Changing the clean labels (same noisy labels) must not change what the method does."""
@@ -69,6 +74,8 @@ class TestConformance:
         a = run(tiny_config(method, **{"noise.file": str(f)}), tmp_path / "a")
         fake = dataclasses.replace(data, train_y=np.asarray(art.noisy_labels).copy())
         monkeypatch.setattr(train_mod, "load_dataset", lambda *a, **k: fake)
+        # the import check would (rightly) refuse a file whose clean labels are not the data's
+        monkeypatch.setattr(train_mod, "noise_for", lambda *a, **k: art)
         b = run(tiny_config(method, **{"noise.file": str(f)}), tmp_path / "b")
         ra, rb = _rows(tmp_path / "a", a), _rows(tmp_path / "b", b)
         for x, y in zip(ra, rb):

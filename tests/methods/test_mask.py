@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from methods.params import check_fields
 from methods.mask import (SCORES, MaskConfig, MaskedLinear, actstd_scores, mask_from_scores,
                           num_masked, obd_scores)
 
@@ -193,4 +194,4 @@ def test_same_seed_same_masks_and_resume_is_exact(score):
                                  {"obd_probs": "x"}])
 def test_config_check_names_the_bad_setting(bad):
     with pytest.raises(ValueError, match=f"mask.{next(iter(bad))}"):
-        MaskConfig(**bad).check()
+        check_fields(MaskConfig(**bad), "mask.")

@@ -72,7 +72,7 @@ def test_unknown_or_bad_settings_are_refused_with_the_valid_names():
         resolve_hp("obd", {}, {"sparsty": 0.5})
     with pytest.raises(KeyError, match="Valid: q"):
         resolve_hp("gce+obd", {"qq": 1}, {})
-    with pytest.raises(KeyError, match=r"mask.sparsity must be in \[0, 1\)"):
+    with pytest.raises(KeyError, match=r"mask.sparsity must be a number in \[0, 1\)"):
         resolve_hp("obd", {}, {"sparsity": 1.5})
     with pytest.raises(KeyError, match="mask.score"):
         resolve_hp("gce+obd", {}, {"score": "taylor"})

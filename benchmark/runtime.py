@@ -1,0 +1,122 @@
+"""The numerical setting of a run, and the resources it used (per run, not per process).
+
+Numerics. Float results depend on more than the config: the CPU thread count (reductions are
+split differently), cuDNN's algorithm choice, TF32 matmuls. The suite fixes what it can and pins
+the rest per run, so that everything sharing a run id computes the same numbers on the same
+hardware and software:
+
+- the intra-op thread count is the run config's ``threads`` (part of the run id), set with
+  ``torch.set_num_threads`` for the run and restored afterwards;
+- deterministic algorithms on (``torch.use_deterministic_algorithms(True, warn_only=True)``;
+  cuBLAS gets the workspace setting it needs), cuDNN benchmark off, TF32 off: fixed, not options.
+
+``numerics(cfg, dev)`` is the record of that setting, stored in config.json, meta.json and every
+checkpoint. A checkpoint written under another setting (another device type, thread count or
+torch version) is not resumed: a run mixing two settings would match neither.
+
+Resources. ``ResourceMeter`` measures one run in one process: wall time, and peak memory (CUDA:
+the device's peak allocation; CPU: the peak resident set size, VmHWM, reset at the run's start
+through /proc/self/clear_refs, so in a sequential grid each run reports its own peak rather than
+the process's lifetime maximum). A resumed run adds the wall time and takes the maximum peak of
+every process that worked on it (the figures travel in the checkpoint).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import resource
+import time
+from typing import Any, Iterator
+
+import torch
+
+# cuBLAS needs this before its first use to be deterministic (documented by PyTorch's
+# reproducibility notes); setdefault leaves a user's own choice alone
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+FIXED = {"deterministic_algorithms": True, "cudnn_benchmark": False, "tf32": False}
+"""The settings the suite fixes for every run (recorded with each run)."""
+
+
+def numerics(threads: int, precision: str, dev: torch.device) -> dict[str, Any]:
+    """What decides a run's floating-point results besides its config and data."""
+    return {"device_type": dev.type, "threads": int(threads), "precision": precision,
+            "torch": str(torch.__version__), **FIXED}
+
+
+@contextlib.contextmanager
+def pinned(threads: int) -> Iterator[None]:
+    """Apply the fixed numerical settings and ``threads`` for the duration of one run."""
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    old_cudnn = (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+                 torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.set_num_threads(int(threads))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+        (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) = old_cudnn
+
+
+def _vm_hwm_mb() -> float | None:
+    """Peak resident set size of this process since the last reset, in MiB (Linux), else None."""
+    try:
+        with open("/proc/self/status") as f:
+            m = re.search(r"^VmHWM:\s+(\d+)\s+kB", f.read(), re.M)
+        return int(m.group(1)) / 1024 if m else None
+    except OSError:
+        return None
+
+
+def _reset_hwm() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0: write 5 to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class ResourceMeter:
+    """Wall time and peak memory of one run in this process (start it when the run starts)."""
+
+    def __init__(self, dev: torch.device):
+        self.dev = dev
+        self.t0 = time.time()
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+            self.kind = "cuda_max_allocated"
+        elif _reset_hwm():
+            self.kind = "rss_peak"
+        else:  # no per-run reset available: the process's peak so far, labelled as such
+            self.kind = "rss_process_lifetime_peak"
+
+    def wall_s(self) -> float:
+        """Seconds since this process started working on the run."""
+        return time.time() - self.t0
+
+    def peak_mb(self) -> float:
+        if self.dev.type == "cuda":
+            return torch.cuda.max_memory_allocated(self.dev) / 2**20
+        hwm = _vm_hwm_mb() if self.kind == "rss_peak" else None
+        if hwm is not None:
+            return hwm
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+    def totals(self, before: dict[str, Any] | None) -> dict[str, Any]:
+        """Figures of the whole run so far: this process's added to ``before`` (a checkpoint's)."""
+        b = before or {}
+        return {"wall_s": float(b.get("wall_s", 0.0)) + self.wall_s(),
+                "peak_mb": max(float(b.get("peak_mb", 0.0)), self.peak_mb()),
+                "processes": int(b.get("processes", 0)) + 1, "peak_kind": self.kind}
