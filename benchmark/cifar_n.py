@@ -2,8 +2,8 @@
 
 The official files ``CIFAR-10_human.pt`` and ``CIFAR-100_human.pt`` are Python pickles of dicts of
 (50000,) int64 arrays in torchvision's CIFAR training order. Loading one needs
-``torch.load(..., weights_only=False)``, which can run arbitrary code, so a file is only unpickled
-after its SHA-256 matched the official digest below. Licence of the labels: CC BY-NC 4.0.
+unpickling, which could run code, so a file is only read after its SHA-256 matched the official
+digest below, and then with ``torch.load(weights_only=True)`` allowing numpy label arrays only. Licence of the labels: CC BY-NC 4.0.
 
 Where a file is looked for (first hit wins): the explicit ``path`` (the file itself, or a directory
 holding it), env ``NLB_CIFAR_N_DIR``, ``data_dir/cifar-n``, the cache dir (``<cache>/cifar-n`` and
@@ -145,7 +145,15 @@ def load_cifar_n(dataset: str, path: str | os.PathLike | None = None,
     _verify(dataset, found)
 
     import torch
-    raw = torch.load(found, map_location="cpu", weights_only=False)  # verified above
+    # verified above, and read with weights_only=True all the same: numpy arrays of int64 labels
+    # are the only objects the official files hold, so nothing else may be built from them
+    allowed = [(np._core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+               np.ndarray, np.dtype, np.dtypes.Int64DType]
+    try:
+        with torch.serialization.safe_globals(allowed):
+            raw = torch.load(found, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise DataError(f"CIFAR-N file {found}: cannot be read as label arrays ({e})") from e
     if not isinstance(raw, dict):
         raise DataError(f"CIFAR-N file {found}: expected a dict, got {type(raw).__name__}")
     keys = {"clean": "clean_label", **HUMAN_KEYS[dataset]}

@@ -146,9 +146,13 @@ def cache_dir() -> Path:
 
 
 def _search_roots(data_dir: str | None, extra: tuple[Path, ...] = ()) -> list[Path]:
-    """data_dir, env NLB_DATA_DIR, ``extra``, the cache dir: in that order, without repeats."""
+    """An explicit data_dir alone (pointing at a folder is a promise that the data is there:
+    never fall back to another copy); else env NLB_DATA_DIR, ``extra``, the cache dir, in that
+    order, without repeats."""
+    if data_dir:
+        return [Path(data_dir).expanduser()]
     roots: list[Path] = []
-    for p in (data_dir, os.environ.get("NLB_DATA_DIR"), *extra, cache_dir()):
+    for p in (os.environ.get("NLB_DATA_DIR"), *extra, cache_dir()):
         if p:
             p = Path(p).expanduser()
             if p not in roots:
@@ -158,6 +162,18 @@ def _search_roots(data_dir: str | None, extra: tuple[Path, ...] = ()) -> list[Pa
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _partial(dirs: list[Path], names: list[str], has) -> str:
+    """'' or a sentence naming a folder that holds some but not all of ``names`` and what it lacks.
+
+    has(d, name) -> bool says whether folder d holds file ``name``."""
+    for d in dirs:
+        present = [n for n in names if has(d, n)]
+        if present and len(present) < len(names):
+            missing = [n for n in names if n not in present]
+            return f"{d} holds only part of the dataset: missing {', '.join(missing)}. "
+    return ""
 
 
 def _md5_file(path: Path) -> str:
@@ -283,19 +299,25 @@ def _load_fashion_mnist(*, data_dir: str | None, download: bool,
                         cifar_n_path: str | None = None) -> DatasetArrays:
     roots = _search_roots(data_dir, SYSTEM_FASHION_MNIST_DIRS)
     d, tried = _find_fmnist_dir(roots)
+    partial = _partial(tried, list(FASHION_MNIST_SHA256), lambda x, n: _idx_file(x, n) is not None)
+    if d is None and partial:
+        raise DataError(f"Fashion-MNIST: {partial}{_FMNIST_GET}")
     if d is None and download:
-        target = cache_dir()
+        # into the folder the user named, else the cache: never a silent switch to another copy
+        target = Path(data_dir).expanduser() if data_dir else cache_dir()
         try:
             from torchvision.datasets import FashionMNIST
             target.mkdir(parents=True, exist_ok=True)
             FashionMNIST(str(target), train=True, download=True)
             FashionMNIST(str(target), train=False, download=True)
         except Exception as e:  # network, disk, checksum: all reported the same way
-            raise DataError(f"Fashion-MNIST not found in {', '.join(map(str, tried))} and the "
+            raise DataError(f"Fashion-MNIST not found in {', '.join(map(str, tried))} (expected "
+                            f"{', '.join(FASHION_MNIST_SHA256)}, each optionally .gz) and the "
                             f"torchvision download into {target} failed: {e}. {_FMNIST_GET}") from e
         d, tried = _find_fmnist_dir([target])
     if d is None:
-        raise DataError(f"Fashion-MNIST not found: looked for the four IDX files in "
+        raise DataError(f"Fashion-MNIST not found: looked for the four IDX files "
+                        f"{', '.join(FASHION_MNIST_SHA256)} (each optionally .gz) in "
                         f"{', '.join(map(str, tried))}"
                         f"{'' if download else ' (download disabled)'}. {_FMNIST_GET}")
     return _read_fmnist(d)
@@ -400,16 +422,56 @@ def _find_cifar_dir(spec: _CifarSpec, roots: list[Path]) -> tuple[Path | None, l
     return None, tried
 
 
+ALLOW_UNVERIFIED_ENV = "NLB_ALLOW_UNVERIFIED_DATA"
+"""Set to 1 to load CIFAR files whose MD5 is not torchvision's (tiny test copies, private subsets)."""
+
+# the only globals a CIFAR batch file needs: numpy arrays, their dtypes, and the bytes decoding of
+# Python 2 pickles. Anything else (os.system, eval, ...) is refused before it can be called.
+_CIFAR_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """A pickle reader that can build dicts, lists, strings, numbers and numpy arrays, nothing else."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _CIFAR_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused global {module}.{name} (not part of a CIFAR file)")
+
+
 def _unpickle(path: Path) -> dict:
+    """Read one CIFAR pickle with the restricted reader (the caller has checked its MD5)."""
     try:
         with open(path, "rb") as f:
-            obj = pickle.load(f, encoding="latin1")
+            obj = _CifarUnpickler(f, encoding="latin1").load()
     except Exception as e:
         raise DataError(f"cannot read CIFAR pickle {path}: {e}") from e
     if not isinstance(obj, dict):
         raise DataError(f"CIFAR file {path}: expected a dict, got {type(obj).__name__}")
     # Python 2 pickles may come back with bytes keys
     return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def _verify_cifar_files(spec: _CifarSpec, d: Path) -> bool:
+    """Check every file's MD5 against torchvision's before anything is unpickled.
+
+    Returns True when all match. A mismatch is a DataError, unless env NLB_ALLOW_UNVERIFIED_DATA=1
+    (tiny test copies, private subsets): then False, and the files are read with the restricted
+    reader only, which cannot run code whatever the file holds.
+    """
+    bad = [f for f, md5 in (*spec.train_files, spec.test_file, spec.meta_file) if _md5_file(d / f) != md5]
+    if not bad:
+        return True
+    if os.environ.get(ALLOW_UNVERIFIED_ENV) == "1":
+        warnings.warn(f"{spec.name}: {', '.join(bad)} in {d} are not torchvision's files (md5 differs); "
+                      f"loading them unverified because {ALLOW_UNVERIFIED_ENV}=1")
+        return False
+    raise DataError(f"CIFAR file {d / bad[0]}: md5 {_md5_file(d / bad[0])}, expected torchvision's "
+                    f"{dict((*spec.train_files, spec.test_file, spec.meta_file))[bad[0]]} (corrupt, "
+                    f"modified or not the official file; {len(bad)} file(s) differ); refusing to "
+                    f"unpickle it. For a deliberate subset or test copy set {ALLOW_UNVERIFIED_ENV}=1. "
+                    f"{_cifar_get(spec)}")
 
 
 def _cifar_batch(path: Path, spec: _CifarSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -439,6 +501,7 @@ def _cifar_batch(path: Path, spec: _CifarSpec) -> tuple[np.ndarray, np.ndarray, 
 
 
 def _read_cifar(spec: _CifarSpec, d: Path) -> DatasetArrays:
+    verified = _verify_cifar_files(spec, d)  # before any file is unpickled
     parts = [_cifar_batch(d / f, spec) for f, _ in spec.train_files]
     test_x, test_y, _ = _cifar_batch(d / spec.test_file[0], spec)
     meta = _unpickle(d / spec.meta_file[0])
@@ -451,18 +514,11 @@ def _read_cifar(spec: _CifarSpec, d: Path) -> DatasetArrays:
     train_x = np.concatenate([p[0] for p in parts])
     train_y = np.concatenate([p[1] for p in parts])
     coarse = np.concatenate([p[2] for p in parts]) if spec.name == "cifar100" else None
-    # Tiny copies (tests, subsets) load without checksums; a full-size file set must be the real one.
-    if len(train_y) == CIFAR_TRAIN_SIZE and len(test_y) == CIFAR_TEST_SIZE:
-        for f, md5 in (*spec.train_files, spec.test_file, spec.meta_file):
-            got = _md5_file(d / f)
-            if got != md5:
-                raise DataError(f"CIFAR file {d / f}: md5 {got}, expected torchvision's {md5} "
-                                f"(corrupt or modified). {_cifar_get(spec)}")
     return DatasetArrays(
         name=spec.name, train_x=_contiguous_uint8(train_x), train_y=train_y,
         test_x=_contiguous_uint8(test_x), test_y=test_y, classes=classes,
         mean=spec.mean, std=spec.std, crop_pad=4, hflip=True, coarse_labels=coarse,
-        source=str(d.resolve()))
+        source=str(d.resolve()) + ("" if verified else " (UNVERIFIED: md5 differs from torchvision's)"))
 
 
 def attach_human_labels(data: DatasetArrays, *, data_dir: str | None = None,
@@ -507,8 +563,12 @@ def _load_cifar(name: str, *, data_dir: str | None, download: bool,
                 cifar_n_path: str | None) -> DatasetArrays:
     spec = _CIFAR[name]
     d, tried = _find_cifar_dir(spec, _search_roots(data_dir))
+    names = [f for f, _ in spec.train_files] + [spec.test_file[0], spec.meta_file[0]]
+    partial = _partial(tried, names, lambda x, n: (x / n).is_file())
+    if d is None and partial:
+        raise DataError(f"{name}: {partial}{_cifar_get(spec)}")
     if d is None and download:
-        target = cache_dir()
+        target = Path(data_dir).expanduser() if data_dir else cache_dir()
         try:
             import torchvision.datasets as tvd
             target.mkdir(parents=True, exist_ok=True)

@@ -37,12 +37,15 @@ def no_system_fmnist(monkeypatch):
 
 
 @pytest.fixture
-def fake_cifar10(tmp_path) -> FakeCifar:
+def fake_cifar10(tmp_path, monkeypatch) -> FakeCifar:
+    """A tiny CIFAR-10 copy; its MD5s are not torchvision's, so it loads only as an unverified copy."""
+    monkeypatch.setenv("NLB_ALLOW_UNVERIFIED_DATA", "1")
     return write_fake_cifar10(tmp_path / "data")
 
 
 @pytest.fixture
-def fake_cifar100(tmp_path) -> FakeCifar:
+def fake_cifar100(tmp_path, monkeypatch) -> FakeCifar:
+    monkeypatch.setenv("NLB_ALLOW_UNVERIFIED_DATA", "1")
     return write_fake_cifar100(tmp_path / "data")
 
 

@@ -199,7 +199,7 @@ def test_fake_cifar10_loads_with_the_right_shapes_and_pixel_order(fake_cifar10):
     assert d.classes == f.classes and d.num_classes == 10 and d.image_shape == (3, 32, 32)
     assert (d.crop_pad, d.hflip) == (4, True) and len(d.mean) == 3 and len(d.std) == 3
     assert d.human_labels is None and d.coarse_labels is None
-    assert d.source == str(f.folder.resolve())
+    assert d.source.startswith(str(f.folder.resolve()))
     # one pixel read straight from the pickled row: channel 1, row 5, column 7 of image 23
     # (23 = 3rd image of data_batch_2 with 20 images per batch)
     with open(f.folder / "data_batch_2", "rb") as fh:
@@ -312,3 +312,63 @@ def test_dataset_arrays_properties():
                       ["a", "b", "c"], (0.5,) * 3, (0.25,) * 3, 0, False)
     assert d.num_classes == 3 and d.image_shape == (3, 5, 6)
     assert d.human_labels is None and d.coarse_labels is None
+
+
+# ----- planted code and explicit folders ---------------------------------------------------------
+
+class _Planted:
+    """Unpickling this object runs a shell command that writes a marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _plant(path: Path, marker: Path) -> None:
+    with open(path, "wb") as f:
+        pickle.dump({"data": _Planted(marker), "labels": [0]}, f, protocol=2)
+
+
+def test_a_planted_cifar_pickle_never_runs(fake_cifar10, tmp_path, monkeypatch):
+    marker = tmp_path / "PWNED"
+    _plant(fake_cifar10.folder / "data_batch_2", marker)
+    # by default: refused on its MD5, before anything is unpickled
+    monkeypatch.delenv("NLB_ALLOW_UNVERIFIED_DATA")
+    with pytest.raises(DataError, match="md5.*refusing to unpickle"):
+        load_dataset("cifar10", data_dir=str(fake_cifar10.root), download=False)
+    assert not marker.exists()
+    # an unverified copy allowed on purpose: read by a pickle reader that cannot call anything
+    monkeypatch.setenv("NLB_ALLOW_UNVERIFIED_DATA", "1")
+    with pytest.raises(DataError, match="refused global posix.system|refused global os.system"):
+        load_dataset("cifar10", data_dir=str(fake_cifar10.root), download=False)
+    assert not marker.exists()
+
+
+def test_an_unverified_copy_is_marked_in_its_source(fake_cifar10):
+    d = load_dataset("cifar10", data_dir=str(fake_cifar10.root), download=False)
+    assert "UNVERIFIED" in d.source
+
+
+def test_an_explicit_data_dir_never_falls_back_to_another_copy(tmp_path):
+    # the Debian copy exists on this machine: an empty --data-dir must not silently use it
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError) as e:
+        load_dataset("fashion_mnist", data_dir=str(empty), download=False)
+    assert str(empty) in str(e.value) and "t10k-labels-idx1-ubyte" in str(e.value)
+    assert "/usr/share/datasets" not in str(e.value).split("Ways to get it")[0]
+
+
+def test_a_partial_data_dir_names_the_missing_files(tmp_path, fake_cifar10):
+    (fake_cifar10.folder / "data_batch_4").unlink()
+    with pytest.raises(DataError, match="missing data_batch_4") as e:
+        load_dataset("cifar10", data_dir=str(fake_cifar10.root), download=True)
+    assert "only part of the dataset" in str(e.value)
+    part = tmp_path / "fm"
+    part.mkdir()
+    (part / "train-labels-idx1-ubyte").write_bytes(b"\0" * 8)
+    with pytest.raises(DataError, match="missing train-images-idx3-ubyte"):
+        load_dataset("fashion_mnist", data_dir=str(part), download=True)

@@ -80,3 +80,44 @@ def test_method_label_names_non_default_mask_settings():
     assert method_label({"method": "obd", "hp_resolved": {"base": {}, "mask": base}}) == "obd"
     swept = {**base, "sparsity": 0.1, "scope": "layer"}
     assert method_label({"method": "obd", "hp_resolved": {"mask": swept}}) == "obd[scope=layer,sparsity=0.1]"
+
+
+class _Planted:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_planted_checkpoint_never_runs_and_is_set_aside(tmp_path):
+    import warnings
+
+    import torch
+    store = Store(tmp_path / "runs")
+    rid = "0123456789abcdef"
+    store.run_dir(rid).mkdir(parents=True)
+    marker = tmp_path / "PWNED"
+    torch.save({"epoch": 1, "method": _Planted(marker), "rows": []}, store.run_dir(rid) / "checkpoint.pt")
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        assert store.load_checkpoint(rid) is None
+    assert not marker.exists()
+    assert (store.run_dir(rid) / "checkpoint.pt.bad").is_file()
+    assert any("cannot be used" in str(x.message) for x in w)
+
+
+def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    import warnings
+    store = Store(tmp_path / "runs")
+    rid = "0123456789abcdef"
+    store.run_dir(rid).mkdir(parents=True)
+    store.save_checkpoint(rid, {"epoch": 1, "rows": [{"epoch": 1}], "method": {}})
+    store.save_checkpoint(rid, {"epoch": 2, "rows": [{"epoch": 1}, {"epoch": 2}], "method": {}})
+    p = store.run_dir(rid) / "checkpoint.pt"
+    p.write_bytes(p.read_bytes()[:100])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        state = store.load_checkpoint(rid)
+    assert state["epoch"] == 1  # the last good state, not a blocked run
