@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import hashlib
 import io
 import json
 import math
@@ -120,6 +121,59 @@ def method_label(cfg: dict[str, Any]) -> str:
     defaults = asdict(MaskConfig())
     diff = [f"{k}={mask[k]}" for k in sorted(mask) if k in defaults and mask[k] != defaults[k]]
     return f"{cfg['method']}[{','.join(diff)}]" if diff else cfg["method"]
+
+
+def hp_labels(runs: list[tuple[str, dict[str, Any], str]]) -> dict[str, str]:
+    """A table label per run: runs that differ in resolved hyperparameters never share one.
+
+    runs: (run_id, config, protocol label). Within one (protocol, dataset, noise setting,
+    method_label) group, runs whose resolved hyperparameters differ get the settings that differ
+    appended, e.g. ``gce (q=0.59)`` and ``gce (q=0.7)``; a group with one set of hyperparameters
+    keeps the plain label. (After a tuning search the store holds one method under many settings;
+    averaging them into one row would report a number no configuration produced.)
+    """
+    groups: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for rid, cfg, pname in runs:
+        key = (pname, cfg.get("dataset"), cfg.get("noise_label"), method_label(cfg))
+        groups.setdefault(key, {})[rid] = _flat_hp(cfg.get("hp_resolved") or {})
+    out: dict[str, str] = {}
+    for (_p, _d, _n, base), members in groups.items():
+        sets = {json.dumps(h, sort_keys=True, default=str) for h in members.values()}
+        if len(sets) == 1:
+            out.update({rid: base for rid in members})
+            continue
+        keys = sorted({k for h in members.values() for k in h})
+        differ = [k for k in keys if len({json.dumps(h.get(k), default=str) for h in members.values()}) > 1]
+        names = {}
+        for rid, h in members.items():
+            names[rid] = f"{base} ({', '.join(f'{k}={_short(h.get(k))}' for k in differ)})"
+        # two settings that print alike (0.59 vs 0.5900001) still get two labels
+        by_label: dict[str, set[str]] = {}
+        for rid, label in names.items():
+            by_label.setdefault(label, set()).add(json.dumps(members[rid], sort_keys=True, default=str))
+        for rid, label in names.items():
+            if len(by_label[label]) > 1:
+                tag = hashlib.sha256(json.dumps(members[rid], sort_keys=True, default=str).encode()).hexdigest()[:6]
+                label = f"{label[:-1]}, hp#{tag})"
+            out[rid] = label
+    return out
+
+
+def _flat_hp(hp: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Resolved hyperparameters as flat names: a masked method's {"base": {...}, "mask": {...}}
+    becomes q=..., mask.sparsity=...."""
+    out: dict[str, Any] = {}
+    for k, v in hp.items():
+        name = "" if (not prefix and k == "base") else f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat_hp(v, f"{name}." if name else ""))
+        else:
+            out[name] = v
+    return out
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 class Store:
@@ -361,14 +415,17 @@ class Store:
         for _rid, cfg, _res, _meta in finished:
             p = cfg.get("protocol", {})
             ids_per_name.setdefault(p.get("name", ""), set()).add(p.get("id", ""))
-        for rid, cfg, res, _meta in finished:
+        def pname_of(cfg: dict) -> str:
             proto = cfg.get("protocol", {})
             pname = proto.get("name", "")
-            if len(ids_per_name[pname]) > 1:
-                pname = f"{pname}-{proto.get('id', '')}"
+            return f"{pname}-{proto.get('id', '')}" if len(ids_per_name[pname]) > 1 else pname
+
+        labels = hp_labels([(rid, cfg, pname_of(cfg)) for rid, cfg, _res, _meta in finished])
+        for rid, cfg, res, _meta in finished:
+            pname = pname_of(cfg)
             noise = cfg["noise"]
             rate = float(noise["rate"]) if noise["kind"] not in ("human", "twin") else math.nan
-            key = {"run_id": rid, "method": method_label(cfg), "dataset": cfg["dataset"],
+            key = {"run_id": rid, "method": labels[rid], "dataset": cfg["dataset"],
                    "model": cfg["model"], "noise": noise["kind"], "rate": rate,
                    "noise_label": cfg.get("noise_label", noise["kind"]), "seed": cfg["seed"],
                    "protocol": pname}

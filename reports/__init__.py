@@ -6,14 +6,14 @@ Nothing here reads the store or the test set: callers pass ``df`` (the long fram
 from reports.figures import method_palette
 from reports.published import PUBLISHED, SOURCES, lookup as published_lookup
 from reports.site import build_report
-from reports.stats import (bootstrap_ci, cell_summary, headline_metric, iqm, leaderboard,
-                           paired_differences, ranks)
+from reports.stats import (aggregates, cell_summary, headline_metric, iqm, leaderboard,
+                           paired_differences, ranks, t_interval)
 from reports.tables import (ACCURACIES, paper_table, protocol_info, to_csv, to_html, to_latex,
                             to_markdown)
 
 __all__ = [
-    "ACCURACIES", "PUBLISHED", "SOURCES", "bootstrap_ci", "build_report", "cell_summary",
+    "ACCURACIES", "PUBLISHED", "SOURCES", "aggregates", "build_report", "cell_summary",
     "headline_metric", "iqm", "leaderboard", "method_palette", "paired_differences",
     "paper_table", "protocol_info", "published_lookup", "ranks", "to_csv", "to_html", "to_latex",
-    "to_markdown",
+    "to_markdown", "t_interval",
 ]

@@ -178,7 +178,7 @@ def _protocols(df: pd.DataFrame) -> list[str]:
 
 def accuracy_vs_rate(df: pd.DataFrame, out_dir: Path, *, metric: str | None = None,
                      palette: dict | None = None) -> list[Path]:
-    """Mean accuracy vs nominal noise rate per method, with 95% bootstrap CIs over seeds.
+    """Mean accuracy vs nominal noise rate per method, with 95% Student-t CIs over seeds.
 
     One panel per (dataset, noise kind) that has at least two nominal rates (human/twin noise has
     no nominal rate and is left out); one figure per protocol. ``metric`` defaults to the
@@ -216,7 +216,7 @@ def accuracy_vs_rate(df: pd.DataFrame, out_dir: Path, *, metric: str | None = No
                 ax.set_xlabel("nominal noise rate (%)")
                 if ax.get_subplotspec().is_first_col():
                     ax.set_ylabel("test accuracy (%)")
-            _suptitle(fig, f"{proto}: {m} vs noise rate (mean, 95% bootstrap CI over seeds)")
+            _suptitle(fig, f"{proto}: {m} vs noise rate (mean, 95% Student-t CI over seeds)")
             _legend(fig, methods, pal)
             paths += _save(fig, out_dir, f"acc_vs_rate_{slug(proto)}")
     return paths

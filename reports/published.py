@@ -1,9 +1,14 @@
 """Published numbers that a report may show next to ours, with their sources.
 
-A published number is only shown for the *same protocol*: the key is
-(protocol_name, dataset, noise_label, method) and each entry says which accuracy it is
-(test/acc_best = best epoch, test/acc_last = last epoch(s)). Only two protocols match published
-tables (see ../shared/REFERENCE.md):
+A published number is only attached to runs of the *same protocol*, checked field by field:
+each entry belongs to a published protocol (``PROTOCOLS``: backbone, epochs, optimiser and
+schedule, batch size, augmentation, training-set and test-set size) and is keyed by
+(dataset, noise_label, method, accuracy). The noise label carries the noise convention
+(``sym`` vs ``sym_incl``, ``-exact`` for exact per-class counts) and the accuracy the selection
+rule (test/acc_best = best epoch, test/acc_last = last epoch(s)). A run whose resolved protocol
+differs in any compared field gets the mismatch reported instead of the number
+(:func:`match`). The name a preset gives its protocol plays no part. Published protocols
+(see ../shared/REFERENCE.md):
 
 * ``cifar-n``: the CIFAR-N leaderboard (ResNet-34, best test accuracy over 100 epochs);
 * ``cifar10-dividemix``: DivideMix, Table 1 (PreAct ResNet-18, 300 epochs). Its "sym" noise draws
@@ -16,7 +21,8 @@ reports); ``text`` keeps the digits exactly as published.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,27 @@ class Published:
     """The number exactly as printed in the source (percent)."""
     source: str
     """Key into SOURCES."""
+    protocol: str = ""
+    """Key into PROTOCOLS: the protocol the number was produced under."""
+
+
+COMPARED = ("model", "epochs", "optimizer", "lr", "momentum", "weight_decay", "schedule",
+            "milestones", "batch_size", "augment", "subset", "test_subset")
+"""The protocol fields a run must share with a published number (as in config.json's protocol)."""
+
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    # UCSC-REAL/cifar-10-100n main.py: ResNet-34, SGD 0.1 momentum 0.9 wd 5e-4, /10 at epoch 60
+    # of 100, batch 128, random crop + flip, the whole 50,000-image training set
+    "cifar-n": {"model": "resnet34", "epochs": 100, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+                "weight_decay": 5e-4, "schedule": "step", "milestones": [60], "batch_size": 128,
+                "augment": "crop+flip", "subset": 0, "test_subset": 0},
+    # LiJunnan1992/DivideMix Train_CIFAR.py: PreAct ResNet-18, SGD 0.02 momentum 0.9 wd 5e-4,
+    # /10 at epoch 150 of 300, batch 64, random crop + flip
+    "cifar10-dividemix": {"model": "preact_resnet18", "epochs": 300, "optimizer": "sgd", "lr": 0.02,
+                          "momentum": 0.9, "weight_decay": 5e-4, "schedule": "step",
+                          "milestones": [150], "batch_size": 64, "augment": "crop+flip",
+                          "subset": 0, "test_subset": 0},
+}
 
 
 SOURCES: dict[str, str] = {
@@ -38,14 +65,15 @@ SOURCES: dict[str, str] = {
                   "samples drawn from all classes (about half of r flips)."),
 }
 
-# (protocol, dataset, noise_label, method) -> {metric: Published}
-PUBLISHED: dict[tuple[str, str, str, str], dict[str, Published]] = {}
+# (dataset, noise_label, method) -> {metric: [Published, ...]} (one per published protocol)
+PUBLISHED: dict[tuple[str, str, str], dict[str, list[Published]]] = {}
 
 
 def _add(protocol: str, dataset: str, label: str, method: str, metric: str, text: str,
          source: str) -> None:
-    key = (protocol, dataset, label, method)
-    PUBLISHED.setdefault(key, {})[metric] = Published(float(text) / 100.0, text, source)
+    key = (dataset, label, method)
+    PUBLISHED.setdefault(key, {}).setdefault(metric, []).append(
+        Published(float(text) / 100.0, text, source, protocol))
 
 
 # CIFAR-N leaderboard: aggre / rand1 / worst (CIFAR-10N) and noisy (CIFAR-100N), best epoch.
@@ -82,17 +110,57 @@ def _norm_label(s: str) -> str:
     return str(s).strip().lower().replace(" ", "")
 
 
-_INDEX = {(p, _norm(d), _norm_label(lab), _norm(m)): v for (p, d, lab, m), v in PUBLISHED.items()}
+_INDEX: dict[tuple[str, str, str], dict[str, list[Published]]] = {}
+for (_d, _lab, _m), _v in PUBLISHED.items():
+    _INDEX[(_norm(_d), _norm_label(_lab), _norm(_m))] = _v
 
 
-def lookup(protocol: str, dataset: str, noise_label: str, method: str,
-           metric: str) -> Published | None:
-    """The published number for exactly this protocol/setting/method/accuracy, or None.
+@dataclass(frozen=True)
+class Match:
+    """A published number for a setting and method, and how the runs' protocol differs from its."""
+
+    published: Published
+    mismatches: tuple[str, ...] = field(default=())
+    """'field ours vs theirs' for every compared field that differs; empty: the same protocol."""
+
+    @property
+    def comparable(self) -> bool:
+        return not self.mismatches
+
+
+def compare(ours: dict[str, Any] | None, theirs: dict[str, Any]) -> tuple[str, ...]:
+    """The compared protocol fields where ``ours`` (a run's resolved protocol) differs."""
+    if not ours:
+        return ("protocol of the runs not recorded",)
+    out = []
+    for k in COMPARED:
+        a, b = ours.get(k), theirs.get(k)
+        same = (a == b) or (isinstance(a, (int, float)) and isinstance(b, (int, float))
+                           and not isinstance(a, bool) and abs(float(a) - float(b)) <= 1e-12)
+        if not same:
+            out.append(f"{k} {a!r} vs {b!r}")
+    return tuple(out)
+
+
+def match(protocol: dict[str, Any] | None, dataset: str, noise_label: str, method: str,
+          metric: str) -> Match | None:
+    """The published number for this setting, method and accuracy, checked against ``protocol``
+    (the runs' resolved protocol fields; a field whose runs disagree holds a 'MIXED: ...' string,
+    which matches nothing). None when nothing is published for the setting at all; otherwise the
+    closest published protocol's number with its mismatches (empty when the protocols agree).
 
     Method and dataset names are compared ignoring case, '-' and '_' (``co-teaching`` ==
-    ``coteaching``, ``cifar-10`` == ``cifar10``); the protocol name must match exactly.
+    ``coteaching``, ``cifar-10`` == ``cifar10``).
     """
-    entry = _INDEX.get((str(protocol), _norm(dataset), _norm_label(noise_label), _norm(method)))
-    if entry is None:
+    entry = _INDEX.get((_norm(dataset), _norm_label(noise_label), _norm(method)))
+    if not entry or metric not in entry:
         return None
-    return entry.get(metric)
+    found = [Match(p, compare(protocol, PROTOCOLS[p.protocol])) for p in entry[metric]]
+    return min(found, key=lambda m: len(m.mismatches))
+
+
+def lookup(protocol: dict[str, Any] | None, dataset: str, noise_label: str, method: str,
+           metric: str) -> Published | None:
+    """The published number only when ``protocol`` matches its protocol field by field."""
+    m = match(protocol, dataset, noise_label, method, metric)
+    return m.published if m is not None and m.comparable else None

@@ -40,7 +40,7 @@ COLUMNS = ["run_id", "method", "dataset", "model", "noise", "rate", "noise_label
            "epoch", "metric", "value"]
 
 FIGURE_TEXT = {
-    "acc_vs_rate": "Headline accuracy vs nominal noise rate; shaded bands and bars: 95% bootstrap CI over seeds.",
+    "acc_vs_rate": "Headline accuracy vs nominal noise rate; shaded bands and bars: 95% Student-t CI over seeds (none for one seed).",
     "test_curves": "Test accuracy per epoch (mean ± sd over seeds). A peak followed by a dip is "
                    "memorisation of the noisy labels; the last-epoch number sits after the dip.",
     "memorisation": "Mislabelled training samples: share predicted as their noisy label (memorised) "
@@ -178,19 +178,30 @@ def environment_rows(runs: dict, env: dict | None = None) -> tuple[list[tuple[st
 # ----- per-protocol pieces -----------------------------------------------------------------
 
 def _ranking_html(lb: pd.DataFrame, proto: str, metric: str, n_cells: int) -> str:
+    def iv(v, lo, hi, fmt) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return DASH
+        band = "" if math.isnan(lo) else f' <span class="ci">[{fmt(lo)}, {fmt(hi)}]</span>'
+        return f"{fmt(v)}{band}"
     rows = []
     for i, r in enumerate(lb.itertuples(index=False), 1):
         seeds = str(r.min_seeds) if r.min_seeds == r.max_seeds else f"{r.min_seeds}–{r.max_seeds}"
         rows.append(
             f'<tr data-method="{e(str(r.method))}"><td>{i}</td><th scope="row">{e(str(r.method))}</th>'
-            f"<td>{_fmt_num(r.mean_rank)}</td><td>{r.n_cells}</td><td>{pct(r.iqm)}</td>"
-            f"<td>{_fmt_pp(r.mean_diff)}</td><td>{_fmt_num(r.prob_improvement)}</td><td>{e(seeds)}</td></tr>")
+            f"<td>{_fmt_num(r.mean_rank)}</td><td>{r.n_cells}</td>"
+            f"<td>{iv(r.iqm, r.iqm_lo, r.iqm_hi, pct)}</td>"
+            f"<td>{_fmt_pp(r.mean_diff)}</td><td>{iv(r.poi, r.poi_lo, r.poi_hi, _fmt_num)}</td>"
+            f"<td>{e(seeds)}</td></tr>")
     return (f'<table class="ranking" data-protocol="{e(proto)}">'
             f"<caption>Overall ranking for protocol <code>{e(proto)}</code>: mean rank of "
             f"<code>{e(metric)}</code> over the {n_cells} noise setting{'s' if n_cells != 1 else ''} "
-            f"of this protocol (1 = best; ties share the average rank).</caption>"
+            f"of this protocol (1 = best; ties share the average rank). IQM: interquartile mean of "
+            f"every run's score over runs x settings; P(improvement over CE): the chance that a run "
+            f"of the method beats a run of CE in the same setting, averaged over settings (both as "
+            f"defined by rliable, Agarwal et al. 2021), with [95% stratified-bootstrap intervals]."
+            f"</caption>"
             "<thead><tr><th>#</th><th>method</th><th>mean rank</th><th>settings</th>"
-            "<th>IQM of setting means (%)</th><th>mean Δ vs CE (pp)</th><th>P(improvement over CE)</th>"
+            "<th>IQM over runs × settings (%)</th><th>mean Δ vs CE (pp)</th><th>P(improvement over CE)</th>"
             "<th>seeds per setting</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
@@ -217,13 +228,15 @@ def _paired_html(paired: pd.DataFrame, summary: pd.DataFrame, proto: str) -> str
                 continue
             r = p.iloc[0]
             cls = "pos" if r.ci_lo > 0 else ("neg" if r.ci_hi < 0 else "")
-            cells.append(f'<td class="{cls}">{_fmt_pp(r.mean_diff)} '
-                         f'<span class="ci">[{_fmt_pp(r.ci_lo)}, {_fmt_pp(r.ci_hi)}]</span><br>'
+            band = (f'<span class="ci">[{_fmt_pp(r.ci_lo)}, {_fmt_pp(r.ci_hi)}]</span>'
+                    if not math.isnan(r.ci_lo) else '<span class="ci">(n = 1)</span>')
+            cells.append(f'<td class="{cls}">{_fmt_pp(r.mean_diff)} {band}<br>'
                          f'<span class="ci">P={r.prob_improvement:.2f}, n={int(r.n_pairs)}</span></td>')
         body.append(f'<tr data-method="{e(m)}"><th scope="row">{e(m)}</th>{"".join(cells)}</tr>')
     return ('<table class="paired"><caption>Paired difference to CE on the same noise realisation '
-            "(same seed = same noisy labels and split), percentage points: mean [95% bootstrap CI]; "
-            "P = share of seeds where the method beats CE (ties count ½). Green: CI above 0; red: below."
+            "(same seed = same noisy labels and split), percentage points: mean [95% Student-t "
+            "interval; none for a single pair]; P = share of paired seeds where the method beats CE "
+            "(ties count ½). Green: interval above 0; red: below."
             f"</caption><thead><tr><th>method</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
@@ -397,12 +410,14 @@ def _protocol_section(proto: str, dfp: pd.DataFrame, runs: dict, root: Path, pal
     """HTML of one protocol's section and a small record of what was written."""
     ps = slug(proto)
     info = tables.protocol_info(runs, proto, dfp)
+    fields = tables.resolved_protocol(runs, dfp, proto)
     headline = stats.headline_metric(dfp)
     head_key = next(k for k, v in ACCURACIES.items() if v[0] == headline)
     summaries = {k: stats.cell_summary(dfp, m) for k, (m, _, _) in ACCURACIES.items()}
     hs = summaries[head_key]
     paired = stats.paired_differences(dfp, headline, runs=runs)
-    lb = stats.leaderboard(hs, paired)
+    agg = stats.aggregates(dfp, headline)
+    lb = stats.leaderboard(hs, paired, agg)
     n_cells = int(hs[list(stats.CELL_KEYS)].astype(str).drop_duplicates().shape[0]) if not hs.empty else 0
     written: dict[str, list[str]] = {"tables": [], "figures": []}
 
@@ -448,7 +463,7 @@ def _protocol_section(proto: str, dfp: pd.DataFrame, runs: dict, root: Path, pal
         if s.empty:
             parts.append(f'<p class="muted">Not recorded by any run of this protocol ({e(rule)}).</p></div>')
             continue
-        t = tables.paper_table(s, protocol=proto, info=info)
+        t = tables.paper_table(s, protocol=proto, info=info, fields=fields)
         links = []
         for ext, writer in (("md", tables.to_markdown), ("tex", tables.to_latex), ("html", tables.to_html),
                             ("csv", tables.to_csv)):
@@ -503,10 +518,16 @@ label noise. No clean label and no test label is used to choose the epoch.</li>
 <li><strong>Last epoch</strong> (<code>test/acc_last</code>): test accuracy after the final epoch.</li>
 <li><strong>Best epoch</strong> (<code>test/acc_best</code>) is an <strong class="warn">ORACLE</strong>: the epoch is chosen
 on the test set. It is shown only because many papers report it; it is an upper bound, not a result.</li>
-<li><strong>Uncertainty</strong>: cells are mean {PM} std over seeds (ddof = 1); confidence intervals are 95% percentile
-bootstrap intervals of the mean (2000 resamples, seed 0). Differences to CE are paired: the seed fixes the noise
-realisation and the split, so both runs saw the same noisy labels. P(improvement) is the share of paired seeds
-where the method beats CE (ties count ½). The ranking averages per-setting ranks within one protocol only.</li>
+<li><strong>Uncertainty</strong>: cells are mean {PM} std over seeds (ddof = 1), "n = 1" where a single seed ran
+(no spread, no interval). Per-setting means and paired differences carry 95% Student-t intervals
+(mean {PM} t·s/√n; with 3 seeds t = 4.30, so intervals are wide, as they should be). Differences to CE are
+paired: the seed fixes the noise realisation and the split, so both runs saw the same noisy labels; the
+paired P is the share of seeds where the method beats CE (ties count ½). Across settings, the ranking table
+gives the interquartile mean over runs × settings and the probability of improvement over CE as defined by
+rliable (Agarwal et al., NeurIPS 2021), with 95% percentile intervals from a stratified bootstrap (runs
+resampled within settings, 2000 resamples, seed 0). The ranking averages per-setting ranks within one
+protocol only. One run per method and seed enters a number; a seed count is the number of runs
+averaged.</li>
 <li><strong>Noise rates</strong>: the column label gives the nominal rate; the measured flip rate (share of training
 labels that differ from the clean label) is printed under every table. <code>sym</code> flips to another class
 (measured rate = r); <code>sym_incl</code> draws from all classes including the true one (the DivideMix

@@ -9,6 +9,17 @@ Vocabulary (see docs/ARCHITECTURE.md):
 
 All accuracies are fractions in [0, 1]. Shapes are given in the docstrings; ``n`` is the number of
 seeds of one cell.
+
+Intervals (every table says which one it shows):
+
+* per-cell means and paired differences: Student-t 95% intervals, mean +/- t(0.975, n-1) s/sqrt(n);
+  none below 2 seeds (a single seed has no spread to show);
+* aggregates across cells follow rliable (Agarwal et al., NeurIPS 2021): the interquartile mean
+  of all run scores of a method over the cells of a protocol (runs x cells), and the average
+  probability of improvement P(X > Y) per cell (Mann-Whitney over all pairs of runs, ties 1/2),
+  each with a 95% percentile interval from a stratified bootstrap (runs resampled within each
+  cell; for P(X > Y) each method's runs independently). tests/reports/test_rliable.py checks these
+  against the rliable package itself.
 """
 from __future__ import annotations
 
@@ -32,29 +43,22 @@ def _clean(values: Iterable[float]) -> np.ndarray:
     return x[~np.isnan(x)]
 
 
-def bootstrap_ci(values: np.ndarray, *, n_boot: int = 2000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean.
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Student-t confidence interval of the mean: mean +/- t_{(1+level)/2, n-1} * s / sqrt(n).
 
-    values: shape (n,), one value per seed (NaNs are dropped). ``n_boot`` resamples of size n are
-    drawn with replacement using ``numpy.random.default_rng(seed)``; the interval is the
-    ((1 - level) / 2, (1 + level) / 2) quantile pair of the resampled means (linear interpolation).
-    Deterministic for a given seed. Degenerate cases: n = 0 gives (nan, nan); n = 1 or a constant
-    vector gives (c, c) exactly. With very few seeds the percentile interval is too narrow: report n.
+    values: shape (n,), NaNs dropped. n < 2 gives (nan, nan): one seed has no interval, and the
+    tables say "n = 1" instead. A constant vector gives (c, c). With few seeds this is the honest
+    interval; a percentile bootstrap of the mean is far too narrow at n = 3.
     """
+    from scipy import stats as sps
     x = _clean(values)
-    if x.size == 0:
+    if x.size < 2:
         return (math.nan, math.nan)
-    if x.size == 1 or np.all(x == x[0]):
-        return (float(x[0]), float(x[0]))
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(int(n_boot), x.size))
-    means = x[idx].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return (float(lo), float(hi))
+    m, sem = float(x.mean()), float(x.std(ddof=1)) / math.sqrt(x.size)
+    half = float(sps.t.ppf((1.0 + level) / 2.0, x.size - 1)) * sem
+    return (m - half, m + half)
 
 
 def iqm(values: np.ndarray) -> float:
@@ -94,38 +98,44 @@ def _final_values(df: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def _per_seed(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One value per (cell, method, seed): runs sharing a seed (rare) are averaged, n_runs kept."""
+    """One value per (cell, method, seed), with ``n_left_out`` runs dropped for sharing it.
+
+    Two runs of one table label with the same seed trained the same cell on the same noise
+    (they differ only in settings that do not define a cell, e.g. the thread count): the one with
+    the smallest run id is kept, never an average, so a seed count is a count of runs averaged.
+    """
     vals = _final_values(df, metric)
     cols = list(GROUP_KEYS) + ["seed", "value", "run_id"]
     if vals.empty:
-        return pd.DataFrame(columns=list(GROUP_KEYS) + ["seed", "value", "n_runs"])
-    g = vals[cols].groupby(list(GROUP_KEYS) + ["seed"], dropna=False, sort=True)
-    out = g.agg(value=("value", "mean"), n_runs=("run_id", "nunique")).reset_index()
+        return pd.DataFrame(columns=list(GROUP_KEYS) + ["seed", "value", "run_id", "n_left_out"])
+    v = vals[cols].sort_values("run_id")
+    g = v.groupby(list(GROUP_KEYS) + ["seed"], dropna=False, sort=True)
+    out = g.agg(value=("value", "first"), run_id=("run_id", "first"),
+                n_left_out=("run_id", lambda r: r.nunique() - 1)).reset_index()
     return out
 
 
-def cell_summary(df: pd.DataFrame, metric: str, *, n_boot: int = 2000, level: float = 0.95,
-                 seed: int = 0) -> pd.DataFrame:
-    """Per (cell, method): number of seeds, mean, std, bootstrap CI of ``metric``.
+def cell_summary(df: pd.DataFrame, metric: str, *, level: float = 0.95, **_ignored) -> pd.DataFrame:
+    """Per (cell, method): number of seeds, mean, std, Student-t CI of ``metric``.
 
     Returns one row per (protocol, dataset, model, noise, rate, noise_label, method) with columns
-    ``metric, n_seeds, n_runs, mean, std, ci_lo, ci_hi, actual_rate``. ``std`` uses ddof=1 (NaN for
-    a single seed); ``ci_lo/ci_hi`` come from :func:`bootstrap_ci` with the given seed, so the
-    output is deterministic. ``actual_rate`` is the mean measured flip rate (noise/actual_rate) of
-    the cell's runs, NaN when not recorded. Values are per seed; if two runs of a group share a
-    seed they are averaged first (``n_runs`` > ``n_seeds`` flags this).
+    ``metric, n_seeds, n_left_out, mean, std, ci_lo, ci_hi, actual_rate``. ``std`` uses ddof=1
+    (NaN for a single seed); ``ci_lo/ci_hi`` is the Student-t interval (:func:`t_interval`, NaN
+    below 2 seeds). ``actual_rate`` is the mean measured flip rate (noise/actual_rate) of the
+    cell's runs, NaN when not recorded. ``n_left_out`` counts runs not averaged because another
+    run of the same label already holds their seed (see :func:`_per_seed`).
     """
     per_seed = _per_seed(df, metric)
-    columns = list(GROUP_KEYS) + ["metric", "n_seeds", "n_runs", "mean", "std", "ci_lo", "ci_hi",
+    columns = list(GROUP_KEYS) + ["metric", "n_seeds", "n_left_out", "mean", "std", "ci_lo", "ci_hi",
                                   "actual_rate"]
     if per_seed.empty:
         return pd.DataFrame(columns=columns)
     records = []
     for key, grp in per_seed.groupby(list(GROUP_KEYS), dropna=False, sort=True):
         v = grp["value"].to_numpy(dtype=float)
-        lo, hi = bootstrap_ci(v, n_boot=n_boot, level=level, seed=seed)
+        lo, hi = t_interval(v, level)
         records.append({**dict(zip(GROUP_KEYS, key)), "metric": metric, "n_seeds": int(v.size),
-                        "n_runs": int(grp["n_runs"].sum()), "mean": float(v.mean()),
+                        "n_left_out": int(grp["n_left_out"].sum()), "mean": float(v.mean()),
                         "std": float(v.std(ddof=1)) if v.size > 1 else math.nan,
                         "ci_lo": lo, "ci_hi": hi})
     out = pd.DataFrame.from_records(records)
@@ -147,7 +157,7 @@ def _nan_safe_keys(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def paired_differences(df: pd.DataFrame, metric: str, baseline: str = "ce", *, runs: dict | None = None,
-                       n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+                       level: float = 0.95, **_ignored) -> pd.DataFrame:
     """Per (cell, method != baseline): paired differences method - baseline on shared seeds.
 
     Runs are paired on (protocol, dataset, model, noise, rate, noise_label, seed): the seed fixes
@@ -155,8 +165,9 @@ def paired_differences(df: pd.DataFrame, metric: str, baseline: str = "ce", *, r
     both runs record a noise SHA-256 (result.noise.sha256), pairs whose hashes differ are dropped.
     Columns: cell keys, ``method, baseline, metric, n_pairs, mean_diff, ci_lo, ci_hi,
     prob_improvement``; ``prob_improvement`` is the fraction of pairs where the method is better
-    (a tie, |difference| <= 1e-12, counts 0.5); the CI is a bootstrap of the mean difference.
-    Cells without the baseline give no rows.
+    (a tie, |difference| <= 1e-12, counts 0.5: a paired win rate); the CI is the Student-t
+    interval of the mean difference (NaN for a single pair). Cells without the baseline give no
+    rows. One run per (label, seed) enters, as in :func:`cell_summary`.
     """
     columns = list(GROUP_KEYS) + ["baseline", "metric", "n_pairs", "mean_diff", "ci_lo", "ci_hi",
                                   "prob_improvement"]
@@ -169,7 +180,8 @@ def paired_differences(df: pd.DataFrame, metric: str, baseline: str = "ce", *, r
     other = vals[vals["method"] != baseline][pair_keys + ["method", "value", "run_id"]]
     if base.empty or other.empty:
         return pd.DataFrame(columns=columns)
-    base = base.drop_duplicates(pair_keys, keep="last")
+    base = base.sort_values("run_id").drop_duplicates(pair_keys, keep="first")
+    other = other.sort_values("run_id").drop_duplicates(pair_keys + ["method"], keep="first")
     m = other.merge(base, on=pair_keys, suffixes=("", "_base"), how="inner")
     if runs:
         def sha(rid):
@@ -181,7 +193,7 @@ def paired_differences(df: pd.DataFrame, metric: str, baseline: str = "ce", *, r
     records = []
     for key, grp in m.groupby(list(CELL_KEYS) + ["method"], dropna=False, sort=True):
         d = grp["value"].to_numpy(float) - grp["value_base"].to_numpy(float)
-        lo, hi = bootstrap_ci(d, n_boot=n_boot, level=level, seed=seed)
+        lo, hi = t_interval(d, level)
         tie = np.abs(d) <= 1e-12  # equal accuracies up to floating-point noise
         wins = (~tie & (d > 0)).sum() + 0.5 * tie.sum()
         records.append({**dict(zip(list(CELL_KEYS) + ["method"], key)), "baseline": baseline,
@@ -218,36 +230,152 @@ def ranks(summary: pd.DataFrame) -> pd.DataFrame:
     return s.reset_index(drop=True)
 
 
-def leaderboard(summary: pd.DataFrame, paired: pd.DataFrame | None = None) -> pd.DataFrame:
+def leaderboard(summary: pd.DataFrame, paired: pd.DataFrame | None = None,
+                agg: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (protocol, method): the overall ranking of a protocol.
 
-    Columns: ``protocol, method, mean_rank, n_cells, iqm`` (interquartile mean of the method's cell
-    means, :func:`iqm`), ``mean`` (plain mean of cell means), ``min_seeds, max_seeds`` and, when
-    ``paired`` (from :func:`paired_differences`) is given, ``mean_diff`` (mean over cells of the
-    paired difference to the baseline) and ``prob_improvement`` (mean over cells). Sorted by
-    protocol then mean_rank. Note that iqm/mean compare like with like only when methods cover the
-    same cells; ``n_cells`` says so.
+    Columns: ``protocol, method, mean_rank, n_cells, mean`` (plain mean of cell means),
+    ``min_seeds, max_seeds``; with ``paired`` (:func:`paired_differences`) ``mean_diff`` (mean over
+    cells of the paired difference to the baseline); with ``agg`` (:func:`aggregates`) ``iqm,
+    iqm_lo, iqm_hi`` (IQM over runs x cells and its stratified-bootstrap interval) and ``poi,
+    poi_lo, poi_hi`` (average probability of improvement over the baseline). Sorted by protocol
+    then mean_rank. Aggregates compare like with like only when methods cover the same cells;
+    ``n_cells`` says so.
     """
-    cols = ["protocol", "method", "mean_rank", "n_cells", "iqm", "mean", "min_seeds", "max_seeds",
-            "mean_diff", "prob_improvement"]
+    extra = ["iqm", "iqm_lo", "iqm_hi", "poi", "poi_lo", "poi_hi"]
+    cols = ["protocol", "method", "mean_rank", "n_cells", "mean", "min_seeds", "max_seeds",
+            "mean_diff", *extra]
     r = ranks(summary)
     if r.empty:
         return pd.DataFrame(columns=cols)
     rows = []
     for (proto, method), grp in r.groupby(["protocol", "method"], sort=True):
         rows.append({"protocol": proto, "method": method, "mean_rank": float(grp["rank"].mean()),
-                     "n_cells": int(len(grp)), "iqm": iqm(grp["mean"].to_numpy()),
-                     "mean": float(grp["mean"].mean()), "min_seeds": int(grp["n_seeds"].min()),
-                     "max_seeds": int(grp["n_seeds"].max())})
+                     "n_cells": int(len(grp)), "mean": float(grp["mean"].mean()),
+                     "min_seeds": int(grp["n_seeds"].min()), "max_seeds": int(grp["n_seeds"].max())})
     out = pd.DataFrame(rows)
     out["mean_diff"] = math.nan
-    out["prob_improvement"] = math.nan
     if paired is not None and not paired.empty:
-        p = (paired.groupby(["protocol", "method"])[["mean_diff", "prob_improvement"]].mean()
-             .reset_index())
-        out = out.drop(columns=["mean_diff", "prob_improvement"]).merge(
-            p, on=["protocol", "method"], how="left")
+        p = paired.groupby(["protocol", "method"])["mean_diff"].mean().reset_index()
+        out = out.drop(columns=["mean_diff"]).merge(p, on=["protocol", "method"], how="left")
+    if agg is not None and not agg.empty:
+        out = out.merge(agg[["protocol", "method", *extra]], on=["protocol", "method"], how="left")
+    for c in extra:
+        if c not in out:
+            out[c] = math.nan
     return out.sort_values(["protocol", "mean_rank", "method"]).reset_index(drop=True)[cols]
+
+
+# ----- aggregates across cells (rliable's definitions) ---------------------------------------
+
+def aggregate_iqm(scores: list[np.ndarray]) -> float:
+    """Interquartile mean over runs x cells: scores[k] is (n_k,) run scores of cell k.
+
+    All scores are pooled and the 25% trimmed mean taken, as rliable's ``aggregate_iqm`` on a
+    (runs x cells) matrix (scipy.stats.trim_mean(..., 0.25, axis=None)); cells may have different
+    numbers of runs here. NaN when there is no score.
+    """
+    from scipy import stats as sps
+    x = np.concatenate([np.asarray(c, float).ravel() for c in scores]) if scores else np.array([])
+    x = x[~np.isnan(x)]
+    return float(sps.trim_mean(x, 0.25)) if x.size else math.nan
+
+
+def probability_of_improvement(x: list[np.ndarray], y: list[np.ndarray]) -> float:
+    """Average over cells of P(X > Y) + P(X = Y) / 2, X and Y a random run of each method in the cell.
+
+    x[k], y[k]: (n_k,), (m_k,) run scores of the two methods in cell k. Per cell this is the
+    Mann-Whitney U statistic over all n_k * m_k pairs divided by n_k * m_k (runs are not paired;
+    Agarwal et al. 2021, rliable's ``probability_of_improvement``). NaN without a common cell.
+    """
+    probs = []
+    for a, b in zip(x, y):
+        a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
+        if a.size == 0 or b.size == 0:
+            continue
+        diff = a[:, None] - b[None, :]
+        probs.append(float(((diff > 0) + 0.5 * (diff == 0)).mean()))
+    return float(np.mean(probs)) if probs else math.nan
+
+
+def _iqm_batch(cells: list[np.ndarray]) -> np.ndarray:
+    """aggregate_iqm of each resample: cells[k] is (R, n_k) -> (R,)."""
+    from scipy import stats as sps
+    return sps.trim_mean(np.concatenate(cells, axis=1), 0.25, axis=1)
+
+
+def _poi_batch(x: list[np.ndarray], y: list[np.ndarray]) -> np.ndarray:
+    """probability_of_improvement of each resample: x[k] (R, n_k), y[k] (R, m_k) -> (R,)."""
+    per = [((a[:, :, None] > b[:, None, :]) + 0.5 * (a[:, :, None] == b[:, None, :])).mean(axis=(1, 2))
+           for a, b in zip(x, y) if a.shape[1] and b.shape[1]]
+    return np.mean(per, axis=0)
+
+
+aggregate_iqm.batch = _iqm_batch
+probability_of_improvement.batch = _poi_batch
+
+
+def stratified_bootstrap_ci(func, *samples: list[np.ndarray], reps: int = 2000, level: float = 0.95,
+                            seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of ``func(*samples)`` under a stratified bootstrap.
+
+    Each sample is a list over cells of (n_k,) run scores; every cell of every sample is resampled
+    with replacement on its own (runs within cells; for two methods, independently: rliable's
+    StratifiedBootstrap / StratifiedIndependentBootstrap). ``reps`` resamples from
+    numpy.random.default_rng(seed): deterministic. Functions with a ``batch`` attribute (the two
+    above) evaluate all resamples at once.
+    """
+    rng = np.random.default_rng(seed)
+    arrays = [[np.asarray(c, float).ravel() for c in sample if np.size(c)] for sample in samples]
+    if not all(arrays):
+        return (math.nan, math.nan)
+    drawn = [[c[rng.integers(0, c.size, (int(reps), c.size))] for c in sample] for sample in arrays]
+    batch = getattr(func, "batch", None)
+    if batch is not None:
+        vals = np.asarray(batch(*drawn), float)
+    else:
+        vals = np.array([func(*[[c[r] for c in sample] for sample in drawn]) for r in range(int(reps))])
+    vals = vals[~np.isnan(vals)]
+    if not vals.size:
+        return (math.nan, math.nan)
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(vals, [alpha, 1.0 - alpha])
+    return (float(lo), float(hi))
+
+
+def aggregates(df: pd.DataFrame, metric: str, baseline: str = "ce", *, reps: int = 2000,
+               level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Per (protocol, method): IQM over runs x cells and P(improvement over ``baseline``), each
+    with a stratified-bootstrap interval.
+
+    Columns: ``protocol, method, n_cells, n_runs, iqm, iqm_lo, iqm_hi, poi, poi_lo, poi_hi``.
+    P(improvement) uses the cells where both the method and the baseline have runs (NaN for the
+    baseline itself). One run per (label, seed), as in :func:`cell_summary`.
+    """
+    cols = ["protocol", "method", "n_cells", "n_runs", "iqm", "iqm_lo", "iqm_hi", "poi", "poi_lo", "poi_hi"]
+    per = _per_seed(df, metric)
+    if per.empty:
+        return pd.DataFrame(columns=cols)
+    per = _nan_safe_keys(per)
+    rows = []
+    for proto, dp in per.groupby("protocol", sort=True):
+        cells = {m: {k: g["value"].to_numpy(float) for k, g in dm.groupby(list(CELL_KEYS), sort=True)}
+                 for m, dm in dp.groupby("method", sort=True)}
+        base = cells.get(baseline, {})
+        for m, by_cell in cells.items():
+            scores = list(by_cell.values())
+            lo, hi = stratified_bootstrap_ci(aggregate_iqm, scores, reps=reps, level=level, seed=seed)
+            row = {"protocol": proto, "method": m, "n_cells": len(scores),
+                   "n_runs": int(sum(len(c) for c in scores)), "iqm": aggregate_iqm(scores),
+                   "iqm_lo": lo, "iqm_hi": hi, "poi": math.nan, "poi_lo": math.nan, "poi_hi": math.nan}
+            common = sorted(set(by_cell) & set(base))
+            if m != baseline and common:
+                x, y = [by_cell[k] for k in common], [base[k] for k in common]
+                row["poi"] = probability_of_improvement(x, y)
+                row["poi_lo"], row["poi_hi"] = stratified_bootstrap_ci(
+                    probability_of_improvement, x, y, reps=reps, level=level, seed=seed)
+            rows.append(row)
+    return pd.DataFrame(rows, columns=cols)
 
 
 def headline_metric(df: pd.DataFrame) -> str:
@@ -265,19 +393,21 @@ def mask_base(method: str) -> str | None:
     """The unmasked method a masked label is compared with, None for an unmasked method.
 
     "obd" and "obd[sparsity=0.1]" -> "ce" (obd is CE with the mask); "gce+obd[score=random]" ->
-    "gce"; "dividemix+obd" -> "dividemix"; "ce" -> None. The bracket holds the mask settings that
+    "gce"; "gce+obd (q=0.5)" -> "gce (q=0.5)"; "dividemix+obd" -> "dividemix"; "ce" -> None. The bracket holds the mask settings that
     differ from the defaults (see benchmark.store.method_label).
     """
-    name = method.split("[", 1)[0]
+    name, _, hp = method.partition(" (")
+    name = name.split("[", 1)[0]
+    suffix = f" ({hp}" if hp else ""  # "gce+obd (q=0.5)" is compared with "gce (q=0.5)"
     if name == "obd":
-        return "ce"
+        return "ce" + suffix
     if name.endswith("+obd"):
-        return name[: -len("+obd")]
+        return name[: -len("+obd")] + suffix
     return None
 
 
-def mask_effect(df: pd.DataFrame, metric: str, *, runs: dict | None = None, n_boot: int = 2000,
-                level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def mask_effect(df: pd.DataFrame, metric: str, *, runs: dict | None = None,
+                level: float = 0.95) -> pd.DataFrame:
     """Paired difference of every masked method to its own unmasked base (see :func:`mask_base`).
 
     Same columns and pairing as :func:`paired_differences` (same cell and seed, hence the same
@@ -289,8 +419,7 @@ def mask_effect(df: pd.DataFrame, metric: str, *, runs: dict | None = None, n_bo
     parts = []
     for base in bases:
         family = [m for m in methods if m == base or mask_base(str(m)) == base]
-        p = paired_differences(df[df["method"].isin(family)], metric, base, runs=runs,
-                               n_boot=n_boot, level=level, seed=seed)
+        p = paired_differences(df[df["method"].isin(family)], metric, base, runs=runs, level=level)
         if not p.empty:
             parts.append(p)
     if not parts:

@@ -35,6 +35,7 @@ NOISE_ORDER = ["none", "sym", "sym_incl", "pairflip", "asym", "idn", "human", "t
 HUMAN_ORDER = ["clean", "aggre", "rand1", "rand2", "rand3", "worst", "noisy"]
 DASH = "\u2013"
 PM = "\u00b1"
+NE = "\u2260"
 
 
 # ----- ordering and formatting -----------------------------------------------------------------
@@ -160,8 +161,28 @@ def protocol_info(runs: dict, protocol: str, df: pd.DataFrame | None = None) -> 
 
 # ----- the table -------------------------------------------------------------------------------
 
+def resolved_protocol(runs: dict, df: pd.DataFrame, protocol: str) -> dict[str, Any]:
+    """The protocol fields (config.json's ``protocol``) shared by the runs of ``protocol`` in ``df``.
+
+    A field on which the runs disagree holds 'MIXED: a | b' (so it matches no published
+    protocol); {} when no run records its protocol.
+    """
+    ids = set(df.loc[df["protocol"] == protocol, "run_id"]) if not df.empty else set()
+    protos = [((runs.get(rid) or {}).get("config") or {}).get("protocol") for rid in sorted(ids)]
+    protos = [p for p in protos if isinstance(p, dict)]
+    out: dict[str, Any] = {}
+    for key in sorted({k for p in protos for k in p}):
+        vals = []
+        for p in protos:
+            if p.get(key) not in vals:
+                vals.append(p.get(key))
+        out[key] = vals[0] if len(vals) == 1 else "MIXED: " + " | ".join(map(str, vals))
+    return out
+
+
 def paper_table(summary: pd.DataFrame, *, protocol: str, published: bool = True, decimals: int = 1,
-                info: dict[str, str] | None = None, baseline: str = "ce") -> pd.DataFrame:
+                info: dict[str, str] | None = None, baseline: str = "ce",
+                fields: dict[str, Any] | None = None) -> pd.DataFrame:
     """Methods x noise settings for one protocol, cells 'mean ± std' (percent).
 
     summary: output of :func:`reports.stats.cell_summary` for one metric (rows of other protocols
@@ -198,6 +219,7 @@ def paper_table(summary: pd.DataFrame, *, protocol: str, published: bool = True,
 
     data: dict[str, list[str]] = {}
     sources_used: list[str] = []
+    mismatch_notes: dict[int, tuple[str, ...]] = {}
     for ds, noise, rate, label in settings[["dataset", "noise", "rate", "noise_label"]].itertuples(index=False):
         col = f"{ds} / {label}" if multi else str(label)
         cell = s[(s["dataset"] == ds) & (s["noise_label"] == label) & (s["noise"] == noise)]
@@ -211,25 +233,38 @@ def paper_table(summary: pd.DataFrame, *, protocol: str, published: bool = True,
         rates = cell["actual_rate"].astype(float) if "actual_rate" in cell else pd.Series(dtype=float)
         attrs["measured_rate"][col] = float(rates.mean()) if rates.notna().any() else math.nan
         if published:
-            pubs = {m: pub.lookup(protocol, ds, label, m, metric) for m in methods}
-            if any(pubs.values()):
+            found = {m: pub.match(fields, ds, label, m, metric) for m in methods}
+            if any(found.values()):
                 cells = []
                 for m in methods:
-                    p = pubs[m]
-                    if p is None:
+                    mt = found[m]
+                    if mt is None:
                         cells.append(DASH)
                         continue
+                    p = mt.published
                     if p.source not in sources_used:
                         sources_used.append(p.source)
-                    cells.append(f"{p.text} [{sources_used.index(p.source) + 1}]")
+                    ref = sources_used.index(p.source) + 1
+                    if mt.comparable:
+                        cells.append(f"{p.text} [{ref}]")
+                    else:
+                        cells.append(f"{NE} protocol [{ref}]")
+                        mismatch_notes.setdefault(ref, mt.mismatches)
                 data[f"{col} (published)"] = cells
     t = pd.DataFrame(data, index=pd.Index(methods, name="method"))
     # selection precision/recall/AUC tables share this layout; only accuracies are accuracies
     unit = "accuracy in %" if key else f"{metric} in %"
     notes = [f"Mean {PM} std over seeds (ddof=1), {unit}; n = {max_n} seeds per cell"
              + (" unless marked (n=k)" if attrs["seeds"][0] < max_n else "")
-             + "; best mean per column in bold."]
+             + "; best mean per column in bold. Intervals (tidy CSV): 95% Student-t, none for n = 1."]
+    left = int(s["n_left_out"].sum()) if "n_left_out" in s else 0
+    if left:
+        notes.append(f"{left} run(s) left out: another run of the same label, cell and seed is "
+                     f"counted (they differ only in settings that do not define a cell, e.g. threads).")
     notes += [f"[{i + 1}] {pub.SOURCES[src]}" for i, src in enumerate(sources_used)]
+    notes += [f"{NE} protocol [{ref}]: the published number is not shown because this protocol "
+              f"differs from the one it was produced under: {'; '.join(mm)}."
+              for ref, mm in sorted(mismatch_notes.items())]
     attrs["notes"] = notes
     t.attrs.update(attrs)
     return t
@@ -301,7 +336,7 @@ def to_markdown(table: pd.DataFrame, path: str | Path | None = None) -> str:
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
         "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-        PM: r"$\pm$", DASH: "--", "\u2014": "---"}
+        PM: r"$\pm$", DASH: "--", "\u2014": "---", NE: r"$\neq$"}
 
 
 def tex_escape(s: Any) -> str:
@@ -443,18 +478,24 @@ def effect_table(effect: pd.DataFrame, *, protocol: str, info: dict[str, str] | 
     n_pairs = set()
     for col, ds, label in _settings(e):
         cell = e[(e["dataset"] == ds) & (e["noise_label"] == label)].set_index("method")
-        data[col] = [f"{signed_pp(cell.at[m, 'mean_diff'], decimals)} [{signed_pp(cell.at[m, 'ci_lo'], decimals)}, "
-                     f"{signed_pp(cell.at[m, 'ci_hi'], decimals)}]" if m in cell.index else DASH for m in methods]
+        data[col] = [_diff_cell(cell.loc[m], decimals) if m in cell.index else DASH for m in methods]
         attrs["best"][col] = [m for m in methods if m in cell.index
                               and (cell.at[m, "ci_lo"] > 0 or cell.at[m, "ci_hi"] < 0)]
         n_pairs |= set(cell["n_pairs"].astype(int))
     attrs["notes"] = [f"Mean paired difference over seeds ({', '.join(map(str, sorted(n_pairs)))} pairs per cell) "
-                      "in percentage points, [95% percentile bootstrap interval of the mean]; bold: the "
-                      "interval excludes zero. With 3 pairs the bootstrap interval is narrow and "
-                      "optimistic: read it as a range of the observed differences, not a test."]
+                      "in percentage points, [95% Student-t interval of the mean difference; none for "
+                      "a single pair]; bold: the interval excludes zero."]
     t = pd.DataFrame(data, index=pd.Index(methods, name="method"))
     t.attrs.update(attrs)
     return t
+
+
+def _diff_cell(r: pd.Series, decimals: int) -> str:
+    """'+1.2 [-0.4, +2.8]', or '+1.2 (n = 1)' without an interval."""
+    if math.isnan(r["ci_lo"]):
+        return f"{signed_pp(r['mean_diff'], decimals)} (n = {int(r['n_pairs'])})"
+    return (f"{signed_pp(r['mean_diff'], decimals)} [{signed_pp(r['ci_lo'], decimals)}, "
+            f"{signed_pp(r['ci_hi'], decimals)}]")
 
 
 def gradient_table(summary: pd.DataFrame, *, protocol: str, info: dict[str, str] | None = None) -> pd.DataFrame:

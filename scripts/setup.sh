@@ -34,11 +34,17 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "setup: creating .venv" >&2
   "$PY" -m venv .venv
 fi
+reqs=(requirements.txt)
+if [[ "${1:-}" == "--test" ]]; then
+  reqs+=(requirements-test.txt)
+fi
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat "${reqs[@]}" | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || "$(cat "$stamp")" != "$want" ]]; then
   echo "setup: installing requirements (torch is large: a few minutes the first time)" >&2
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -r requirements.txt
+  for r in "${reqs[@]}"; do
+    .venv/bin/pip install -q -r "$r"
+  done
   echo "$want" > "$stamp"
 fi

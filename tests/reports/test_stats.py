@@ -18,7 +18,9 @@ def test_cell_summary_mean_std_hand_computed():
     assert r["mean"] == pytest.approx(0.7)
     # ddof=1: sqrt((0.2^2 + 0 + 0.2^2) / 2) = 0.2
     assert r["std"] == pytest.approx(0.2)
-    assert 0.5 <= r.ci_lo <= 0.7 <= r.ci_hi <= 0.9
+    # Student-t: 0.7 -+ t(0.975, 2) * 0.2 / sqrt(3), t = 4.302653
+    half = 4.302653 * 0.2 / math.sqrt(3)
+    assert (r.ci_lo, r.ci_hi) == pytest.approx((0.7 - half, 0.7 + half), abs=1e-6)
 
 
 def test_cell_summary_single_seed_nan_dropped_and_human_rate_nan():
@@ -28,7 +30,7 @@ def test_cell_summary_single_seed_nan_dropped_and_human_rate_nan():
     r = s.iloc[0]
     assert r.n_seeds == 1 and r["mean"] == pytest.approx(0.6)
     assert math.isnan(r["std"])
-    assert (r.ci_lo, r.ci_hi) == (0.6, 0.6)
+    assert math.isnan(r.ci_lo) and math.isnan(r.ci_hi)  # one seed: no interval
     assert math.isnan(r.rate) and r.noise_label == "human-worst"
 
 
@@ -57,16 +59,22 @@ def test_iqm_hand_computed():
     assert math.isnan(stats.iqm([]))
 
 
-def test_bootstrap_ci_constant_and_seeded():
-    assert stats.bootstrap_ci(np.full(5, 0.73)) == (0.73, 0.73)
-    x = np.array([0.1, 0.5, 0.2, 0.9, 0.4])
-    a = stats.bootstrap_ci(x, seed=3)
-    assert a == stats.bootstrap_ci(x, seed=3)
-    assert a != stats.bootstrap_ci(x, seed=4)
-    assert x.min() <= a[0] < x.mean() < a[1] <= x.max()
-    wide = stats.bootstrap_ci(x, level=0.99, seed=3)
-    assert wide[0] <= a[0] and wide[1] >= a[1]
-    assert all(math.isnan(v) for v in stats.bootstrap_ci(np.array([])))
+def test_t_interval_hand_computed():
+    lo, hi = stats.t_interval([1.0, 2.0, 3.0])          # mean 2, s = 1, t(0.975, 2) = 4.302653
+    assert (lo, hi) == pytest.approx((2 - 4.302653 / math.sqrt(3), 2 + 4.302653 / math.sqrt(3)), abs=1e-6)
+    assert stats.t_interval([0.73, 0.73, 0.73]) == pytest.approx((0.73, 0.73))
+    assert all(math.isnan(v) for v in stats.t_interval([0.5]))   # n = 1: none
+    assert all(math.isnan(v) for v in stats.t_interval([]))
+    w99 = stats.t_interval([1.0, 2.0, 3.0], level=0.99)
+    assert w99[0] < lo and w99[1] > hi
+
+
+def test_duplicate_runs_of_one_seed_are_counted_once_never_averaged():
+    a = toy_frame({"ce": [0.5, 0.7]})
+    dup = toy_frame({"ce": [0.9]}).assign(run_id="zzzzzzzzzzzzzzzz")  # seed 0 again, later run id
+    s = stats.cell_summary(pd.concat([a, dup]), "test/acc_last").iloc[0]
+    assert s.n_seeds == 2 and s.n_left_out == 1
+    assert s["mean"] == pytest.approx(0.6)  # the first run of seed 0 (0.5), not (0.5 + 0.9) / 2
 
 
 def test_paired_differences_three_seeds_with_tie():
@@ -77,7 +85,8 @@ def test_paired_differences_three_seeds_with_tie():
     assert r.method == "gce" and r.baseline == "ce" and r.n_pairs == 3
     assert r.mean_diff == pytest.approx(0.05)  # diffs 0.05, 0.00, 0.10
     assert r.prob_improvement == pytest.approx((1 + 0.5 + 1) / 3)  # the tie counts 0.5
-    assert -1e-12 <= r.ci_lo <= 0.05 <= r.ci_hi <= 0.10 + 1e-12
+    half = 4.302653 * 0.05 / math.sqrt(3)                           # s of the diffs = 0.05
+    assert (r.ci_lo, r.ci_hi) == pytest.approx((0.05 - half, 0.05 + half), abs=1e-6)
 
 
 def test_paired_differences_pairs_by_seed_and_cell_only():
@@ -122,14 +131,24 @@ def test_leaderboard_iqm_and_paired_columns():
     df = pd.concat([toy_frame({"ce": [0.5, 0.5], "gce": [0.6, 0.7]}, label=f"sym-{r}%", rate=r / 100)
                     for r in (10, 20, 30, 40)])
     s = stats.cell_summary(df, "test/acc_last")
-    lb = stats.leaderboard(s, stats.paired_differences(df, "test/acc_last"))
+    agg = stats.aggregates(df, "test/acc_last", reps=200)
+    lb = stats.leaderboard(s, stats.paired_differences(df, "test/acc_last"), agg)
     assert list(lb["method"]) == ["gce", "ce"]
     g = lb.set_index("method")
     assert g.loc["gce", "mean_rank"] == 1 and g.loc["gce", "n_cells"] == 4
+    # IQM over the 8 runs x cells (0.6 x 4, 0.7 x 4): the middle four, 0.6 0.6 0.7 0.7
     assert g.loc["gce", "iqm"] == pytest.approx(0.65)
+    assert 0.6 <= g.loc["gce", "iqm_lo"] <= 0.65 <= g.loc["gce", "iqm_hi"] <= 0.7
     assert g.loc["gce", "mean_diff"] == pytest.approx(0.15)
-    assert g.loc["gce", "prob_improvement"] == 1.0
-    assert math.isnan(g.loc["ce", "mean_diff"])
+    assert g.loc["gce", "poi"] == 1.0 and (g.loc["gce", "poi_lo"], g.loc["gce", "poi_hi"]) == (1.0, 1.0)
+    assert math.isnan(g.loc["ce", "mean_diff"]) and math.isnan(g.loc["ce", "poi"])
+
+
+def test_probability_of_improvement_counts_all_pairs_and_ties():
+    # cell 1: x = [1, 3], y = [2, 2]: pairs (1>2 no, 1>2 no, 3>2, 3>2) -> 0.5; cell 2: tie -> 0.5
+    assert stats.probability_of_improvement([[1, 3], [5]], [[2, 2], [5]]) == pytest.approx(0.5)
+    assert stats.probability_of_improvement([[1, 3]], [[0]]) == 1.0
+    assert math.isnan(stats.probability_of_improvement([], []))
 
 
 def test_headline_metric_falls_back_to_last_without_validation():

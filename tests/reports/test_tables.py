@@ -83,29 +83,40 @@ def test_protocols_are_never_mixed():
 
 
 def test_published_column_only_for_matching_protocol_and_accuracy():
+    from reports.published import PROTOCOLS
     df = pd.concat([
         toy_frame({"ce": [0.80, 0.82], "gce": [0.81, 0.83]}, protocol="cifar-n", dataset="cifar10",
                   noise="human", rate=float("nan"), label="human-worst", metric=m)
         for m in ("test/acc_best", "test/acc_last")])
-    best = tables.paper_table(stats.cell_summary(df, "test/acc_best"), protocol="cifar-n")
+    same = dict(PROTOCOLS["cifar-n"], dataset="cifar10", val_frac=0.1, name="anything")
+    best = tables.paper_table(stats.cell_summary(df, "test/acc_best"), protocol="cifar-n", fields=same)
     assert list(best.columns) == ["human-worst", "human-worst (published)"]
     assert best.loc["ce", "human-worst (published)"] == "77.69 [1]"
     assert best.loc["gce", "human-worst (published)"] == "80.66 [1]"
     assert any("ResNet-34" in n for n in best.attrs["notes"])
     assert "77.69" in tables.to_latex(best)
-    last = tables.paper_table(stats.cell_summary(df, "test/acc_last"), protocol="cifar-n")
+    last = tables.paper_table(stats.cell_summary(df, "test/acc_last"), protocol="cifar-n", fields=same)
     assert list(last.columns) == ["human-worst"]          # the leaderboard reports best epoch only
-    other = df.assign(protocol="cifar-n-torchvision")
-    t = tables.paper_table(stats.cell_summary(other, "test/acc_best"), protocol="cifar-n-torchvision")
-    assert list(t.columns) == ["human-worst"]             # another protocol: no published number
+    # the name is not the protocol: a 1-epoch cnn run called "cifar-n" gets no published number
+    short = dict(same, model="cnn", epochs=1)
+    t = tables.paper_table(stats.cell_summary(df, "test/acc_best"), protocol="cifar-n", fields=short)
+    assert t.loc["ce", "human-worst (published)"] == "\u2260 protocol [1]"
+    note = next(n for n in t.attrs["notes"] if "not shown" in n)
+    assert "model 'cnn' vs 'resnet34'" in note and "epochs 1 vs 100" in note
+    assert "77.69" not in tables.to_markdown(t)
+    # no recorded protocol at all: nothing is attached either
+    t = tables.paper_table(stats.cell_summary(df, "test/acc_best"), protocol="cifar-n")
+    assert t.loc["ce", "human-worst (published)"].startswith("\u2260")
 
 
 def test_published_dividemix_uses_sym_incl_not_sym():
     from reports import published
-    assert published.lookup("cifar10-dividemix", "cifar10", "sym_incl-50%", "dividemix",
-                            "test/acc_last").text == "94.4"
-    assert published.lookup("cifar10-dividemix", "cifar10", "sym-50%", "dividemix", "test/acc_best") is None
-    assert published.lookup("cifar-n", "CIFAR-10", "human-aggre", "Co-Teaching", "test/acc_best").text == "91.20"
+    proto = published.PROTOCOLS["cifar10-dividemix"]
+    assert published.lookup(proto, "cifar10", "sym_incl-50%", "dividemix", "test/acc_last").text == "94.4"
+    assert published.lookup(proto, "cifar10", "sym-50%", "dividemix", "test/acc_best") is None
+    assert published.lookup(published.PROTOCOLS["cifar-n"], "CIFAR-10", "human-aggre", "Co-Teaching",
+                            "test/acc_best").text == "91.20"
+    assert published.lookup(proto, "cifar10", "human-aggre", "coteaching", "test/acc_best") is None
 
 
 def test_multi_dataset_protocol_prefixes_columns():
@@ -144,10 +155,12 @@ def test_effect_table_cells_bold_and_markdown():
     assert t.loc["obd", "sym-40%"].startswith("+2.0 [")              # diffs +2, +3, +1 points
     assert t.loc["obd", "pairflip-45%"].startswith("-7.7 [")
     assert t.loc["gce+obd", "pairflip-45%"] == tables.DASH
-    # bold where the interval excludes zero: obd everywhere (all diffs one sign), gce+obd not
-    assert t.attrs["best"] == {"sym-40%": ["obd"], "pairflip-45%": ["obd"]}
+    # bold where the Student-t interval excludes zero: obd at pairflip (-10, -5, -8: [-13.9,
+    # -1.4]); at sym-40% diffs +2, +3, +1 give [-0.5, +4.5], which a bootstrap would call +1..+3
+    assert t.attrs["best"] == {"sym-40%": [], "pairflip-45%": ["obd"]}
+    assert t.loc["obd", "sym-40%"] == "+2.0 [-0.5, +4.5]"
     md = tables.to_markdown(t)
-    assert "Pairing: on seed" in md and "**\\+2.0 \\[" in md and "Selection rule" not in md
+    assert "Pairing: on seed" in md and "**-7.7 \\[-13.9, -1.4\\]**" in md and "Selection rule" not in md
 
 
 def test_gradient_table_masked_over_unmasked():
