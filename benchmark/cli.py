@@ -65,7 +65,12 @@ def _base_from_args(a: argparse.Namespace) -> dict[str, Any]:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad invocation is a UsageError (one message, exit 2, JSON with --json)."""
+    """argparse, but a bad invocation is a UsageError (one message, exit 2, JSON with --json), and
+    no abbreviated flags: "--epoch 1" is refused, not read as --epochs."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         raise UsageError(f"{message} (see: python {self.prog} --help)")
@@ -184,7 +189,7 @@ def cmd_grid(a: argparse.Namespace) -> int:
     from benchmark.grid import check_name, expand, load_preset
     from benchmark.studies import default_storage
     from benchmark.store import Store
-    from benchmark.train import TrainingDiverged, prepare, run
+    from benchmark.train import TrainingDiverged, prepare, run, validate
     spec = load_preset(a.preset)
     if a.study:
         check_name(a.study, "study name")
@@ -199,8 +204,10 @@ def cmd_grid(a: argparse.Namespace) -> int:
     if a.tuned:
         _apply_tuned(cfgs, a.tuned, a.storage or default_storage(a.runs))
     store = Store(a.runs)
+    for cfg in cfgs:  # every cell checked before any data is read or anything written
+        validate(cfg)
     plan = []
-    for cfg in cfgs:  # validate every cell before training any (a bad cell fails fast)
+    for cfg in cfgs:
         prep = prepare(cfg, store)
         plan.append((cfg, prep.run_id, store.is_finished(prep.run_id), prep.artifact.spec.label()))
     todo = [p for p in plan if not p[2]]
@@ -570,7 +577,8 @@ INTERRUPTED = ("interrupted: finished runs are kept and an interrupted run resum
 
 def _fail(message: str, code: int, as_json: bool) -> int:
     """End a command with one message: on stderr (on a line of its own, after any progress bar)
-    and, for --json, as one JSON object on stdout."""
+    and, for --json, as one JSON object on stdout. The message is one line."""
+    message = " ".join(str(message).split())
     try:
         from tqdm import tqdm
         for bar in list(getattr(tqdm, "_instances", ())):

@@ -34,6 +34,7 @@ import os
 import pickle
 import threading
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -176,6 +177,13 @@ def _partial(dirs: list[Path], names: list[str], has) -> str:
     return ""
 
 
+def _why_not(data_dir: str | None, download: bool) -> str:
+    """Why no download was tried, for a 'not found' message."""
+    if data_dir:
+        return " (a folder given explicitly must hold the data: no other copy and no download replaces it)"
+    return "" if download else " (download disabled)"
+
+
 def _md5_file(path: Path) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
@@ -252,7 +260,7 @@ def read_idx(path: Path, *, expect_ndim: int, expect_count: int,
     """
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise DataError(f"cannot read IDX file {path}: {e} (truncated or not gzip?)") from e
     if len(raw) < 4 + 4 * expect_ndim:
         raise DataError(f"IDX file {path} is truncated ({len(raw)} bytes)")
@@ -302,9 +310,8 @@ def _load_fashion_mnist(*, data_dir: str | None, download: bool,
     partial = _partial(tried, list(FASHION_MNIST_SHA256), lambda x, n: _idx_file(x, n) is not None)
     if d is None and partial:
         raise DataError(f"Fashion-MNIST: {partial}{_FMNIST_GET}")
-    if d is None and download:
-        # into the folder the user named, else the cache: never a silent switch to another copy
-        target = Path(data_dir).expanduser() if data_dir else cache_dir()
+    if d is None and download and not data_dir:  # an explicit folder must hold the data itself
+        target = cache_dir()
         try:
             from torchvision.datasets import FashionMNIST
             target.mkdir(parents=True, exist_ok=True)
@@ -319,7 +326,7 @@ def _load_fashion_mnist(*, data_dir: str | None, download: bool,
         raise DataError(f"Fashion-MNIST not found: looked for the four IDX files "
                         f"{', '.join(FASHION_MNIST_SHA256)} (each optionally .gz) in "
                         f"{', '.join(map(str, tried))}"
-                        f"{'' if download else ' (download disabled)'}. {_FMNIST_GET}")
+                        f"{_why_not(data_dir, download)}. {_FMNIST_GET}")
     return _read_fmnist(d)
 
 
@@ -567,8 +574,8 @@ def _load_cifar(name: str, *, data_dir: str | None, download: bool,
     partial = _partial(tried, names, lambda x, n: (x / n).is_file())
     if d is None and partial:
         raise DataError(f"{name}: {partial}{_cifar_get(spec)}")
-    if d is None and download:
-        target = Path(data_dir).expanduser() if data_dir else cache_dir()
+    if d is None and download and not data_dir:  # an explicit folder must hold the data itself
+        target = cache_dir()
         try:
             import torchvision.datasets as tvd
             target.mkdir(parents=True, exist_ok=True)
@@ -579,7 +586,7 @@ def _load_cifar(name: str, *, data_dir: str | None, download: bool,
         d, tried = _find_cifar_dir(spec, [target])
     if d is None:
         raise DataError(f"{name} not found: looked for torchvision's `{spec.folder}` files in "
-                        f"{', '.join(map(str, tried))}{'' if download else ' (download disabled)'}. "
+                        f"{', '.join(map(str, tried))}{_why_not(data_dir, download)}. "
                         f"{_cifar_get(spec)}")
     data = _read_cifar(spec, d)
     attach_human_labels(data, data_dir=data_dir, cifar_n_path=cifar_n_path, download=download)

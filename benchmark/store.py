@@ -22,6 +22,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import tempfile
 import warnings
 from pathlib import Path
@@ -53,6 +54,26 @@ FINAL_METRICS = ("test/acc_last", "test/acc_best", "test/acc_at_best_val", "nois
                  "time/total_s", "time/samples_per_s", "mem/peak_mb")
 
 
+FAULT_ENV = "NLB_KILL_AT"
+"""Fault injection for tests/test_faults.py: ``NLB_KILL_AT=checkpoint:3`` SIGKILLs this process in
+the middle of its 3rd checkpoint write (temporary file written, not yet renamed). Kinds: the file's
+stem (checkpoint, metrics, result, meta, config) or ``any``. Unset in normal use."""
+_WRITES: dict[str, int] = {}
+
+
+def _maybe_die(path: Path) -> None:
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    kind, _, nth = spec.partition(":")
+    stem = path.name.split(".")[0]
+    if kind not in (stem, "any"):
+        return
+    _WRITES[kind] = _WRITES.get(kind, 0) + 1
+    if _WRITES[kind] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -61,6 +82,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _maybe_die(path)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

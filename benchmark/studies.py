@@ -107,11 +107,13 @@ def storage_for_children(url: str) -> tuple[str, dict[str, str]]:
     """
     if not url.startswith("postgresql"):
         return url, {}
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import URL, make_url
     u = make_url(url)
     if u.password is None:
         return url, {}
-    return u.set(password=None).render_as_string(hide_password=False), {"PGPASSWORD": str(u.password)}
+    bare = URL.create(u.drivername, username=u.username, host=u.host, port=u.port, database=u.database,
+                      query=u.query)
+    return bare.render_as_string(hide_password=False), {"PGPASSWORD": str(u.password)}
 
 
 def _pruner(name: str) -> optuna.pruners.BasePruner:

@@ -132,13 +132,7 @@ def prepare(cfg: RunConfig, store: Store) -> Prepared:
     Every field of the config and every hyperparameter of the method is checked against its
     declared range here, so a grid refuses a bad cell before its first run trains.
     """
-    check_config(cfg)
-    check_names(cfg)
-    dev = resolve_device(cfg.device)
-    try:
-        hp = resolve_hp(cfg.method, cfg.hp, cfg.mask)
-    except ConfigError as e:
-        raise UsageError(str(e)) from None
+    dev, hp = validate(cfg)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir or None)
     streams = cfg.streams()
     artifact = noise_for(cfg, data, streams["noise"], store.root)
@@ -151,6 +145,21 @@ def prepare(cfg: RunConfig, store: Store) -> Prepared:
     return Prepared(cfg, run_id, data, artifact, train_idx, val_idx, hp,
                     protocol_of(cfg, resolve_augment(cfg, data)), dev,
                     runtime.numerics(cfg.threads, cfg.precision, dev))
+
+
+def validate(cfg: RunConfig) -> tuple[torch.device, Any]:
+    """Every check that needs no data: field ranges, names, device, the method's hyperparameters.
+
+    Returns (device, resolved hyperparameters). A grid runs this on every cell before it loads
+    any data or writes any noise artifact, so a bad cell leaves nothing behind.
+    """
+    check_config(cfg)
+    check_names(cfg)
+    dev = resolve_device(cfg.device)
+    try:
+        return dev, resolve_hp(cfg.method, cfg.hp, cfg.mask)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
 
 
 def check_names(cfg: RunConfig) -> None:

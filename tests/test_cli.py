@@ -141,3 +141,48 @@ def test_bench_reports_epoch_times_and_loader_speedup(tmp_path):
     # timing runs are thrown away, and nothing bench did not create is touched
     assert sorted(p.name for p in mine.iterdir()) == ["keep"]
     assert (mine / "keep" / "result.json").read_text() == "{}"
+
+
+def test_ls_says_what_each_incomplete_run_is_and_prune_removes_only_abandoned(tmp_path):
+    from benchmark.config import build_config
+    from benchmark.store import Store
+    from benchmark.train import run
+    runs = tmp_path / "runs"
+    base = {"dataset": "digits", "epochs": 3, "subset": 200}
+    done = run(build_config(base), runs, wandb="disabled")["run_id"]
+    stopped = run(build_config({**base, "seed": 1}), runs, stop_after=1, wandb="disabled")["run_id"]
+    crashed = run(build_config({**base, "seed": 2}), runs, stop_after=1, wandb="disabled")["run_id"]
+    (runs / crashed / "stopped.json").unlink()  # as a killed process leaves it
+    abandoned = "00000000deadbeef"
+    (runs / abandoned).mkdir()
+    (runs / abandoned / "config.json").write_text(json.dumps({"method": "gce", "seed": 3}))
+    (runs / abandoned / ".config.json.x.tmp").write_text("half")
+    foreign = "11111111deadbeef"  # holds a file the suite never writes: never removed
+    (runs / foreign).mkdir()
+    (runs / foreign / "config.json").write_text("{}")
+    (runs / foreign / "notes.txt").write_text("mine")
+    failed = "22222222deadbeef"
+    (runs / failed).mkdir()
+    (runs / failed / "config.json").write_text(json.dumps({"method": "ce", "seed": 4}))
+    (runs / failed / "failure.json").write_text(json.dumps({"reason": "non-finite train/loss at epoch 2"}))
+    rows = {r["run_id"]: r for r in json.loads(cli("ls", "--runs", runs, "--json").stdout)["runs"]}
+    assert rows[done]["status"] == "finished"
+    assert rows[stopped]["status"] == "stopped" and "resumable" in rows[stopped]["detail"]
+    assert rows[crashed]["status"] == "resumable"
+    assert rows[abandoned]["status"] == rows[foreign]["status"] == "abandoned"
+    assert rows[failed]["status"] == "failed" and "non-finite" in rows[failed]["detail"]
+    text = cli("ls", "--runs", runs).stdout
+    assert "ls --prune" in text and "non-finite" in text
+    out = json.loads(cli("ls", "--runs", runs, "--prune", "--json").stdout)
+    assert out["pruned"] == [abandoned]
+    assert not (runs / abandoned).exists() and (runs / foreign / "notes.txt").is_file()
+    assert set(Store(runs).run_ids()) == {done, stopped, crashed, foreign, failed}
+
+
+def test_grid_with_workers_prints_json(tmp_path):
+    f = tmp_path / "g.toml"
+    f.write_text('seeds = [0]\nmethods = ["ce", "gce"]\n[base]\ndataset = "digits"\nepochs = 1\n'
+                 'subset = 200\n[[noise]]\nkind = "sym"\nrate = 0.2\n')
+    p = cli("grid", f, "--workers", "2", "--runs", tmp_path / "runs", "--json", "--no-report")
+    out = json.loads(p.stdout)  # exactly one JSON object
+    assert out["runs"] == 2 and out["failed"] == []

@@ -135,7 +135,7 @@ def test_fashion_mnist_missing_lists_the_ways_to_get_it(tmp_path, no_system_fmni
         assert way in msg
 
 
-def test_fashion_mnist_failed_download_is_a_data_error(tmp_path, monkeypatch, no_system_fmnist):
+def test_fashion_mnist_failed_download_is_a_data_error(tmp_path, monkeypatch, no_system_fmnist, data_env):
     import torchvision.datasets
 
     class Offline:
@@ -144,7 +144,7 @@ def test_fashion_mnist_failed_download_is_a_data_error(tmp_path, monkeypatch, no
 
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", Offline)
     with pytest.raises(DataError, match="network unreachable") as e:
-        load_dataset("fashion_mnist", data_dir=str(tmp_path / "none"), download=True)
+        load_dataset("fashion_mnist", download=True)
     assert "apt-get install dataset-fashion-mnist" in str(e.value)
 
 
@@ -249,7 +249,7 @@ def test_cifar_missing_lists_the_ways_to_get_it(tmp_path):
         assert part in msg
 
 
-def test_cifar_failed_download_is_a_data_error(tmp_path, monkeypatch):
+def test_cifar_failed_download_is_a_data_error(tmp_path, monkeypatch, data_env):
     import torchvision.datasets
 
     class Offline:
@@ -258,7 +258,7 @@ def test_cifar_failed_download_is_a_data_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR100", Offline)
     with pytest.raises(DataError, match="no route to host") as e:
-        load_dataset("cifar100", data_dir=str(tmp_path / "empty"), download=True)
+        load_dataset("cifar100", download=True)
     assert "cifar-100-python" in str(e.value)
 
 

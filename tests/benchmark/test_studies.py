@@ -5,6 +5,7 @@ cell x seed must end as exactly one finished run in the store.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -23,7 +24,7 @@ import pytest
 
 from benchmark.grid import expand, load_preset
 from benchmark.store import Store
-from benchmark.studies import create_grid_study, open_storage, parse_param, remaining
+from benchmark.studies import create_grid_study, open_storage, parse_param, remaining, work
 from benchmark.config import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,9 +145,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def postgres():
-    """A throwaway PostgreSQL server on 127.0.0.1 and a free port; yields its URL; removed afterwards."""
+@contextlib.contextmanager
+def _postgres_server(password: str | None = None):
+    """A throwaway PostgreSQL server on 127.0.0.1 and a free port, removed afterwards.
+
+    Without ``password``: user nlb, trusted (yields its URL). With one: TCP connections need a
+    password (scram-sha-256) and user ``bench`` has ``password`` (yields the URL holding it).
+    """
     bindir = _pg_bin()
     if bindir is None:
         pytest.skip("PostgreSQL server binaries not installed (Debian package postgresql)")
@@ -162,17 +167,31 @@ def postgres():
         prefix = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
     run = lambda *c: subprocess.run([*prefix, *map(str, c)], check=True, capture_output=True, timeout=120)
+    auth = ["--auth=trust"] if password is None else ["--auth-local=trust", "--auth-host=scram-sha-256"]
     try:
-        run(bindir / "initdb", "-D", data, "-U", "nlb", "--auth=trust", "-E", "UTF8")
+        run(bindir / "initdb", "-D", data, "-U", "nlb", *auth, "-E", "UTF8")
         run(bindir / "pg_ctl", "-D", data, "-w", "-t", "60", "-l", base / "log",
             "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=50", "start")
-        run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "nlb", "optuna")
-        yield f"postgresql://nlb@127.0.0.1:{port}/optuna"
+        if password is None:
+            run(bindir / "createdb", "-h", "127.0.0.1", "-p", port, "-U", "nlb", "optuna")
+            yield f"postgresql://nlb@127.0.0.1:{port}/optuna"
+        else:  # over the Unix socket (trusted) create a password-protected owner of the database
+            psql = Path(bindir) / "psql"
+            run(psql, "-h", sock, "-p", port, "-U", "nlb", "-d", "postgres", "-c",
+                f"CREATE USER bench PASSWORD '{password}'")
+            run(bindir / "createdb", "-h", sock, "-p", port, "-U", "nlb", "-O", "bench", "optuna")
+            yield f"postgresql://bench:{password}@127.0.0.1:{port}/optuna"
     finally:
         if (data / "postmaster.pid").exists():
             subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                            capture_output=True, timeout=60)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres():
+    with _postgres_server() as url:
+        yield url
 
 
 def test_postgres_three_workers_one_killed(tmp_path, postgres):
@@ -233,3 +252,69 @@ def test_grid_tuned_applies_the_best_parameters_to_its_method(tmp_path):
     assert {c.hp.get("q") for c in cfgs if c.method == "gce"} == {study.best_params["hp.q"]}
     assert all(c.hp == {} for c in cfgs if c.method == "ce")
     assert {c.seed for c in cfgs} == {0}  # preset seeds: fresh with respect to tuning seeds 1000+
+
+
+# ----- secrets --------------------------------------------------------------------------------
+
+SECRET = "Pw-9f3c7e1b-secret"
+
+
+def test_no_password_reaches_a_file_a_log_or_a_command_line(tmp_path):
+    """A password-protected PostgreSQL user: the grid runs with 2 local workers and W&B offline.
+    The password appears in no file the runs and their W&B mirror wrote, in no output, and in no
+    worker's command line (``ps`` shows those to every user)."""
+    with _postgres_server(SECRET) as url:
+        f = tmp_path / "g.toml"
+        f.write_text('seeds = [0]\nmethods = ["ce", "gce"]\n[base]\ndataset = "digits"\nepochs = 2\n'
+                     'subset = 300\ndevice = "cpu"\n[[noise]]\nkind = "sym"\nrate = 0.4\n')
+        runs = tmp_path / "runs"
+        env = {**ENV, "WANDB_MODE": "offline"}
+        p = subprocess.Popen([sys.executable, "runner.py", "grid", str(f), "--runs", str(runs), "--storage", url,
+                              "--workers", "2", "--wandb", "offline"], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        seen_workers, leaked = 0, []
+        while p.poll() is None:
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                try:
+                    cmd = (proc / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if b"runner.py\x00worker" in cmd:
+                    seen_workers += 1
+                    if SECRET.encode() in cmd:
+                        leaked.append(cmd)
+            time.sleep(0.05)
+        out, err = p.communicate()
+        assert p.returncode == 0, err.decode()[-3000:]
+        assert seen_workers and not leaked
+        assert SECRET.encode() not in out + err
+        files = [x for x in runs.rglob("*") if x.is_file()]
+        assert any(x.suffix == ".wandb" for x in files) and any(x.name == "result.json" for x in files)
+        for x in files:
+            assert SECRET.encode() not in x.read_bytes(), x
+        # and a wrong password is a one-line error without either password
+        bad = url.replace(SECRET, "wrong-password-123")
+        q = subprocess.run([sys.executable, "runner.py", "worker", "--study", "grid-g", "--storage", bad,
+                            "--runs", str(runs)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+        assert q.returncode == 1 and "Traceback" not in q.stderr
+        assert "password authentication failed" in q.stderr and "wrong-password-123" not in q.stderr
+
+
+def test_a_failed_tune_does_not_block_its_study_name(tmp_path):
+    from benchmark.config import build_config
+    from benchmark.studies import create_tune_study, load_definition
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    base = build_config({"dataset": "digits", "method": "gce", "epochs": 1, "subset": 200})
+    study = create_tune_study("t", db, base, {"hp.q": [0.2, 0.9]}, seeds=1, trials=2, pruner="none")
+    study.enqueue_trial({"hp.q": 0.5})
+    trial = study.ask()
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)  # an attempt that failed
+    create_tune_study("t", db, base, {"hp.q": [0.3, 0.8]}, seeds=1, trials=2, pruner="none")
+    _, defn = load_definition("t", db)
+    assert defn["space"] == {"hp.q": [0.3, 0.8]}
+    # a study with finished work keeps its definition
+    work("t", db, str(tmp_path / "runs"), "disabled")
+    with pytest.raises(UsageError, match="already exists with another definition"):
+        create_tune_study("t", db, base, {"hp.q": [0.1, 0.2]}, seeds=1, trials=2, pruner="none")

@@ -51,9 +51,29 @@ def test_offline_run_matches_the_store(tmp_path):
 def test_resumed_run_mirrors_every_epoch(tmp_path):
     run(tiny_config("ce", epochs=3), tmp_path, stop_after=1, wandb="offline")
     res = run(tiny_config("ce", epochs=3), tmp_path, wandb="offline")
-    last = offline_run_dirs(tmp_path)[-1]
+    # one W&B run per benchmark run: the stopped attempt's offline copy is gone
+    (last,) = offline_run_dirs(tmp_path)
     steps = [r["history"]["step"]["num"] for r in inspect(last) if r["type"] == "history"]
     assert steps == [1, 2, 3] and res["finished"]
+
+
+def test_a_killed_runs_truncated_wandb_copy_is_removed_on_the_next_run(tmp_path):
+    import os
+    import signal
+    root = Path(__file__).resolve().parents[2]
+    cmd = [sys.executable, "runner.py", "run", "--dataset", "digits", "--epochs", "3", "--subset", "300",
+           "--runs", str(tmp_path), "--wandb", "offline"]
+    env = {**os.environ, "WANDB_MODE": "offline", "NLB_KILL_AT": "checkpoint:2"}
+    p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == -signal.SIGKILL
+    (stale,) = offline_run_dirs(tmp_path)
+    env.pop("NLB_KILL_AT")
+    p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    (kept,) = offline_run_dirs(tmp_path)  # the killed attempt's copy would upload a partial run
+    assert kept != stale and not stale.exists()
+    steps = [r["history"]["step"]["num"] for r in inspect(kept) if r["type"] == "history"]
+    assert steps == [1, 2, 3]
 
 
 def test_wandb_failure_is_a_warning_not_a_lost_run(tmp_path, monkeypatch):
