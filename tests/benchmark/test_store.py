@@ -121,3 +121,21 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
         warnings.simplefilter("ignore")
         state = store.load_checkpoint(rid)
     assert state["epoch"] == 1  # the last good state, not a blocked run
+
+
+def test_runs_with_different_hyperparameters_are_separate_rows_never_pooled(tmp_path):
+    """As after `tune --param hp.q=...`: one method under three q values is three table rows."""
+    from benchmark.config import build_config
+    from benchmark.train import run
+    from reports import stats
+    runs = tmp_path / "runs"
+    for q, seeds in ((0.3, (0, 1)), (0.7, (0, 1, 2)), (0.59, (0,))):
+        for s in seeds:
+            run(build_config({"dataset": "digits", "method": "gce", "epochs": 1, "subset": 200, "seed": s,
+                              "hp": {"q": q}}), runs, wandb="disabled")
+    run(build_config({"dataset": "digits", "method": "ce", "epochs": 1, "subset": 200}), runs, wandb="disabled")
+    df = Store(runs).load_frame()
+    s = stats.cell_summary(df, "test/acc_last").set_index("method")
+    assert set(s.index) == {"ce", "gce (q=0.3)", "gce (q=0.7)", "gce (q=0.59)"}
+    assert s.loc["gce (q=0.7)", "n_seeds"] == 3 and s.loc["gce (q=0.3)", "n_seeds"] == 2
+    assert s.loc["ce", "n_seeds"] == 1  # a method with one setting keeps its plain name
