@@ -1,15 +1,22 @@
-"""Speed benchmark: seconds per epoch of each method, and of the data pipeline against the
-per-sample DataLoader pipeline that the official Co-teaching / DivideMix code uses.
+"""Speed benchmark: what each method's epoch costs in time and in FLOPs, against CE and against a
+bare training loop, the bookkeeping share of a run, and the data pipeline against the per-sample
+DataLoader pipeline that the official Co-teaching / DivideMix code uses.
 
-    python runner.py bench --dataset fashion_mnist --model cnn --methods ce,gce --subset 10000
+    python runner.py bench --dataset fashion_mnist --model lenet --methods ce,gce,coteaching,dividemix
     python runner.py bench --dataset synthetic_cifar10 --model preact_resnet18 --subset 0 --val-frac 0 \
-        --methods ce,coteaching,dividemix --epochs 3 --device cuda --precision bf16 --channels-last
+        --methods ce,coteaching,dividemix --epochs 4 --device cuda --precision bf16 --channels-last
 
-Figures go to stdout (one JSON object with --json); record them, with the command, in
-docs/BENCHMARKS.md. Nothing here is a test: timings depend on the machine.
+Per method, one run of ``epochs`` epochs: epoch 1 is left out (warm-up of caches and, for
+DivideMix, its CE warm-up), the middle epochs are timed (median), and the last epoch runs under
+``torch.utils.flop_counter.FlopCounterMode``, which counts the floating-point operations of every
+matmul and convolution, forward and backward, of that real training epoch (evaluation excluded;
+element-wise work such as pooling and activations is not counted by PyTorch's counter). Figures go
+to stdout (one JSON object with --json); record them, with the command, in docs/BENCHMARKS.md.
+Nothing here is a test: timings depend on the machine.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -20,20 +27,83 @@ from benchmark.config import build_config
 from benchmark.store import Store
 
 
-def time_methods(methods: list[str], base: dict[str, Any], epochs: int, runs_dir: str) -> list[dict[str, Any]]:
-    """Train each method for ``epochs`` epochs (fresh store) and report the median epoch time."""
+def time_methods(methods: list[str], base: dict[str, Any], epochs: int, runs_dir: str,
+                 sets: list[str] | None = None) -> list[dict[str, Any]]:
+    """Train each method (fresh store): median seconds of epochs 2..E-1, FLOPs of epoch E, and the
+    run's bookkeeping share (evaluation, writes, checkpoints over its wall time)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     from benchmark.train import run
+    if epochs < 3:
+        raise ValueError("bench needs at least 3 epochs (1 left out, >= 1 timed, 1 counted)")
     out = []
     for m in methods:
-        cfg = build_config({**base, "method": m, "epochs": epochs})
-        res = run(cfg, f"{runs_dir}/{m}", wandb="disabled")
+        cfg = build_config({**base, "method": m, "epochs": epochs}, sets)
+        counter = FlopCounterMode(display=False)
+
+        def context(epoch: int, counter=counter):
+            return counter if epoch == epochs else contextlib.nullcontext()
+
+        res = run(cfg, f"{runs_dir}/{m}", wandb="disabled", epoch_context=context)
         rows = Store(f"{runs_dir}/{m}").read_metrics(res["run_id"])
-        times = [r["time/epoch_s"] for r in rows]
-        out.append({"method": m, "epoch_s_median": float(np.median(times)), "epoch_s_first": times[0],
-                    "samples_per_s": res["time/samples_per_s"], "peak_mb": res["mem/peak_mb"],
-                    "subset": cfg.subset, "device": cfg.device, "precision": cfg.precision,
-                    "channels_last": cfg.channels_last})
+        times = [r["time/epoch_s"] for r in rows[1:-1]]
+        n_train = rows[0]["time/samples_per_s"] * rows[0]["time/epoch_s"]
+        out.append({"method": m, "epoch_s_median": float(np.median(times)), "epoch_s_first": rows[0]["time/epoch_s"],
+                    "flops_per_epoch": float(counter.get_total_flops()),
+                    "samples_per_s": n_train / float(np.median(times)),
+                    "bookkeeping_share": res.get("time/bookkeeping_share"),
+                    "peak_mb": res["mem/peak_mb"], "subset": cfg.subset, "device": cfg.device,
+                    "precision": cfg.precision, "channels_last": cfg.channels_last})
+    ce = next((r for r in out if r["method"] == "ce"), out[0])
+    for r in out:
+        r["time_ratio"] = r["epoch_s_median"] / ce["epoch_s_median"]
+        r["flop_ratio"] = r["flops_per_epoch"] / ce["flops_per_epoch"] if ce["flops_per_epoch"] else float("nan")
+        r["time_over_flops"] = r["time_ratio"] / r["flop_ratio"] if r["flop_ratio"] else float("nan")
     return out
+
+
+def bare_loop(base: dict[str, Any], sets: list[str] | None = None, epochs: int = 3) -> dict[str, float]:
+    """Seconds per epoch of the plainest loop over the same training tensors, model and optimiser:
+    normalised float images prepared once, a random permutation cut into batches, forward, CE,
+    zero_grad, backward, step. No augmentation call, no metrics, nothing else. The harness's CE
+    epoch is compared with it (goal: at least 0.9 of its speed)."""
+    from benchmark import optim
+    from benchmark.data import load_dataset
+    from benchmark.models import build_model
+    from benchmark.train import resolve_device, split_indices
+    cfg = build_config({**base, "method": "ce"}, sets)
+    data = load_dataset(cfg.dataset)
+    dev = resolve_device(cfg.device)
+    tr, _ = split_indices(len(data.train_y), cfg.subset, cfg.val_frac, 0)
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    x = ((data.train_x[torch.as_tensor(tr)].float() / 255 - mean) / std).to(dev)
+    y = torch.as_tensor(data.train_y[tr]).to(dev)
+    c, h, _ = data.image_shape
+    torch.manual_seed(0)
+    model = build_model(cfg.model, num_classes=data.num_classes, in_channels=c, image_size=h).to(dev)
+    if cfg.channels_last:  # the same memory layout as the harness's run
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = optim.build_optimizer(cfg.optim, model.parameters())
+    gen = torch.Generator(device=dev).manual_seed(0)
+    torch.set_num_threads(cfg.threads)
+    with torch.no_grad():
+        model(x[: cfg.batch_size])  # one-time allocator and kernel warm-up, as the harness's first epoch
+    times = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(y), generator=gen, device=dev)
+        for s in range(0, len(y), cfg.batch_size):
+            idx = perm[s:s + cfg.batch_size]
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        times.append(time.perf_counter() - t0)
+    return {"bare_epoch_s": float(np.median(times[1:] if len(times) > 1 else times))}
 
 
 def time_loaders(dataset: str, n: int, batch_size: int, crop_pad: int, hflip: bool,

@@ -6,6 +6,7 @@ Progress goes to stderr; ``--json`` prints exactly one JSON object on stdout.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -100,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--runs", default="runs"); g.add_argument("--data-dir"); g.add_argument("--device")
     g.add_argument("--dry-run", action="store_true", help="list the runs and their status, train nothing")
     g.add_argument("--tuned", metavar="STUDY", help="use the best parameters of this tuning study for its method")
-    g.add_argument("--workers", type=int, default=0, help="run the grid as an Optuna study with N local workers")
+    g.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: fill the machine: on CPU, cores / threads "
+                        "per run; on a GPU, 1). 0 or 1: sequential, in this process")
     g.add_argument("--storage", help="run the grid as a study on this storage (workers elsewhere may join)")
     g.add_argument("--study", help="study name for --workers/--storage (default grid-PRESET)")
     g.add_argument("--no-report", action="store_true", help="do not build the report at the end")
@@ -149,15 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     _wandb_flag(rp)
 
     b = sub.add_parser("bench", help="time epochs of each method and the data pipeline (for docs/BENCHMARKS.md)")
-    b.add_argument("--dataset", default="fashion_mnist"); b.add_argument("--model", default="cnn")
+    b.add_argument("--preset", help="time this preset's protocol (its base settings, evaluation included)")
+    b.add_argument("--dataset", default="fashion_mnist"); b.add_argument("--model", default="lenet")
     b.add_argument("--methods", default="ce", help="comma-separated methods to time")
-    b.add_argument("--subset", type=int, default=10000); b.add_argument("--epochs", type=int, default=3)
+    b.add_argument("--subset", type=int, help="training subset (default 10000, or the preset's)")
+    b.add_argument("--epochs", type=int, default=5,
+                   help="epochs per method (>= 3): the first is left out, the middle ones timed, the last counts FLOPs")
     b.add_argument("--batch-size", type=int, default=128); b.add_argument("--device", default="auto")
+    b.add_argument("--threads", type=int, default=1, help="torch threads per run (the run setting `threads`)")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a run setting")
     b.add_argument("--loader-workers", type=int, default=2, help="DataLoader workers of the per-sample baseline")
     b.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast forward passes, fp32 losses)")
     b.add_argument("--channels-last", action="store_true", help="channels-last networks and batches")
-    b.add_argument("--val-frac", type=float, default=0.1,
-                   help="held-out noisy validation fraction (0: the epoch covers every training image)")
+    b.add_argument("--val-frac", type=float,
+                   help="held-out noisy validation fraction (default 0.1 or the preset's; 0: every training image)")
     b.add_argument("--no-loader", action="store_true", help="skip the per-sample DataLoader comparison")
     b.add_argument("--tmp", help="where the fresh temporary store is made (default: the system's "
                    "temporary directory); only the directory bench creates is removed")
@@ -193,7 +201,7 @@ def cmd_grid(a: argparse.Namespace) -> int:
     spec = load_preset(a.preset)
     if a.study:
         check_name(a.study, "study name")
-    if a.workers < 0:
+    if a.workers is not None and a.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {a.workers}")
     sets = list(a.set)
     if a.data_dir:
@@ -224,7 +232,9 @@ def cmd_grid(a: argparse.Namespace) -> int:
         return 0
     t0 = time.time()
     failed: list[str] = []
-    if a.workers or a.storage:
+    if a.workers is None:
+        a.workers = _auto_workers([c for c, _, done, _ in plan if not done])
+    if a.workers > 1 or a.storage:
         rc = _grid_as_study(a, spec, [c for c, *_ in plan])
         failed = [rid for _, rid, *_ in plan if not store.is_finished(rid)]
     else:
@@ -252,6 +262,19 @@ def cmd_grid(a: argparse.Namespace) -> int:
         if summary.get("report"):
             print(f"  leaderboard: {summary['report']}")
     return rc
+
+
+def _auto_workers(pending: list) -> int:
+    """Workers that fill this machine: on CPU one per `threads` cores of a run (one run per core
+    with the default of 1 thread: the best runs per hour measured, docs/BENCHMARKS.md), never more
+    than the runs left; on a GPU one (several runs can share it: --workers N)."""
+    from benchmark.train import resolve_device
+    if not pending:
+        return 0
+    if resolve_device(pending[0].device).type != "cpu":
+        return 1
+    per_run = max(c.threads for c in pending)
+    return max(1, min(len(pending), (os.cpu_count() or 1) // per_run))
 
 
 def _grid_report(a: argparse.Namespace, name: str, run_ids: set[str]) -> str | None:
@@ -282,7 +305,10 @@ def _apply_tuned(cfgs: list, study: str, storage: str) -> None:
 def _grid_as_study(a: argparse.Namespace, spec: dict, cfgs: list) -> int:
     from benchmark.studies import create_grid_study, default_storage, storage_for_children
     storage = a.storage or default_storage(a.runs)
-    name = a.study or f"grid-{spec['name']}"
+    # a default name per set of cells: running the grid again with other seeds or settings makes
+    # a new study instead of clashing with the old one's definition
+    cells = hashlib.sha256(json.dumps([c.to_dict() for c in cfgs], sort_keys=True).encode()).hexdigest()[:8]
+    name = a.study or f"grid-{spec['name']}-{cells}"
     create_grid_study(name, storage, cfgs, spec["name"])
     shown, _ = storage_for_children(storage)
     print(f"study '{name}' on {_safe_url(shown)}: {len(cfgs)} cells; more workers can join with\n"
@@ -461,35 +487,63 @@ def cmd_report(a: argparse.Namespace) -> int:
 def cmd_bench(a: argparse.Namespace) -> int:
     import shutil
     import tempfile
-    from benchmark.bench import time_loaders, time_methods
+    from benchmark.bench import bare_loop, time_loaders, time_methods
     from benchmark.data import load_dataset
     if a.tmp is not None and not Path(a.tmp).is_dir():
         raise UsageError(f"--tmp {a.tmp}: not an existing directory")
-    base = {"dataset": a.dataset, "model": a.model, "subset": a.subset, "batch_size": a.batch_size,
-            "device": a.device, "precision": a.precision, "channels_last": a.channels_last,
-            "val_frac": a.val_frac,
-            # only training epochs are timed; smaller evaluation sets just shorten the command
-            "test_subset": 1000, "memo_samples": 1000, "noise": {"kind": "sym", "rate": 0.4}}
+    if a.preset:
+        from benchmark.grid import load_preset
+        base = dict(load_preset(a.preset).get("base", {}))
+        base.pop("protocol_name", None)
+    else:
+        base = {"dataset": a.dataset, "model": a.model, "subset": 10000, "batch_size": a.batch_size}
+    base.update({"device": a.device, "precision": a.precision, "channels_last": a.channels_last,
+                 "threads": a.threads, "noise": {"kind": "sym", "rate": 0.4}})
+    if a.val_frac is not None:
+        base["val_frac"] = a.val_frac
+    if not a.preset:
+        # only training epochs are timed; smaller evaluation sets just shorten the command (a
+        # preset keeps its own, so that its bookkeeping share is the real one)
+        base.update({"test_subset": 1000, "memo_samples": 1000})
+    if a.subset is not None:
+        base["subset"] = a.subset
     methods = [m for m in a.methods.split(",") if m]
+    if a.epochs < 3:
+        raise UsageError("bench needs --epochs >= 3 (the first is left out, the last counts FLOPs)")
     # timings need fresh runs, never cached ones: a new directory of its own, removed afterwards
     # (nothing the user already had is touched)
     runs = tempfile.mkdtemp(prefix="nlb-bench-", dir=a.tmp)
+    out: dict[str, Any] = {}
+    if "ce" in methods:  # first: it also warms the process up (allocator, kernels, data)
+        out["bare"] = bare_loop(base, a.set)
     try:
-        out = {"methods": time_methods(methods, base, a.epochs, runs)}
+        out["methods"] = time_methods(methods, base, a.epochs, runs, a.set)
     finally:
         shutil.rmtree(runs, ignore_errors=True)
+    if "bare" in out:
+        ce = next(r for r in out["methods"] if r["method"] == "ce")
+        out["bare"]["ce_speed_vs_bare"] = out["bare"]["bare_epoch_s"] / ce["epoch_s_median"]
     if not a.no_loader:
         data = load_dataset(a.dataset)
         n = min(a.subset or len(data.train_y), len(data.train_y))
         out["loader"] = time_loaders(a.dataset, n, a.batch_size, data.crop_pad or 2, True,
                                      a.loader_workers)
-    out["threads"] = __import__("torch").get_num_threads()
+    out["threads"] = base["threads"]
     if a.json:
         print(json.dumps(json_safe(out)))
         return 0
+    print(f"{'method':16s} {'s/epoch':>8s} {'GFLOP/ep':>9s} {'time/CE':>8s} {'FLOP/CE':>8s} "
+          f"{'ratio':>6s} {'bookkeep':>8s} {'samples/s':>10s} {'peak MB':>8s}")
     for r in out["methods"]:
-        print(f"{r['method']:16s} {r['epoch_s_median']:7.2f} s/epoch (first {r['epoch_s_first']:.2f})  "
-              f"{r['samples_per_s']:8.0f} samples/s  peak {r['peak_mb']:.0f} MB")
+        print(f"{r['method']:16s} {r['epoch_s_median']:8.2f} {r['flops_per_epoch'] / 1e9:9.2f} "
+              f"{r['time_ratio']:8.2f} {r['flop_ratio']:8.2f} {r['time_over_flops']:6.2f} "
+              f"{100 * (r['bookkeeping_share'] or float('nan')):7.1f}% {r['samples_per_s']:10.0f} "
+              f"{r['peak_mb']:8.0f}")
+    print("ratio = (time / CE's time) / (FLOPs / CE's FLOPs): 1 means the method costs exactly its "
+          "FLOPs; bookkeep = share of the run's wall time outside training")
+    if "bare" in out:
+        print(f"bare forward/backward/step loop: {out['bare']['bare_epoch_s']:.2f} s/epoch; the harness's "
+              f"CE epoch runs at {out['bare']['ce_speed_vs_bare']:.2f} of its speed")
     if "loader" in out:
         L = out["loader"]
         print(f"data pipeline, {L['images']} images: ours {L['ours_s']:.2f} s, per-sample DataLoader "

@@ -112,7 +112,17 @@ class RunConfig:
     before this field existed keep their ids."""
     channels_last: bool = param(False)
     """Keep networks and their input batches in channels-last memory format (faster convolutions
-    on tensor-core GPUs). A speed setting like the device: recorded, not hashed."""
+    on tensor-core GPUs). Convolutions may then pick other algorithms, so the numbers can change:
+    part of the run id when true (left out when false), not of the protocol."""
+    test_every: int = param(1, ge=1)
+    """Evaluate the test set (and memorisation, gradient probe) every this many epochs and at the
+    last epoch; the noisy validation split is scored every epoch. The test accuracy at the epoch
+    selected by noisy validation is exact whatever this is: the networks of the best-validation
+    epoch are kept and tested at the end. Part of the protocol (the oracle best epoch is taken
+    over the tested epochs only) and of the run id."""
+    checkpoint_s: float = param(120.0, ge=0.0)
+    """Seconds between checkpoints (0: after every epoch). A run also checkpoints when it stops
+    early (stop_after, a pruned trial); a crash loses at most this much work. Not hashed."""
     threads: int = param(1, ge=1)
     """Intra-op CPU threads of torch for this run (torch.set_num_threads; GPU runs use it for
     their few CPU ops). CPU float reductions depend on the thread count, so it is pinned per run
@@ -140,6 +150,8 @@ class RunConfig:
             d.pop(k, None)
         if d.get("precision") == "fp32":
             d.pop("precision")
+        if not d.get("channels_last"):
+            d.pop("channels_last", None)
         if hp is not None:
             d["hp"] = hp
             d.pop("mask")
@@ -161,7 +173,7 @@ class RunConfig:
         return derive_streams(self.seed)
 
 
-NOT_HASHED = ("device", "data_dir", "eval_batch_size", "channels_last")
+NOT_HASHED = ("device", "data_dir", "eval_batch_size", "checkpoint_s")
 STREAMS = ("noise", "split", "init", "order")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -125,6 +126,62 @@ def cnn(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
     Source: none (the suite's own fast model, not from a paper).
     """
     return SmallCNN(num_classes, in_channels)
+
+
+# ------------------------------------------------------------------------------------- lenet
+
+
+class MaxPool2x2(nn.Module):
+    """``nn.MaxPool2d(2)`` (kernel 2, stride 2, no padding, odd sizes floored), faster when no
+    gradient is needed.
+
+    With autograd recording, it is ``F.max_pool2d`` itself (its backward routes each window's
+    gradient to one element, as the official models do). Without (evaluation, no-grad passes) it
+    takes the maximum of the four strided sub-grids: the same values bit for bit (a maximum is
+    exact), about ten times faster on CPU for NCHW tensors, where PyTorch's kernel is slow.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return F.max_pool2d(x, 2)
+        h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+        x = x[..., :h, :w]
+        return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
+                             torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+
+
+class LeNet(Backbone):
+    def __init__(self, num_classes: int, in_channels: int, image_size: int):
+        super().__init__()
+        side = (image_size // 2 - 4) // 2  # conv5 pad 2 keeps the size, pool, conv5, pool
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), MaxPool2x2(),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), MaxPool2x2(), nn.Flatten(),
+            nn.Linear(16 * side * side, 120), nn.ReLU(),
+            nn.Linear(120, 84), nn.ReLU(),
+        )
+        self.feature_dim = 84
+        self.classifier = nn.Linear(84, num_classes)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+@register_model("lenet")
+def lenet(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """LeNet-5 as in CDR's MNIST experiments (Xia et al., ICLR 2021).
+
+    Checked against xiaoboxia/CDR ``model.py`` (class ``LeNet``): conv5x5(6, padding 2)-ReLU-maxpool2,
+    conv5x5(16)-ReLU-maxpool2, fc 400-120 ReLU, fc 120-84 ReLU, linear classifier 84-10; no batch
+    norm, no dropout; PyTorch's default initialisation. 61,706 parameters at 1x28x28.
+    Deviations: ``in_channels`` and the flattened size follow the input (16 x 5 x 5 = 400 at 28x28,
+    as official; 16 x 6 x 6 at 32x32), so the same network also takes 3x32x32 images. Max pooling
+    is :class:`MaxPool2x2` (identical values; a faster kernel when no gradient is recorded).
+    Needs image_size >= 12.
+    """
+    if image_size < 12:
+        raise ValueError(f"lenet needs image_size >= 12, got {image_size}")
+    return LeNet(num_classes, in_channels, image_size)
 
 
 # -------------------------------------------------------------------------------------- cnn9

@@ -91,9 +91,9 @@ def _reset_hwm() -> bool:
 class ResourceMeter:
     """Wall time and peak memory of one run in this process (start it when the run starts)."""
 
-    def __init__(self, dev: torch.device):
+    def __init__(self, dev: torch.device, t0: float | None = None):
         self.dev = dev
-        self.t0 = time.time()
+        self.t0 = time.time() if t0 is None else t0
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
             self.kind = "cuda_max_allocated"

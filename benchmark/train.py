@@ -6,6 +6,8 @@ holding the noisy labels.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
 import json
 import math
@@ -92,6 +94,8 @@ def protocol_of(cfg: RunConfig, augment: str) -> dict[str, Any]:
              "augment": augment}
     if cfg.precision != "fp32":  # left out at fp32 so that earlier protocols keep their ids
         proto["precision"] = cfg.precision
+    if cfg.test_every != 1:  # likewise: the test set scored every epoch is the default
+        proto["test_every"] = cfg.test_every
     pid = hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:8]
     proto["id"] = pid
     proto["name"] = cfg.protocol_name or f"{cfg.dataset}-{cfg.model}"
@@ -208,19 +212,24 @@ def predict_with(net: torch.nn.Module, x: torch.Tensor, normalise: Callable, bat
 
 def run(cfg: RunConfig, runs_dir: str | Path = "runs", *, stop_after: int | None = None,
         progress: Callable[[dict[str, Any]], None] | None = None,
-        wandb: str | None = None) -> dict[str, Any]:
+        wandb: str | None = None,
+        epoch_context: Callable[[int], Any] | None = None) -> dict[str, Any]:
     """Train one run (or return its stored result if it already finished).
 
     wandb: offline, online or disabled (default: $WANDB_MODE, else offline); see tracking.py.
     stop_after: stop after this epoch, leaving a checkpoint (for preemptible jobs and the
     resume test); the returned dict then has ``"finished": False``.
     progress: called with each epoch's metrics row.
+    epoch_context: epoch -> a context manager entered around that epoch's training only (the
+    speed benchmark counts FLOPs with torch.utils.flop_counter this way).
     Raises RunInterrupted on Ctrl-C (the last checkpoint is kept; the same call resumes).
     """
     store = Store(runs_dir)
+    t0 = time.time()
     prep = prepare(cfg, store)
     with store.lock(prep.run_id), runtime.pinned(cfg.threads):
-        return _run_locked(cfg, prep, store, stop_after, progress, wandb)
+        meter = runtime.ResourceMeter(prep.device, t0)
+        return _run_locked(cfg, prep, store, meter, stop_after, progress, wandb, epoch_context)
 
 
 def _config_record(cfg: RunConfig, prep: Prepared) -> dict[str, Any]:
@@ -248,8 +257,9 @@ def _resume_state(store: Store, rid: str, numerics: dict[str, Any]) -> dict[str,
     return ckpt
 
 
-def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | None,
-                progress: Callable[[dict[str, Any]], None] | None, wandb: str | None) -> dict[str, Any]:
+def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, meter: runtime.ResourceMeter,
+                stop_after: int | None, progress: Callable[[dict[str, Any]], None] | None,
+                wandb: str | None, epoch_context: Callable[[int], Any] | None = None) -> dict[str, Any]:
     rid = prep.run_id
     if store.is_finished(rid):
         store.check_numerics(rid, prep.numerics)
@@ -260,7 +270,6 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
 
     data, art = prep.data, prep.artifact
     dev = prep.device
-    meter = runtime.ResourceMeter(dev)
     streams = cfg.streams()
     config_json = _config_record(cfg, prep)
     store.write_json(rid, "config.json", config_json)
@@ -313,6 +322,7 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
     rows: list[dict[str, float]] = []
     start = 1
     before: dict[str, Any] = {}
+    best = _BestVal()
     ckpt = _resume_state(store, rid, prep.numerics)
     if ckpt is not None:
         try:
@@ -327,20 +337,25 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
             rows = ckpt["rows"]
             start = ckpt["epoch"] + 1
             before = ckpt.get("resources", {})
+            best = _BestVal.from_state(ckpt.get("best"))
             for r in rows:  # the W&B mirror of a resumed run holds every epoch, not just the new ones
                 tracker.log_epoch(r)
     train_time = sum(r["time/epoch_s"] for r in rows)
+    book_time = float(before.get("bookkeeping_s", 0.0))
+    saved = {"epoch": start - 1, "at": time.monotonic()}
 
     def checkpoint(epoch: int) -> None:
         store.save_checkpoint(rid, {"epoch": epoch, "method": method.state_dict(), "rows": rows,
-                                    "numerics": prep.numerics, "resources": meter.totals(before)})
+                                    "numerics": prep.numerics, "best": best.state(),
+                                    "resources": {**meter.totals(before), "bookkeeping_s": book_time}})
+        saved.update(epoch=epoch, at=time.monotonic())
 
-    epoch = start - 1
+    norm, eb = aug.normalise, cfg.eval_batch_size
     try:
         for epoch in range(start, cfg.epochs + 1):
             torch.manual_seed(sub_seed(streams["init"], 10_000 + epoch))  # dropout etc., resumable
             t0 = time.perf_counter()
-            with autocast(cfg, dev):
+            with autocast(cfg, dev), (epoch_context(epoch) if epoch_context else contextlib.nullcontext()):
                 metrics = method.train_epoch(epoch)
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)
@@ -353,21 +368,34 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
                 tracker.finish({"state": "failed", "failed_epoch": epoch}, exit_code=1)
                 raise TrainingDiverged(f"run {rid}: non-finite {', '.join(bad)} at epoch {epoch}; "
                                        f"recorded in {store.run_dir(rid) / 'failure.json'}")
+            t1 = time.perf_counter()
             row: dict[str, float] = {"epoch": epoch, **metrics}
-            row.update(_evaluate(cfg, method, aug, x_test, y_test, x_val, noisy_val, x_train,
-                                 noisy_train, clean_train, memo_idx, is_clean, epoch, dev))
+            tested = epoch % cfg.test_every == 0 or epoch == cfg.epochs
+            with autocast(cfg, dev):
+                row["val_noisy/acc"] = _acc(predict(method, x_val, norm, eb), noisy_val) if len(va) else math.nan
+                if tested:
+                    row.update(_evaluate(cfg, method, aug, x_test, y_test, x_train, noisy_train,
+                                         clean_train, memo_idx, epoch))
+            row.update(selection_quality(method.selected(), method.clean_scores(), is_clean))
             row.update(method.extra_metrics())
-            row.update(probe_metrics(method, x_probe, noisy_probe, clean_probe))
+            if tested:
+                row.update(probe_metrics(method, x_probe, noisy_probe, clean_probe))
+            best.offer(epoch, row, method)
             row["time/epoch_s"] = dt
             row["time/samples_per_s"] = len(tr) / dt if dt > 0 else math.nan
             rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in row.items()})
             store.write_metrics(rid, rows)
-            checkpoint(epoch)
+            if (epoch == cfg.epochs or (stop_after is not None and epoch >= stop_after)
+                    or time.monotonic() - saved["at"] >= cfg.checkpoint_s):
+                checkpoint(epoch)
             tracker.log_epoch(rows[-1])
+            book_time += time.perf_counter() - t1
             if progress:
                 try:
                     progress(rows[-1])
                 except BaseException as e:  # e.g. a tuning trial pruned here
+                    if saved["epoch"] != epoch:
+                        checkpoint(epoch)
                     store.write_json(rid, "stopped.json", {"epoch": epoch, "reason": f"stopped by its "
                                      f"caller: {type(e).__name__}: {e}"})
                     tracker.finish({"state": "interrupted", "stopped_epoch": epoch}, exit_code=1)
@@ -378,18 +406,27 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
                 return {"run_id": rid, "run_dir": str(store.run_dir(rid)), "finished": False,
                         "epoch": epoch}
     except KeyboardInterrupt:
-        done = len(rows)
-        tracker.finish({"state": "interrupted", "stopped_epoch": done}, exit_code=130)
-        raise RunInterrupted(rid, str(store.run_dir(rid)), done) from None
+        tracker.finish({"state": "interrupted", "stopped_epoch": len(rows)}, exit_code=130)
+        raise RunInterrupted(rid, str(store.run_dir(rid)), saved["epoch"]) from None
 
+    t1 = time.perf_counter()
+    # the epoch chosen by noisy validation, tested with the networks kept from that epoch when
+    # the test schedule skipped it: the selected number is exact whatever test_every is
+    if best.pending and rows:
+        with autocast(cfg, dev):
+            rows[best.epoch - 1]["test/acc"] = best.test(method, x_test, y_test, norm, eb)
+        store.write_metrics(rid, rows)
     result = summarise(rows)
     result["noise/actual_rate"] = float((noisy_train != clean_train).float().mean())
     result["noise/actual_rate_full"] = art.actual_rate
     result["time/total_s"] = train_time
     result["time/samples_per_s"] = len(tr) * len(rows) / train_time if train_time > 0 else math.nan
+    book_time += time.perf_counter() - t1
     totals = meter.totals(before)
     result["mem/peak_mb"] = totals["peak_mb"]
     result["time/wall_s"] = totals["wall_s"]
+    result["time/bookkeeping_s"] = book_time
+    result["time/bookkeeping_share"] = book_time / totals["wall_s"] if totals["wall_s"] > 0 else math.nan
     result["noise"] = {"label": art.spec.label(), "actual_rate": art.actual_rate,
                        "sha256": art.sha256, "transition": np.asarray(art.transition).tolist()}
     meta = env.describe(dev)
@@ -401,46 +438,87 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, stop_after: int | 
             "cached": False}
 
 
-def _evaluate(cfg: RunConfig, method, aug: Augmenter, x_test, y_test, x_val, noisy_val, x_train,
-              noisy_train, clean_train, memo_idx, is_clean, epoch: int,
-              dev: torch.device) -> dict[str, float]:
-    """The runner's per-epoch evaluation (test, noisy validation, memorisation, selection), in the
-    run's precision. Clean labels enter here only, never the method."""
+class _BestVal:
+    """The epoch of best noisy-validation accuracy (earliest on ties) and, when the test schedule
+    did not test that epoch, a copy of the networks as they were then (tested at the end).
+
+    predict_logits of every method depends only on the state of ``method.networks()`` (the
+    method contract), so their state dicts are all that is kept.
+    """
+
+    def __init__(self, epoch: int = 0, val: float = -math.inf, nets: list | None = None):
+        self.epoch, self.val, self.nets = epoch, val, nets
+
+    @property
+    def pending(self) -> bool:
+        return self.nets is not None
+
+    def offer(self, epoch: int, row: dict[str, float], method) -> None:
+        val = row.get("val_noisy/acc", math.nan)
+        if not math.isfinite(val) or val <= self.val:
+            return
+        self.epoch, self.val = epoch, val
+        self.nets = None if "test/acc" in row else [
+            {k: (v.detach().clone() if torch.is_tensor(v) else copy.deepcopy(v))
+             for k, v in net.state_dict().items()} for net in method.networks()]
+
+    def test(self, method, x, y, norm, batch) -> float:
+        """Test accuracy of the kept networks (loaded into the method: call after training)."""
+        for net, state in zip(method.networks(), self.nets, strict=True):
+            net.load_state_dict(state)
+        return _acc(predict(method, x, norm, batch), y)
+
+    def state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "val": self.val,
+                "nets": None if self.nets is None else [
+                    {k: (v.cpu() if torch.is_tensor(v) else v) for k, v in n.items()} for n in self.nets]}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> "_BestVal":
+        if not state:
+            return cls()
+        return cls(int(state["epoch"]), float(state["val"]), state.get("nets"))
+
+
+def _evaluate(cfg: RunConfig, method, aug: Augmenter, x_test, y_test, x_train, noisy_train,
+              clean_train, memo_idx, epoch: int) -> dict[str, float]:
+    """The runner's evaluation on a tested epoch (test accuracy, memorisation; each network's test
+    accuracy at the last epoch), in the caller's precision context. Clean labels enter here only,
+    never the method."""
     out: dict[str, float] = {}
     norm, eb = aug.normalise, cfg.eval_batch_size
-    with autocast(cfg, dev):
-        out["test/acc"] = _acc(predict(method, x_test, norm, eb), y_test)
-        out["val_noisy/acc"] = _acc(predict(method, x_val, norm, eb), noisy_val) if len(x_val) else math.nan
-        if len(memo_idx):
-            pred = predict(method, x_train[memo_idx], norm, eb)
-            out.update(memorisation(pred, noisy_train[memo_idx], clean_train[memo_idx]))
-        out.update(selection_quality(method.selected(), method.clean_scores(), is_clean))
-        nets = method.networks()
-        if len(nets) > 1 and epoch == cfg.epochs:
-            # two-network methods: each network's own test accuracy, at the last epoch only
-            # (one more test pass per network and epoch would double evaluation time)
-            for k, net in enumerate(nets, 1):
-                out[f"test/acc_net{k}"] = _acc(predict_with(net, x_test, norm, eb), y_test)
+    out["test/acc"] = _acc(predict(method, x_test, norm, eb), y_test)
+    if len(memo_idx):
+        pred = predict(method, x_train[memo_idx], norm, eb)
+        out.update(memorisation(pred, noisy_train[memo_idx], clean_train[memo_idx]))
+    nets = method.networks()
+    if len(nets) > 1 and epoch == cfg.epochs:
+        # two-network methods: each network's own test accuracy, at the last epoch only
+        # (one more test pass per network and epoch would double evaluation time)
+        for k, net in enumerate(nets, 1):
+            out[f"test/acc_net{k}"] = _acc(predict_with(net, x_test, norm, eb), y_test)
     return out
 
 
 def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
     """Final figures from the per-epoch rows.
 
-    acc_best is the oracle (best test accuracy over epochs: chosen with the test set, reported for
-    comparison with papers only); acc_at_best_val is the test accuracy at the epoch of the best
-    noisy-validation accuracy (earliest epoch on ties): the honest, selected number.
+    acc_best is the oracle (best test accuracy over the tested epochs: chosen with the test set,
+    reported for comparison with papers only); acc_at_best_val is the test accuracy at the epoch
+    of the best noisy-validation accuracy (earliest epoch on ties): the honest, selected number.
+    The last epoch is always tested; the selected one is tested at the end when the schedule
+    skipped it (see _BestVal).
     """
-    test = [r["test/acc"] for r in rows]
+    tested = [(int(r["epoch"]), r["test/acc"]) for r in rows if "test/acc" in r]
+    best_epoch, best_acc = max(tested, key=lambda t: (t[1], -t[0]))
+    out: dict[str, Any] = {"test/acc_last": rows[-1]["test/acc"], "test/acc_best": best_acc,
+                           "test/acc_best_epoch": best_epoch, "test/acc_best_is_oracle": True,
+                           "epochs": len(rows), "tested_epochs": len(tested)}
     val = [r.get("val_noisy/acc", math.nan) for r in rows]
-    best = int(np.argmax(test))
-    out: dict[str, Any] = {"test/acc_last": test[-1], "test/acc_best": test[best],
-                           "test/acc_best_epoch": best + 1, "test/acc_best_is_oracle": True,
-                           "epochs": len(rows)}
     if all(math.isfinite(v) for v in val):
         sel = int(np.argmax(val))
-        out.update({"test/acc_at_best_val": test[sel], "val_noisy/acc_best": val[sel],
-                    "selected_epoch": sel + 1})
+        out.update({"test/acc_at_best_val": rows[sel].get("test/acc", math.nan),
+                    "val_noisy/acc_best": val[sel], "selected_epoch": sel + 1})
     else:  # no validation split: nothing may be selected (never with the test set)
         out.update({"test/acc_at_best_val": math.nan, "val_noisy/acc_best": math.nan,
                     "selected_epoch": None})

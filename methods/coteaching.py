@@ -20,11 +20,16 @@ Method card
      update pass runs on the partner's whole batch with the loss on the kept samples, so
      BatchNorm sees the full batch as in the official code. Cost: one extra forward without
      gradients per network and step.
-  2. Schedule index: R at 1-based epoch e is tau * min((e - 1) / T_k, 1): the first epoch keeps
-     every sample, tau is reached at epoch T_k + 1. The official ``np.linspace(0, tau, T_k)``
-     indexed by the 0-based epoch, whose first trained epoch is 1, gives tau * min(e / (T_k - 1), 1)
-     for the e-th trained epoch, reaching tau two epochs sooner. The exponent c (--exponent,
-     default 1) is fixed at 1.
+  2. Schedule index: none by default. main.py builds ``rate_schedule = ones(n_epoch) * tau``
+     with ``rate_schedule[:T_k] = linspace(0, tau ** c, T_k)`` and trains epochs 1, 2, ... with
+     ``rate_schedule[epoch]``, so the e-th trained epoch drops tau * min(e / (T_k - 1), 1): the
+     first already drops tau / (T_k - 1) and tau is reached at epoch T_k - 1. That is the default
+     (``rate_indexing = "official"``; the published numbers come from it). The paper's formula
+     R(t) = tau * min(t / T_k, 1), read with t = e - 1 (nothing dropped in the first epoch, tau
+     from epoch T_k + 1), is ``rate_indexing = "paper"``. On the official Adam plan the two moved
+     the official harness from 73.3% (paper) to 81.7% (official) on the suite's old fidelity cell
+     (issue 13), so the choice can change results; every epoch's R is recorded as
+     coteach/drop_rate. The exponent c (--exponent, default 1) is fixed at 1.
   3. Loss scale: the mean CE over the kept samples. loss.py divides that mean once more by the
      number kept, a constant factor that Adam all but ignores (it only rescales eps).
   4. Kept count: floor((1 - R) * B) with a guard against float round-off, at least 1. The last
@@ -48,6 +53,7 @@ from methods.common import batches, ce_per_sample
 from methods.params import param
 
 SCHEDULES = ("protocol", "official")
+RATE_INDEXING = ("official", "paper")
 
 
 @dataclass
@@ -57,6 +63,9 @@ class CoteachingConfig:
     (oracle knowledge, as the official default; recorded as coteach/tau_is_oracle = 1)."""
     num_gradual: int = param(10, ge=0)
     """T_k: epochs over which the drop rate grows linearly from 0 to tau (official 10; 0: tau at once)."""
+    rate_indexing: str = param("official", choices=RATE_INDEXING)
+    """How epoch e reads the drop-rate ramp: "official" tau * min(e / (T_k - 1), 1), the indexing
+    of main.py's rate_schedule (the published numbers); "paper" tau * min((e - 1) / T_k, 1)."""
     schedule: str = param("protocol", choices=SCHEDULES)
     """"protocol": the run's optimiser and lr schedule. "official": Adam(adam_lr), lr decaying
     linearly to 0 and beta1 0.9 -> 0.1 from decay_frac of the epochs (main.py's plan)."""
@@ -66,8 +75,17 @@ class CoteachingConfig:
     """Fraction of the epochs after which the "official" schedule decays (80 / 200 in main.py)."""
 
 
-def drop_rate(epoch: int, tau: float, num_gradual: int) -> float:
-    """R for 1-based ``epoch``: tau * min((epoch - 1) / num_gradual, 1) (see deviation 2)."""
+def drop_rate(epoch: int, tau: float, num_gradual: int, indexing: str = "official") -> float:
+    """R for 1-based trained ``epoch`` (see deviation 2).
+
+    official: main.py's ``rate_schedule[epoch]`` with ``rate_schedule[:T_k] = linspace(0, tau, T_k)``,
+    i.e. tau * min(epoch / (T_k - 1), 1) (tau from the first epoch when T_k <= 1);
+    paper: tau * min((epoch - 1) / T_k, 1) (tau at once when T_k = 0).
+    """
+    if indexing == "official":
+        if num_gradual <= 1:
+            return tau
+        return tau * min(epoch / (num_gradual - 1), 1.0)
     if num_gradual <= 0:
         return tau
     return tau * min((epoch - 1) / num_gradual, 1.0)
@@ -130,7 +148,7 @@ class Coteaching(Method):
     def train_epoch(self, epoch: int) -> dict[str, float]:
         ctx = self.ctx
         lr = self._set_schedule(epoch)
-        rate = drop_rate(epoch, self.tau, self.cfg.num_gradual)
+        rate = drop_rate(epoch, self.tau, self.cfg.num_gradual, self.cfg.rate_indexing)
         net1, net2 = self.nets
         net1.train()
         net2.train()

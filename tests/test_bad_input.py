@@ -198,7 +198,7 @@ def test_grid_refuses_a_bad_cell_before_training_any(env, capsys, tmp_path):
 def test_ctrl_c_ends_with_one_line_and_the_run_resumes(tmp_path):
     runs = tmp_path / "runs"
     cmd = [sys.executable, "runner.py", "run", "--dataset", "digits", "--epochs", "40", "--subset", "900",
-           "--runs", str(runs), "--wandb", "disabled", "--set", "batch_size=16"]
+           "--runs", str(runs), "--wandb", "disabled", "--set", "batch_size=16", "--set", "checkpoint_s=0"]
     p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list(runs.glob("*/checkpoint.pt")):
@@ -217,10 +217,10 @@ def test_ctrl_c_ends_with_one_line_and_the_run_resumes(tmp_path):
 def test_a_truncated_checkpoint_never_blocks_the_run(tmp_path, capsys):
     runs = tmp_path / "runs"
     args = ["run", "--dataset", "digits", "--epochs", "3", "--subset", "200", "--runs", str(runs),
-            "--wandb", "disabled", "--json"]
+            "--wandb", "disabled", "--json", "--set", "checkpoint_s=0"]
     from benchmark.config import build_config
     from benchmark.train import run
-    cfg = build_config({"dataset": "digits", "epochs": 3, "subset": 200})
+    cfg = build_config({"dataset": "digits", "epochs": 3, "subset": 200, "checkpoint_s": 0})
     part = run(cfg, runs, stop_after=2, wandb="disabled")
     ck = Path(part["run_dir"]) / "checkpoint.pt"
     ck.write_bytes(ck.read_bytes()[: ck.stat().st_size // 3])

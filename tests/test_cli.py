@@ -132,11 +132,17 @@ def test_bench_reports_epoch_times_and_loader_speedup(tmp_path):
     mine = tmp_path / "b"
     (mine / "keep").mkdir(parents=True)
     (mine / "keep" / "result.json").write_text("{}")
-    p = cli("bench", "--dataset", "digits", "--methods", "ce,gce", "--subset", "300", "--epochs", "2",
-            "--loader-workers", "0", "--tmp", mine, "--json")
+    p = cli("bench", "--dataset", "digits", "--model", "cnn", "--methods", "ce,gce,coteaching", "--subset",
+            "300", "--epochs", "3", "--loader-workers", "0", "--tmp", mine, "--json")
     out = json.loads(p.stdout)
-    assert [r["method"] for r in out["methods"]] == ["ce", "gce"]
+    assert [r["method"] for r in out["methods"]] == ["ce", "gce", "coteaching"]
     assert all(r["epoch_s_median"] > 0 and r["samples_per_s"] > 0 for r in out["methods"])
+    ce, gce, ct = out["methods"]
+    # FLOPs of the real training epoch: GCE is CE's network and passes; Co-teaching trains two
+    # networks and ranks each batch with an extra forward: (1 + 1/3) x 2 of CE, near enough
+    assert ce["flops_per_epoch"] > 0 and gce["flops_per_epoch"] == ce["flops_per_epoch"]
+    assert 2.4 < ct["flop_ratio"] < 2.9 and ce["time_ratio"] == ce["flop_ratio"] == 1.0
+    assert 0 < out["bare"]["ce_speed_vs_bare"] and 0 <= ce["bookkeeping_share"] < 1
     assert out["loader"]["ours_s"] > 0 and out["loader"]["per_sample_loader_s"] > 0
     # timing runs are thrown away, and nothing bench did not create is touched
     assert sorted(p.name for p in mine.iterdir()) == ["keep"]

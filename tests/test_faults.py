@@ -26,6 +26,7 @@ epochs = 3
 subset = 400
 batch_size = 64
 device = "cpu"
+checkpoint_s = 0
 [[noise]]
 kind = "sym"
 rate = 0.4
@@ -42,7 +43,7 @@ def _grid(grid: Path, runs: Path, kill: str | None = None) -> subprocess.Complet
     if kill:
         env["NLB_KILL_AT"] = kill
     return subprocess.run([sys.executable, "runner.py", "grid", str(grid), "--runs", str(runs),
-                           "--no-report"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                           "--no-report", "--workers", "0"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 def _snapshot(runs: Path) -> dict[str, list[dict[str, str]]]:

@@ -115,3 +115,18 @@ def test_same_seed_same_parameters(name):
     assert sa.keys() == sb.keys()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert num_parameters(a) > 0
+
+
+def test_fast_max_pool_equals_max_pool_2d_without_gradients():
+    from benchmark.models import MaxPool2x2
+    pool = MaxPool2x2()
+    for shape in [(3, 6, 28, 28), (2, 16, 10, 10), (2, 3, 7, 9)]:
+        x = torch.relu(torch.randn(*shape, generator=torch.Generator().manual_seed(0)))
+        x[:, :, :4, :4] = 0.25  # a flat region: ties inside windows
+        with torch.no_grad():
+            assert torch.equal(pool(x), torch.nn.functional.max_pool2d(x, 2))
+        g = x.clone().requires_grad_(True)  # with autograd: the official kernel and its backward
+        pool(g).sum().backward()
+        g2 = x.clone().requires_grad_(True)
+        torch.nn.functional.max_pool2d(g2, 2).sum().backward()
+        assert torch.equal(g.grad, g2.grad)

@@ -54,7 +54,7 @@ def test_sequential_grid_and_two_workers_compute_the_same_runs(tmp_path):
     f.write_text(GRID)
     env = {**os.environ, "WANDB_MODE": "disabled"}
     env.pop("OMP_NUM_THREADS", None)
-    for runs, extra in (("A", []), ("B", ["--workers", "2"])):
+    for runs, extra in (("A", ["--workers", "0"]), ("B", ["--workers", "2"])):
         p = subprocess.run([sys.executable, "runner.py", "grid", str(f), "--runs", str(tmp_path / runs),
                             "--no-report", "--json", *extra], cwd=ROOT, env=env, capture_output=True,
                            text=True, timeout=600)
@@ -130,3 +130,23 @@ def test_wall_time_adds_up_over_resumed_processes(tmp_path):
     assert res["time/wall_s"] == meta["wall_s"] > first > 0
     assert meta["wall_s"] >= res["time/total_s"]  # wall includes every epoch's training time
     assert Store(tmp_path).describe(res["run_id"])["status"] == "finished"
+
+
+@pytest.mark.parametrize("method", ["ce", "dividemix+obd"])
+def test_a_sparse_test_schedule_keeps_the_selected_number_exact(tmp_path, method):
+    """test_every = 4: the test set is scored at epochs 4 and 6 only, yet the accuracy at the
+    epoch chosen by noisy validation is that of the networks of that epoch (kept and tested at
+    the end), equal to the every-epoch run's."""
+    every = run(tiny_config(method, epochs=6), tmp_path / "a", wandb="disabled")
+    sparse = run(tiny_config(method, epochs=6, test_every=4), tmp_path / "b", wandb="disabled")
+    rows_a = Store(tmp_path / "a").read_metrics(every["run_id"])
+    rows_b = Store(tmp_path / "b").read_metrics(sparse["run_id"])
+    sel = sparse["selected_epoch"]
+    assert sel == every["selected_epoch"]
+    tested = {int(r["epoch"]) for r in rows_b if "test/acc" in r}
+    assert tested == {4, 6} | {sel}
+    assert sparse["test/acc_at_best_val"] == every["test/acc_at_best_val"] == rows_a[sel - 1]["test/acc"]
+    assert sparse["test/acc_last"] == every["test/acc_last"]
+    assert [r["val_noisy/acc"] for r in rows_a] == [r["val_noisy/acc"] for r in rows_b]
+    assert "memo/noisy_fit" in rows_b[3] and "memo/noisy_fit" not in rows_b[0]
+    assert sparse["tested_epochs"] == len(tested) and every["tested_epochs"] == 6

@@ -26,21 +26,23 @@ def digits_cfg(**extra):
 
 def test_run_ids_and_protocol_ids_are_stable():
     # pinned: a refactor must not change what identifies a run, or every finished run would be
-    # trained again. (The ids changed once, on purpose, when the thread count joined the
-    # identity: runs of earlier versions were made under unrecorded thread counts.) fp32 is left
+    # trained again. (The ids changed once, on purpose, when the thread count and the test
+    # schedule joined the identity: runs of earlier versions were made under unrecorded thread
+    # counts.) fp32 and channels_last = false are left
     # out of the identity, so protocols keep the ids they had before `precision` existed.
-    assert RunConfig().run_id() == "9cb75d4491cda395"
+    assert RunConfig().run_id() == "cbb2c994dc1b319f"
     cfg = build_config({"dataset": "digits", "method": "gce", "epochs": 3})
-    assert cfg.run_id() == "ad7e5b0f14b6c7ca"
+    assert cfg.run_id() == "cdfd50ecfb2f66df"
     assert build_config({"dataset": "digits", "method": "gce", "epochs": 3, "threads": 2}).run_id() \
         != cfg.run_id()
     assert protocol_of(cfg, "none")["id"] == "377f7603"
 
 
-def test_bf16_is_hashed_and_named_in_the_protocol_channels_last_is_not():
+def test_bf16_is_hashed_and_named_in_the_protocol_channels_last_is_hashed_only():
     fp32, bf16 = digits_cfg(), digits_cfg(precision="bf16")
     cl = digits_cfg(channels_last=True)
-    assert fp32.run_id() == cl.run_id() != bf16.run_id()
+    assert len({fp32.run_id(), cl.run_id(), bf16.run_id()}) == 3  # both may change the numbers
+    assert protocol_of(cl, "none")["id"] == protocol_of(fp32, "none")["id"]  # a layout, not a protocol
     p32, p16 = protocol_of(fp32, "none"), protocol_of(bf16, "none")
     assert "precision" not in p32 and p16["precision"] == "bf16" and p16["id"] != p32["id"]
 
@@ -97,7 +99,7 @@ def test_channels_last_batches_have_the_same_values():
 def test_channels_last_run_matches_the_default_run(tmp_path):
     a = run(digits_cfg(epochs=2), tmp_path / "a", wandb="disabled")
     b = run(digits_cfg(epochs=2, channels_last=True), tmp_path / "b", wandb="disabled")
-    assert a["run_id"] == b["run_id"]
+    assert a["run_id"] != b["run_id"]  # another memory layout may pick other kernels
     assert abs(a["test/acc_last"] - b["test/acc_last"]) < 0.02
     cfg = json.loads((Path(b["run_dir"]) / "config.json").read_text())
     assert cfg["channels_last"] is True and cfg["precision"] == "fp32"
@@ -123,7 +125,7 @@ def test_synthetic_cifar10_has_cifar_shapes_and_is_fixed():
 def test_bench_records_precision_and_layout(tmp_path):
     p = subprocess.run([sys.executable, "runner.py", "bench", "--dataset", "synthetic_cifar10",
                         "--model", "cnn", "--methods", "ce,coteaching", "--subset", "256",
-                        "--epochs", "1", "--val-frac", "0", "--precision", "bf16",
+                        "--epochs", "3", "--val-frac", "0", "--precision", "bf16",
                         "--channels-last", "--no-loader", "--json"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr

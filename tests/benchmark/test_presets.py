@@ -34,9 +34,18 @@ def test_preset_expands_to_every_method(name):
 def test_fmnist_grid_cells():
     cfgs = expand(load_preset("fmnist"))
     settings = {(c.noise.kind, c.noise.rate) for c in cfgs}
-    assert settings == {("sym", 0.2), ("sym", 0.4), ("sym", 0.6), ("sym", 0.8), ("pairflip", 0.45),
-                        ("asym", 0.4), ("idn", 0.2), ("idn", 0.4)}
+    assert settings == {("sym", 0.2), ("sym", 0.4), ("sym", 0.5), ("sym", 0.6), ("sym", 0.8),
+                        ("pairflip", 0.45), ("asym", 0.4), ("idn", 0.2), ("idn", 0.4)}
     assert {c.seed for c in cfgs} == {0, 1, 2}
+    assert {(c.model, c.epochs, c.optim.name, c.optim.weight_decay) for c in cfgs} == {("lenet", 30, "adam", 0.0)}
+
+
+def test_the_fidelity_cells_are_cells_of_the_fmnist_grid():
+    """The fidelity table reuses the fmnist grid's runs: same run ids, not a protocol of its own."""
+    from benchmark.grid import _identity_key
+    fmnist = {_identity_key(c) for c in expand(load_preset("fmnist"))}
+    fidelity = [_identity_key(c) for c in expand(load_preset("fidelity"))]
+    assert len(fidelity) == 36 and set(fidelity) <= fmnist
 
 
 def test_cifar_n_covers_cifar100n():

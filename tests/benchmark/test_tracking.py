@@ -62,7 +62,7 @@ def test_a_killed_runs_truncated_wandb_copy_is_removed_on_the_next_run(tmp_path)
     import signal
     root = Path(__file__).resolve().parents[2]
     cmd = [sys.executable, "runner.py", "run", "--dataset", "digits", "--epochs", "3", "--subset", "300",
-           "--runs", str(tmp_path), "--wandb", "offline"]
+           "--runs", str(tmp_path), "--wandb", "offline", "--set", "checkpoint_s=0"]
     env = {**os.environ, "WANDB_MODE": "offline", "NLB_KILL_AT": "checkpoint:2"}
     p = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert p.returncode == -signal.SIGKILL

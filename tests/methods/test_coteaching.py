@@ -86,10 +86,21 @@ def make(method, ctx, **hp):
 
 # --------------------------------------------------------------------------- schedule
 def test_drop_rate_schedule_hand_values():
-    # R(e) = tau * min((e - 1) / T_k, 1), tau = 0.5, T_k = 10
-    assert [drop_rate(e, 0.5, 10) for e in (1, 2, 6, 10, 11, 12, 200)] == pytest.approx(
+    # paper: R(e) = tau * min((e - 1) / T_k, 1), tau = 0.5, T_k = 10
+    assert [drop_rate(e, 0.5, 10, "paper") for e in (1, 2, 6, 10, 11, 12, 200)] == pytest.approx(
         [0.0, 0.05, 0.25, 0.45, 0.5, 0.5, 0.5])
-    assert drop_rate(1, 0.3, 0) == 0.3  # no ramp
+    assert drop_rate(1, 0.3, 0, "paper") == 0.3  # no ramp
+
+
+def test_official_indexing_is_main_pys_rate_schedule():
+    """main.py: rate_schedule = ones(n_epoch) * tau; rate_schedule[:T_k] = linspace(0, tau, T_k);
+    epoch e (1, 2, ...) trains with rate_schedule[e]."""
+    import numpy as np
+    for tau, tk in ((0.5, 10), (0.45, 5), (0.2, 2), (0.3, 1), (0.3, 0)):
+        schedule = np.ones(200) * tau
+        schedule[:tk] = np.linspace(0, tau, tk)
+        assert [drop_rate(e, tau, tk) for e in range(1, 30)] == pytest.approx(list(schedule[1:30]))
+    assert drop_rate(1, 0.5, 10) == pytest.approx(0.5 / 9) and drop_rate(9, 0.5, 10) == 0.5
 
 
 def test_kept_counts_floor_with_round_off_guard():
@@ -160,7 +171,7 @@ def test_oracle_tau_is_recorded():
     m = make("coteaching", fake_ctx(noise_rate=0.4))
     out = m.train_epoch(6)
     assert out["coteach/forget_rate"] == 0.4 and out["coteach/tau_is_oracle"] == 1.0
-    assert out["coteach/drop_rate"] == pytest.approx(0.2)
+    assert out["coteach/drop_rate"] == pytest.approx(0.4 * 6 / 9)  # official indexing, T_k = 10
 
 
 def test_official_schedule_sets_adam_lr_and_beta1():
