@@ -71,7 +71,7 @@ class RunConfig:
     dataset: str = param("fashion_mnist")
     """Dataset name: fashion_mnist, digits, cifar10, cifar100, synthetic_cifar10 (timing only)."""
     model: str = param("cnn")
-    """Backbone: mlp, cnn, cnn9, preact_resnet18, resnet34."""
+    """Backbone: mlp, cnn, lenet, cnn9, preact_resnet18, resnet34 (benchmark/models.py)."""
     method: str = param("ce")
     """Training method from the registry (ce, gce, ...)."""
     hp: dict[str, Any] = field(default_factory=dict)

@@ -54,6 +54,11 @@ FIGURE_TEXT = {
 }
 
 #: Per-epoch metrics shown as methods x settings tables (value at each run's last epoch).
+MEMORISATION = {"memo_noisy_fit": ("memo/noisy_fit", "Memorisation at the last epoch: mislabelled training "
+                                                    "images predicted as their noisy label"),
+                "memo_true_fit": ("memo/true_fit", "Mislabelled training images predicted as their true "
+                                                   "label, last epoch")}
+
 SELECTION = {"select_precision": ("select/precision", "Selection precision (last epoch)"),
              "select_recall": ("select/recall", "Selection recall (last epoch)"),
              "select_auc": ("select/auc", "Selection AUC of P(clean) (last epoch)")}
@@ -354,21 +359,44 @@ def _write_table(t: pd.DataFrame, root: Path, stem: str, written: dict, exts=("m
     return f'<p class="downloads">Download: {" · ".join(links)}</p>'
 
 
-def _selection_html(dfp: pd.DataFrame, proto: str, info: dict, root: Path, written: dict) -> list[str]:
-    """Selection precision / recall / AUC tables, for protocols where a method selects samples."""
+def _selection_html(dfp: pd.DataFrame, proto: str, info: dict, root: Path, written: dict,
+                    which: dict | None = None, heading: str = "Clean-sample selection") -> list[str]:
+    """Methods x settings tables of a last-epoch diagnostic: selection precision / recall / AUC
+    (methods that select samples) or memorisation."""
     parts = []
-    for key, (metric, title) in SELECTION.items():
+    for key, (metric, title) in (which or SELECTION).items():
         s = stats.cell_summary(dfp, metric)
         if s.empty:
             continue
         t = tables.paper_table(s, protocol=proto, published=False, info=info)
         t.attrs.update(title=title, rule_label="Measured", rule=f"{metric} against the clean labels (runner only)")
         if not parts:
-            parts.append("<h3>Clean-sample selection</h3>")
+            parts.append(f"<h3>{e(heading)}</h3>")
         parts.append(f'<div class="tablebox"><h3>{e(title)} <code>{e(metric)}</code></h3>')
         parts.append('<div class="scroll">' + tables.to_html(t, css_class="paper select") + "</div>")
         parts.append(_write_table(t, root, f"{key}_{slug(proto)}", written, ("md", "csv")) + "</div>")
     return parts
+
+
+def _regime_html(dfp: pd.DataFrame) -> str:
+    """One sentence per noise setting: does CE memorise here (the regime the methods are for)?"""
+    r = stats.regime(dfp)
+    if r.empty:
+        return ('<p class="muted">Regime: no CE run in this protocol, so whether it is a memorisation '
+                "regime cannot be said.</p>")
+    items = []
+    for x in r.itertuples(index=False):
+        verdict = ("<strong>memorisation regime</strong>" if x.memorises else
+                   '<strong class="warn">CE does not memorise here</strong>: a comparison in this setting '
+                   "says little about robustness to label noise")
+        fit = DASH if math.isnan(x.noisy_fit) else f"{100 * x.noisy_fit:.0f}%"
+        items.append(f"<li><code>{e(str(x.noise_label))}</code>: CE's last epoch is {100 * x.drop:.1f} points "
+                     f"below its best tested epoch and it fits {fit} of the mislabelled training images "
+                     f"(n = {x.n_seeds}): {verdict}.</li>")
+    return ('<div class="regime"><h3>Regime</h3><p class="muted">A setting is a memorisation regime when CE, '
+            f"trained long enough, loses at least {100 * stats.REGIME_DROP:.0f} points after its best epoch "
+            f"and fits at least {100 * stats.REGIME_FIT:.0f}% of the noisy labels.</p><ul>"
+            + "".join(items) + "</ul></div>")
 
 
 def _mask_html(dfp: pd.DataFrame, runs: dict, proto: str, info: dict, root: Path, written: dict) -> list[str]:
@@ -448,6 +476,7 @@ def _protocol_section(proto: str, dfp: pd.DataFrame, runs: dict, root: Path, pal
     if headline != "test/acc_at_best_val":
         parts.append('<p class="warn">No noisy-validation selection is recorded for this protocol '
                      "(no validation split), so the headline is the last-epoch accuracy.</p>")
+    parts.append(_regime_html(dfp))
     parts.append("<h3>Overall ranking</h3>")
     parts.append('<div class="scroll">' + (_ranking_html(lb, proto, headline, n_cells) if not lb.empty
                                           else '<p class="muted">No accuracy recorded yet.</p>') + "</div>")
@@ -475,6 +504,7 @@ def _protocol_section(proto: str, dfp: pd.DataFrame, runs: dict, root: Path, pal
         parts.append(f'<p class="downloads">Download: {" · ".join(links)}</p></div>')
     parts.append("<h3>Paired comparison with CE</h3>")
     parts.append('<div class="scroll">' + _paired_html(paired, hs, proto) + "</div>")
+    parts += _selection_html(dfp, proto, info, root, written, MEMORISATION, "Memorisation")
     parts += _selection_html(dfp, proto, info, root, written)
     parts += _mask_html(dfp, runs, proto, info, root, written)
     if not hs.empty:

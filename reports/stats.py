@@ -378,6 +378,42 @@ def aggregates(df: pd.DataFrame, metric: str, baseline: str = "ce", *, reps: int
     return pd.DataFrame(rows, columns=cols)
 
 
+REGIME_DROP = 0.08
+"""CE memorises when its last-epoch test accuracy is this far below its best epoch ..."""
+REGIME_FIT = 0.5
+"""... and it predicts at least this share of mislabelled training images as their noisy label."""
+
+
+def regime(df: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
+    """Per cell: is it a memorisation regime? Judged on the baseline (CE) trained in the cell.
+
+    Label-noise methods exist because a network trained long enough memorises noisy labels; a
+    cell where CE does not (its last-epoch accuracy near its best, few noisy labels fitted) says
+    little about them. Columns: cell keys, ``n_seeds, drop`` (mean over seeds of best minus last
+    test accuracy), ``noisy_fit`` (mean memo/noisy_fit at the last epoch), ``memorises`` (drop >=
+    REGIME_DROP and noisy_fit >= REGIME_FIT). Cells without the baseline give no row.
+    """
+    cols = list(CELL_KEYS) + ["n_seeds", "drop", "noisy_fit", "memorises"]
+    b = df[df["method"] == baseline]
+    best, last, fit = (_per_seed(b, m) for m in ("test/acc_best", "test/acc_last", "memo/noisy_fit"))
+    if best.empty or last.empty:
+        return pd.DataFrame(columns=cols)
+    keys = list(GROUP_KEYS) + ["seed"]
+    m = best.merge(last, on=keys, suffixes=("_best", "_last"))
+    m = _nan_safe_keys(m)
+    fit = _nan_safe_keys(fit)
+    rows = []
+    for key, g in m.groupby(list(CELL_KEYS), dropna=False, sort=True):
+        f = fit.merge(g[keys], on=keys)["value"] if not fit.empty else pd.Series(dtype=float)
+        drop = float((g["value_best"] - g["value_last"]).mean())
+        nf = float(f.mean()) if len(f) else math.nan
+        rows.append({**dict(zip(CELL_KEYS, key)), "n_seeds": int(len(g)), "drop": drop, "noisy_fit": nf,
+                     "memorises": bool(drop >= REGIME_DROP and nf >= REGIME_FIT)})
+    out = pd.DataFrame(rows, columns=cols)
+    out["rate"] = out["rate"].where(out["rate"] >= 0, np.nan)
+    return out
+
+
 def headline_metric(df: pd.DataFrame) -> str:
     """The headline accuracy of a frame (call it per protocol): test/acc_at_best_val (the epoch
     chosen on the noisy validation split) when any run records it, else test/acc_last (a protocol

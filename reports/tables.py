@@ -98,8 +98,13 @@ def _first(cfg: dict, *paths: str) -> Any:
 def _optimiser_text(cfg: dict) -> str | None:
     v = _first(cfg, "protocol.optimizer", "protocol.optimiser")
     if v is not None and not isinstance(v, dict):
-        lr = _first(cfg, "protocol.lr")
-        return f"{v}" + (f", lr {lr}" if lr is not None else "")
+        parts = [str(v)]
+        for k, label in (("lr", "lr"), ("momentum", "momentum" if v == "sgd" else "beta1"),
+                         ("weight_decay", "wd")):
+            val = _dig(cfg, f"protocol.{k}")
+            if val is not None:
+                parts.append(f"{label} {val}")
+        return ", ".join(parts)
     o = cfg.get("optim") if isinstance(cfg.get("optim"), dict) else None
     if not o:
         return None

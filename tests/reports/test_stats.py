@@ -220,3 +220,15 @@ def test_gradient_error_summary_last_and_mean_epoch():
     assert mean.loc["obd", "err_fc_masked_mean"] == pytest.approx((0.4 + 0.15) / 2)
     with pytest.raises(ValueError, match="last"):
         stats.gradient_error_summary(df, epoch="first")
+
+
+def test_regime_is_judged_on_ce():
+    cells = []
+    for label, rate, best, last, fit in (("sym-50%", 0.5, [0.82, 0.80], [0.53, 0.55], [0.6, 0.58]),
+                                        ("sym-20%", 0.2, [0.86, 0.86], [0.855, 0.86], [0.02, 0.03])):
+        for metric, vals in (("test/acc_best", best), ("test/acc_last", last), ("memo/noisy_fit", fit)):
+            cells.append(toy_frame({"ce": vals, "gce": [0.1, 0.1]}, label=label, rate=rate, metric=metric))
+    r = stats.regime(pd.concat(cells)).set_index("noise_label")
+    assert bool(r.loc["sym-50%", "memorises"]) and not bool(r.loc["sym-20%", "memorises"])
+    assert r.loc["sym-50%", "drop"] == pytest.approx(0.27) and r.loc["sym-50%", "noisy_fit"] == pytest.approx(0.59)
+    assert r.loc["sym-20%", "n_seeds"] == 2
