@@ -6,6 +6,7 @@ run's data augmentation is its own reproducible random stream.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -25,15 +26,20 @@ class Augmenter:
         hflip: flip each image left-right with probability 0.5, independently per sample.
         channels_last: return batches in channels-last memory format (same values and shape;
             for networks kept channels-last, see ``RunConfig.channels_last``).
+        rotate: after crop and flip, rotate each image by an angle drawn uniformly from
+            ``[-rotate, rotate]`` degrees about its centre, nearest pixel, zero fill (torchvision's
+            ``RandomRotation(rotate)`` on PIL images, as APL / ANL use for CIFAR-100, up to PIL's
+            rounding of the sampling grid); 0 disables it.
 
     Random numbers, drawn from the generator in this order when ``augment`` is called:
     ``dy`` then ``dx`` (``randint(0, 2p+1, (B,))`` each, only when ``crop_pad > 0``), then the flip
-    coins (``rand(B) < 0.5``, only when ``hflip``). With ``crop_pad == 0`` and ``hflip`` off,
-    ``augment`` draws nothing and returns exactly ``normalise(x)``.
+    coins (``rand(B) < 0.5``, only when ``hflip``), then the angles (``rand(B)``, only when
+    ``rotate``). With ``crop_pad == 0``, ``hflip`` off and ``rotate == 0``, ``augment`` draws
+    nothing and returns exactly ``normalise(x)``.
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], crop_pad: int = 0,
-                 hflip: bool = False, channels_last: bool = False):
+                 hflip: bool = False, channels_last: bool = False, rotate: float = 0.0):
         if len(mean) != len(std):
             raise ValueError(f"mean and std lengths differ: {len(mean)} vs {len(std)}")
         if any(s <= 0 for s in std):
@@ -45,21 +51,27 @@ class Augmenter:
         self.crop_pad = int(crop_pad)
         self.hflip = bool(hflip)
         self.channels_last = bool(channels_last)
+        if not 0.0 <= rotate <= 180.0:
+            raise ValueError(f"rotate must be in [0, 180] degrees, got {rotate}")
+        self.rotate = float(rotate)
         self._stats: dict[torch.device, tuple[Tensor, Tensor]] = {}
 
     def __repr__(self) -> str:
         return (f"Augmenter(mean={self.mean}, std={self.std}, crop_pad={self.crop_pad}, "
-                f"hflip={self.hflip})")
+                f"hflip={self.hflip}, rotate={self.rotate})")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON description for run configs."""
-        return {"mean": list(self.mean), "std": list(self.std), "crop_pad": self.crop_pad,
-                "hflip": self.hflip}
+        out = {"mean": list(self.mean), "std": list(self.std), "crop_pad": self.crop_pad,
+               "hflip": self.hflip}
+        if self.rotate:
+            out["rotate"] = self.rotate
+        return out
 
     @property
     def is_identity(self) -> bool:
         """True when ``augment`` is plain normalisation."""
-        return self.crop_pad == 0 and not self.hflip
+        return self.crop_pad == 0 and not self.hflip and not self.rotate
 
     def _mean_std(self, device: torch.device) -> tuple[Tensor, Tensor]:
         if device not in self._stats:
@@ -108,7 +120,27 @@ class Augmenter:
         pix = rows[:, :, None] * wp + cols[:, None, :]  # (B, H, W) flat index into the padded image
         flat = x.reshape(b, c, hp * wp)
         out = torch.gather(flat, 2, pix.reshape(b, 1, h * w).expand(b, c, h * w))
+        if self.rotate:
+            out = self._rotate(out, b, c, h, w, gen)
         return self.normalise(out.reshape(b, c, h, w))
+
+    def _rotate(self, flat: Tensor, b: int, c: int, h: int, w: int, gen: torch.Generator) -> Tensor:
+        """(B, C, H*W) uint8 -> (B, C, H*W): each image rotated by its own angle (nearest, zero fill).
+
+        Inverse mapping, as PIL: output pixel centre (x, y), relative to the image centre, reads
+        the source pixel at R(angle) (x, y); pixels whose source falls outside are 0.
+        """
+        dev = flat.device
+        ang = (torch.rand(b, generator=gen, device=dev) * 2.0 - 1.0) * math.radians(self.rotate)
+        cos, sin = ang.cos()[:, None, None], ang.sin()[:, None, None]
+        yy = torch.arange(h, device=dev, dtype=torch.float32)[None, :, None] + 0.5 - h / 2
+        xx = torch.arange(w, device=dev, dtype=torch.float32)[None, None, :] + 0.5 - w / 2
+        # a positive angle turns the image counter-clockwise, as PIL's rotate
+        xs = (cos * xx - sin * yy + w / 2).floor().long()  # (B, H, W) source column
+        ys = (sin * xx + cos * yy + h / 2).floor().long()  # (B, H, W) source row
+        inside = ((xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)).reshape(b, 1, h * w)
+        src = (ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)).reshape(b, 1, h * w).expand(b, c, h * w)
+        return torch.gather(flat, 2, src) * inside
 
 
 __all__ = ["Augmenter"]

@@ -62,6 +62,43 @@ def time_methods(methods: list[str], base: dict[str, Any], epochs: int, runs_dir
     return out
 
 
+def time_rounds(methods: list[str], base: dict[str, Any], epochs: int, runs_dir: str,
+                sets: list[str] | None = None, rounds: int = 1) -> dict[str, Any]:
+    """``time_methods`` (and, when CE is timed, ``bare_loop``) ``rounds`` times, the method order
+    rotated each round, so that a slow minute of a shared machine falls on every method alike.
+
+    Per method: the median over rounds of the per-round medians, and ``spread``, the range of the
+    per-round medians over their median (how far one round's figure can be trusted). Ratios are
+    taken within a round, then their median over rounds.
+    """
+    per_round: list[list[dict[str, Any]]] = []
+    bares: list[float] = []
+    for r in range(rounds):
+        order = methods[r % len(methods):] + methods[:r % len(methods)]
+        if "ce" in methods:
+            bares.append(bare_loop(base, sets)["bare_epoch_s"])
+        rows = time_methods(order, base, epochs, f"{runs_dir}/round{r}", sets)
+        per_round.append(sorted(rows, key=lambda row: methods.index(row["method"])))
+    out_rows = []
+    for i, m in enumerate(methods):
+        rows = [rr[i] for rr in per_round]
+        secs = np.array([row["epoch_s_median"] for row in rows])
+        merged = dict(rows[0])
+        for key in ("epoch_s_median", "samples_per_s", "time_ratio", "time_over_flops",
+                    "bookkeeping_share", "peak_mb"):
+            vals = [row[key] for row in rows if row.get(key) is not None]
+            merged[key] = float(np.median(vals)) if vals else None
+        merged["rounds"] = rounds
+        merged["spread"] = float((secs.max() - secs.min()) / np.median(secs))
+        out_rows.append(merged)
+    out: dict[str, Any] = {"methods": out_rows}
+    if bares:
+        ce = [rr[methods.index("ce")]["epoch_s_median"] for rr in per_round]
+        out["bare"] = {"bare_epoch_s": float(np.median(bares)),
+                       "ce_speed_vs_bare": float(np.median([b / c for b, c in zip(bares, ce)]))}
+    return out
+
+
 def bare_loop(base: dict[str, Any], sets: list[str] | None = None, epochs: int = 3) -> dict[str, float]:
     """Seconds per epoch of the plainest loop over the same training tensors, model and optimiser:
     normalised float images prepared once, a random permutation cut into batches, forward, CE,

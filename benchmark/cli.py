@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.config import UsageError, build_config
+from benchmark.config import UsageError, build_config, flatten
 from benchmark.store import json_safe
 
 
@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-size", type=int, default=128); b.add_argument("--device", default="auto")
     b.add_argument("--threads", type=int, default=1, help="torch threads per run (the run setting `threads`)")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a run setting")
+    b.add_argument("--rounds", type=int, default=1,
+                   help="time every method this many times, in rotated order, and report medians and "
+                   "the spread between rounds (use 3 or more on a shared machine)")
     b.add_argument("--loader-workers", type=int, default=2, help="DataLoader workers of the per-sample baseline")
     b.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast forward passes, fp32 losses)")
     b.add_argument("--channels-last", action="store_true", help="channels-last networks and batches")
@@ -182,8 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
 # ----- commands -------------------------------------------------------------------------------
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from benchmark.train import run
+    from benchmark.train import run, validate
     cfg = build_config(_base_from_args(a), a.set, a.config)
+    validate(cfg)  # a bad setting is one line, before any progress bar is drawn
     with _EpochBar(cfg.epochs) as bar:
         res = run(cfg, a.runs, progress=bar.update, wandb=a.wandb)
     if a.json:
@@ -191,6 +195,53 @@ def cmd_run(a: argparse.Namespace) -> int:
     else:
         _print_result(res)
     return 0
+
+
+def _dry_run(a: argparse.Namespace, spec: dict[str, Any], cfgs: list, resolved: list, store) -> int:
+    """List the grid's runs with their settings and status, reading no data and writing nothing.
+
+    A drawn noise's run id does not depend on the data, so it is computed from the config alone;
+    only a cell with an imported noise file (identified by its labels' SHA-256) needs the data.
+    """
+    from dataclasses import asdict
+
+    from benchmark.noise_cache import spec_of
+    from benchmark.train import prepare, protocol_of
+    rows = []
+    for cfg, hp in zip(cfgs, resolved):
+        if cfg.noise.file:
+            prep = prepare(cfg, store)
+            rid, label = prep.run_id, prep.artifact.spec.label()
+        else:
+            rid, label = cfg.run_id("", asdict(hp)), spec_of(cfg).label()
+        proto = {k: v for k, v in protocol_of(cfg, cfg.augment).items() if k not in ("id", "name", "selection")}
+        rows.append({"run_id": rid, "method": cfg.method, "dataset": cfg.dataset, "noise": label,
+                     "seed": cfg.seed, "status": "finished" if store.is_finished(rid) else "pending",
+                     "hp": asdict(hp), "protocol": proto})
+    pending = sum(r["status"] == "pending" for r in rows)
+    print(f"grid {spec['name']}: {len(rows)} runs, {len(rows) - pending} finished, {pending} to train "
+          f"(store: {store.root})", file=sys.stderr)
+    if a.json:
+        print(json.dumps(json_safe({"runs": rows, "total": len(rows), "pending": pending})))
+        return 0
+    shared = {k: v for k, v in rows[0]["protocol"].items() if all(r["protocol"].get(k) == v for r in rows)} if rows else {}
+    print("protocol: " + ", ".join(f"{k}={v}" for k, v in shared.items()))
+    for r in rows:
+        own = {k: v for k, v in r["protocol"].items() if shared.get(k, object()) != v}
+        hp = _hp_text(r["method"], r["hp"])
+        extra = "  ".join(x for x in (hp, ", ".join(f"{k}={v}" for k, v in own.items())) if x)
+        print(f"{r['run_id']}  {r['status']:9s} {r['method']:16s} {r['noise']:16s} seed={r['seed']}  {extra}")
+    return 0
+
+
+def _hp_text(method: str, hp: dict[str, Any]) -> str:
+    """The resolved hyperparameters that differ from the method's defaults, as 'k=v' text."""
+    from dataclasses import asdict
+
+    from methods import resolve_hp
+    default = asdict(resolve_hp(method, {}, {}))
+    flat, base = flatten(hp), flatten(default)
+    return ", ".join(f"{k}={v}" for k, v in flat.items() if base.get(k) != v)
 
 
 def cmd_grid(a: argparse.Namespace) -> int:
@@ -212,8 +263,9 @@ def cmd_grid(a: argparse.Namespace) -> int:
     if a.tuned:
         _apply_tuned(cfgs, a.tuned, a.storage or default_storage(a.runs))
     store = Store(a.runs)
-    for cfg in cfgs:  # every cell checked before any data is read or anything written
-        validate(cfg)
+    resolved = [validate(cfg)[1] for cfg in cfgs]  # every cell checked before any data is read
+    if a.dry_run:
+        return _dry_run(a, spec, cfgs, resolved, store)
     plan = []
     for cfg in cfgs:
         prep = prepare(cfg, store)
@@ -221,15 +273,6 @@ def cmd_grid(a: argparse.Namespace) -> int:
     todo = [p for p in plan if not p[2]]
     print(f"grid {spec['name']}: {len(plan)} runs, {len(plan) - len(todo)} finished, "
           f"{len(todo)} to train (store: {store.root})", file=sys.stderr)
-    if a.dry_run:
-        rows = [{"run_id": rid, "method": c.method, "dataset": c.dataset, "noise": label,
-                 "seed": c.seed, "status": "finished" if done else "pending"} for c, rid, done, label in plan]
-        if a.json:
-            print(json.dumps({"runs": rows, "total": len(plan), "pending": len(todo)}))
-        else:
-            for r in rows:
-                print(f"{r['run_id']}  {r['status']:9s} {r['method']:16s} {r['noise']:14s} seed={r['seed']}")
-        return 0
     t0 = time.time()
     failed: list[str] = []
     if a.workers is None:
@@ -487,7 +530,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 def cmd_bench(a: argparse.Namespace) -> int:
     import shutil
     import tempfile
-    from benchmark.bench import bare_loop, time_loaders, time_methods
+    from benchmark.bench import time_loaders, time_rounds
     from benchmark.data import load_dataset
     if a.tmp is not None and not Path(a.tmp).is_dir():
         raise UsageError(f"--tmp {a.tmp}: not an existing directory")
@@ -512,17 +555,13 @@ def cmd_bench(a: argparse.Namespace) -> int:
         raise UsageError("bench needs --epochs >= 3 (the first is left out, the last counts FLOPs)")
     # timings need fresh runs, never cached ones: a new directory of its own, removed afterwards
     # (nothing the user already had is touched)
+    if a.rounds < 1:
+        raise UsageError("--rounds must be at least 1")
     runs = tempfile.mkdtemp(prefix="nlb-bench-", dir=a.tmp)
-    out: dict[str, Any] = {}
-    if "ce" in methods:  # first: it also warms the process up (allocator, kernels, data)
-        out["bare"] = bare_loop(base, a.set)
     try:
-        out["methods"] = time_methods(methods, base, a.epochs, runs, a.set)
+        out: dict[str, Any] = time_rounds(methods, base, a.epochs, runs, a.set, a.rounds)
     finally:
         shutil.rmtree(runs, ignore_errors=True)
-    if "bare" in out:
-        ce = next(r for r in out["methods"] if r["method"] == "ce")
-        out["bare"]["ce_speed_vs_bare"] = out["bare"]["bare_epoch_s"] / ce["epoch_s_median"]
     if not a.no_loader:
         data = load_dataset(a.dataset)
         n = min(a.subset or len(data.train_y), len(data.train_y))
@@ -533,14 +572,15 @@ def cmd_bench(a: argparse.Namespace) -> int:
         print(json.dumps(json_safe(out)))
         return 0
     print(f"{'method':16s} {'s/epoch':>8s} {'GFLOP/ep':>9s} {'time/CE':>8s} {'FLOP/CE':>8s} "
-          f"{'ratio':>6s} {'bookkeep':>8s} {'samples/s':>10s} {'peak MB':>8s}")
+          f"{'ratio':>6s} {'bookkeep':>8s} {'samples/s':>10s} {'peak MB':>8s} {'spread':>7s}")
     for r in out["methods"]:
         print(f"{r['method']:16s} {r['epoch_s_median']:8.2f} {r['flops_per_epoch'] / 1e9:9.2f} "
               f"{r['time_ratio']:8.2f} {r['flop_ratio']:8.2f} {r['time_over_flops']:6.2f} "
               f"{100 * (r['bookkeeping_share'] or float('nan')):7.1f}% {r['samples_per_s']:10.0f} "
-              f"{r['peak_mb']:8.0f}")
+              f"{r['peak_mb']:8.0f} {100 * r['spread']:6.0f}%")
     print("ratio = (time / CE's time) / (FLOPs / CE's FLOPs): 1 means the method costs exactly its "
-          "FLOPs; bookkeep = share of the run's wall time outside training")
+          "FLOPs; bookkeep = share of the run's wall time outside training; spread = range of the "
+          f"per-round s/epoch over its median ({a.rounds} round{'s' if a.rounds > 1 else ''})")
     if "bare" in out:
         print(f"bare forward/backward/step loop: {out['bare']['bare_epoch_s']:.2f} s/epoch; the harness's "
               f"CE epoch runs at {out['bare']['ce_speed_vs_bare']:.2f} of its speed")

@@ -25,8 +25,8 @@ class UsageError(ValueError):
 
 
 OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("none", "step", "cosine", "linear")
-AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip")
+SCHEDULES = ("none", "step", "cosine", "cosine_restarts", "linear")
+AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip", "crop+flip+rotate20")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -57,13 +57,36 @@ class OptimConfig:
     weight_decay: float = param(5e-4, ge=0.0)
     """L2 weight decay (coupled, as torch.optim.SGD/Adam apply it)."""
     schedule: str = param("cosine", choices=SCHEDULES)
-    """none, step (x gamma at each milestone), cosine (to 0 at the last epoch), linear (to 0 from decay_start)."""
+    """none, step (x gamma at each milestone), cosine (to eta_min at the last epoch),
+    cosine_restarts (cosine to eta_min over restart_every epochs, then again from lr: SGDR, as
+    torch's CosineAnnealingWarmRestarts stepped per epoch), linear (to 0 from decay_start)."""
     milestones: list[int] = param([], ge=1, item=int)
     """Epochs (1-based) after which the step schedule multiplies the lr by gamma."""
     gamma: float = param(0.1, gt=0.0)
     """Step schedule factor."""
     decay_start: int = param(0, ge=0)
     """Linear schedule: the epoch from which the lr decays linearly to 0 at the last epoch."""
+    eta_min: float = param(0.0, ge=0.0)
+    """Lowest lr of the cosine schedules (torch's eta_min; 0 = to zero). Must be below lr."""
+    restart_every: int = param(0, ge=0)
+    """cosine_restarts: epochs per cycle (torch's T_0; ELR's CIFAR-10 config uses 10). Required
+    (>= 1) by that schedule, unused by the others."""
+    grad_clip: float = param(0.0, ge=0.0)
+    """Clip the global L2 norm of every network's gradient to this before each optimiser step
+    (torch.nn.utils.clip_grad_norm_; APL and ANL use 5.0); 0 = no clipping."""
+
+    def check(self) -> None:
+        """Rules across fields (run by check_fields after every field is valid)."""
+        if self.schedule == "cosine_restarts" and self.restart_every < 1:
+            raise ConfigError("optim.schedule = cosine_restarts needs optim.restart_every >= 1 "
+                              "(epochs per cycle)")
+        if self.eta_min and self.eta_min >= self.lr:
+            raise ConfigError(f"optim.eta_min = {self.eta_min} must be below optim.lr = {self.lr}")
+
+
+OPTIM_NEW_DEFAULTS = {"eta_min": 0.0, "restart_every": 0, "grad_clip": 0.0}
+"""Optimiser fields added after runs were stored: left out of a run's identity at these values,
+so the runs made before them keep their ids."""
 
 
 @dataclass
@@ -71,7 +94,7 @@ class RunConfig:
     dataset: str = param("fashion_mnist")
     """Dataset name: fashion_mnist, digits, cifar10, cifar100, synthetic_cifar10 (timing only)."""
     model: str = param("cnn")
-    """Backbone: mlp, cnn, lenet, cnn9, preact_resnet18, resnet34 (benchmark/models.py)."""
+    """Backbone: mlp, cnn, lenet, cnn8, cnn9, preact_resnet18, resnet34 (benchmark/models.py)."""
     method: str = param("ce")
     """Training method from the registry (ce, gce, ...)."""
     hp: dict[str, Any] = field(default_factory=dict)
@@ -97,7 +120,8 @@ class RunConfig:
     val_frac: float = param(0.1, ge=0.0, lt=1.0)
     """Fraction of the (noisy) training set held out as the noisy validation split (0 allowed)."""
     augment: str = param("auto", choices=AUGMENTS)
-    """auto (the dataset's standard augmentation), none, crop, flip or crop+flip."""
+    """auto (the dataset's standard augmentation), none, crop, flip, crop+flip or
+    crop+flip+rotate20 (then a random rotation within +-20 degrees: APL / ANL on CIFAR-100)."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     """Optimiser and learning-rate schedule."""
     memo_samples: int = param(5000, ge=0)
@@ -150,6 +174,9 @@ class RunConfig:
             d.pop(k, None)
         if d.get("precision") == "fp32":
             d.pop("precision")
+        for k, v in OPTIM_NEW_DEFAULTS.items():
+            if d["optim"].get(k) == v:
+                d["optim"].pop(k)
         if not d.get("channels_last"):
             d.pop("channels_last", None)
         if hp is not None:

@@ -26,6 +26,10 @@ Preset format (benchmark/presets/*.toml)::
 Methods: ``*`` or a pattern (``*+obd``) selects registered methods in registry order; a plain name
 must be registered; ``exclude_methods`` patterns are then removed.
 
+A masked variant ``X+obd`` takes X's hyperparameters, so ``[hp.X]`` applies to it as well (then
+``[hp."X+obd"]``, if any), and an ``[[override]]`` matching ``method = "X"`` also matches ``X+obd``
+(match ``method = "X+obd"`` for the masked one alone).
+
 Variants (for sweeps over settings of one method, e.g. the mask's): each cell (method, noise,
 seed) yields its plain cell, then one cell per ``[[variant]]`` whose ``methods`` match, built like
 the plain cell (base, hp, overrides) with the variant's ``set`` applied after the overrides and
@@ -152,10 +156,17 @@ def _check_layout(spec: dict[str, Any], path: Path) -> None:
                                      f"Valid: {', '.join(sorted(valid))}")
 
 
+def host_of(method: str) -> str:
+    """The method whose hyperparameters ``method`` takes: X for X+obd, else itself."""
+    return method[: -len("+obd")] if method.endswith("+obd") else method
+
+
 def _matches(cfg: RunConfig, match: dict[str, Any]) -> bool:
     flat = flatten(cfg.to_dict())
     for k, v in match.items():
         cur = flat.get(k, None)
+        if k == "method" and cur is not None and v in (cur, host_of(cur)):
+            continue
         if isinstance(v, float) or isinstance(cur, float):
             if cur is None or abs(float(cur) - float(v)) > 1e-9:
                 return False
@@ -224,7 +235,7 @@ def expand(spec: dict[str, Any], seeds: list[int] | None = None,
     for m in spec.get("hp", {}):
         if m not in list_methods():
             raise UsageError(f"preset '{name}': [hp.{m}]: no method '{m}'. Valid: {', '.join(list_methods())}")
-        if "hp" in own and m not in methods:
+        if "hp" in own and m not in methods and m not in {host_of(x) for x in methods}:
             raise UsageError(f"preset '{name}': [hp.{m}] sets hyperparameters of '{m}', which the grid "
                              f"does not run (its methods: {', '.join(methods)})")
     valid_keys = set(flatten(RunConfig().to_dict()))
@@ -270,8 +281,9 @@ def _cell(spec: dict[str, Any], method: str, noise: dict[str, Any], seed: int,
         base["dataset"] = setting.pop("dataset")
     base.update(method=method, seed=seed, noise={**base.get("noise", {}), **setting})
     cfg = build_config(base, source=f"{src}, [base] or [[noise]]")
-    for k, v in spec.get("hp", {}).get(method, {}).items():
-        apply_override(cfg, f"hp.{k}", v, f"{src}, [hp.{method}]")
+    for owner in dict.fromkeys((host_of(method), method)):  # X's settings, then X+obd's own
+        for k, v in spec.get("hp", {}).get(owner, {}).items():
+            apply_override(cfg, f"hp.{k}", v, f"{src}, [hp.{owner}]")
     for i, ov in enumerate(spec.get("override", [])):
         if _matches(cfg, ov.get("match", {})):
             if used is not None:

@@ -184,6 +184,54 @@ def lenet(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
     return LeNet(num_classes, in_channels, image_size)
 
 
+# -------------------------------------------------------------------------------------- cnn8
+
+
+def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+class CNN8(Backbone):
+    def __init__(self, num_classes: int, in_channels: int, image_size: int):
+        super().__init__()
+        side = image_size // 8
+        self.body = nn.Sequential(
+            *_conv_bn_relu(in_channels, 64), *_conv_bn_relu(64, 64), nn.MaxPool2d(2),
+            *_conv_bn_relu(64, 128), *_conv_bn_relu(128, 128), nn.MaxPool2d(2),
+            *_conv_bn_relu(128, 196), *_conv_bn_relu(196, 196), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(196 * side * side, 256), nn.BatchNorm1d(256), nn.ReLU(),
+        )
+        self.feature_dim = 256
+        self.classifier = nn.Linear(256, num_classes)
+        # official initialisation (models.py:69-75): convs kaiming-uniform (fan_in, relu), linear
+        # layers xavier-uniform; biases and batch norm at PyTorch's defaults
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
+            elif isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+@register_model("cnn8")
+def cnn8(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """The 8-layer CNN of the loss-family protocol (APL's ``ToyModel``, used by ANL and the
+    epsilon-softmax paper for CIFAR-10).
+
+    Checked against HanxunH/Active-Passive-Losses @ 04bce53 ``models.py:15-86``: six conv3x3
+    (padding 1, bias) - BatchNorm - ReLU blocks of 64, 64, 128, 128, 196, 196 channels with a 2x2
+    max-pool after each pair, then fc 3136 -> 256 with BatchNorm1d and ReLU, then the linear
+    classifier 256 -> C; no dropout; kaiming-uniform convs, xavier-uniform linear layers.
+    1.64M parameters at 3x32x32. Deviation: the flattened size follows the input (196 x 4 x 4 =
+    3136 at 32x32, as official; 196 x 3 x 3 at 28x28). Needs image_size >= 8.
+    """
+    if image_size < 8:
+        raise ValueError(f"cnn8 needs image_size >= 8, got {image_size}")
+    return CNN8(num_classes, in_channels, image_size)
+
+
 # -------------------------------------------------------------------------------------- cnn9
 
 

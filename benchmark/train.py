@@ -96,6 +96,11 @@ def protocol_of(cfg: RunConfig, augment: str) -> dict[str, Any]:
         proto["precision"] = cfg.precision
     if cfg.test_every != 1:  # likewise: the test set scored every epoch is the default
         proto["test_every"] = cfg.test_every
+    for k in ("eta_min", "restart_every", "grad_clip"):  # likewise, at their defaults (0)
+        if getattr(o, k):
+            proto[k] = getattr(o, k)
+    if o.schedule == "step" and o.gamma != 0.1:  # likewise: x0.1 at each milestone is the default
+        proto["gamma"] = o.gamma
     pid = hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:8]
     proto["id"] = pid
     proto["name"] = cfg.protocol_name or f"{cfg.dataset}-{cfg.model}"
@@ -114,8 +119,9 @@ def resolve_augment(cfg: RunConfig, data: DatasetArrays) -> str:
 
 def make_augmenter(aug: str, data: DatasetArrays, channels_last: bool = False) -> Augmenter:
     pad = data.crop_pad or max(2, data.image_shape[-1] // 8)
+    rotate = float(aug.split("rotate")[1]) if "rotate" in aug else 0.0
     return Augmenter(data.mean, data.std, crop_pad=pad if "crop" in aug else 0, hflip="flip" in aug,
-                     channels_last=channels_last)
+                     channels_last=channels_last, rotate=rotate)
 
 
 def autocast(cfg: RunConfig, dev: torch.device):
@@ -305,8 +311,8 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, meter: runtime.Res
     def gen(epoch: int, stream: int) -> torch.Generator:
         return torch.Generator(device=dev).manual_seed(sub_seed(streams["order"], epoch, stream))
 
-    def set_epoch_lr(opt, epoch: int) -> float:
-        lr = optim.lr_at(cfg.optim, epoch, cfg.epochs)
+    def set_epoch_lr(opt, epoch: int, epochs: int | None = None) -> float:
+        lr = optim.lr_at(cfg.optim, epoch, epochs or cfg.epochs)
         optim.set_lr(opt, lr)
         return lr
 
@@ -314,8 +320,10 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, meter: runtime.Res
         train_x=x_train, noisy_labels=noisy_train, num_classes=data.num_classes,
         epochs=cfg.epochs, batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size,
         device=dev, noise_rate=float(cfg.noise.rate), noise_kind=cfg.noise.kind,
-        build_model=build, make_optimizer=lambda p: optim.build_optimizer(cfg.optim, p),
-        set_epoch_lr=set_epoch_lr, augment=aug.augment, normalise=aug.normalise, generator=gen)
+        build_model=build,
+        make_optimizer=lambda p, weight_decay=None: optim.build_optimizer(cfg.optim, p, weight_decay),
+        set_epoch_lr=set_epoch_lr, augment=aug.augment, normalise=aug.normalise, generator=gen,
+        noise_transition=torch.as_tensor(np.asarray(art.transition), dtype=torch.float32, device=dev))
     method = get_method(cfg.method)()
     method.setup(ctx, prep.hp)
 

@@ -39,10 +39,14 @@ class RunContext:
     """The noise kind (DivideMix adds a penalty for asymmetric noise, as published)."""
     build_model: Callable[[int], nn.Module]
     """build_model(k): a fresh backbone on ``device``, initialised from the init stream with key k."""
-    make_optimizer: Callable[[Any], torch.optim.Optimizer]
-    """make_optimizer(params): the protocol's optimiser."""
-    set_epoch_lr: Callable[[torch.optim.Optimizer, int], float]
-    """set_epoch_lr(opt, epoch): apply the protocol's schedule for 1-based ``epoch``; returns the lr."""
+    make_optimizer: Callable[..., torch.optim.Optimizer]
+    """make_optimizer(params, weight_decay=None): the protocol's optimiser (its gradient clipping
+    included); a method that replaces the protocol's L2 weight decay by a regulariser of its own
+    passes weight_decay (ANL-CE: 0) and records that it did."""
+    set_epoch_lr: Callable[..., float]
+    """set_epoch_lr(opt, epoch, epochs=None): apply the protocol's schedule for 1-based ``epoch``
+    of ``epochs`` (default: the run's; a method with stages passes a stage's local epoch and
+    length, so each stage runs the whole schedule); returns the lr."""
     augment: Callable[[Tensor, torch.Generator], Tensor]
     """augment(x_uint8 (B,C,H,W), gen) -> float (B,C,H,W): the protocol's augmentation + normalisation."""
     normalise: Callable[[Tensor], Tensor]
@@ -51,6 +55,11 @@ class RunContext:
     """generator(epoch, stream): a torch.Generator on ``device`` seeded from the order stream.
 
     Re-seeded per epoch so that a resumed run draws exactly what an uninterrupted one draws."""
+
+    noise_transition: Tensor | None = None
+    """(C, C) float32 realised transition matrix of the run's noise artifact, T[i, j] = fraction
+    of true class i labelled j. Oracle knowledge (it is computed from the clean labels): only a
+    method asked to use it may read it (forward_t with estimator = oracle), and it records so."""
 
     @property
     def num_train(self) -> int:

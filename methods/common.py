@@ -41,30 +41,47 @@ def gce_per_sample(logits: Tensor, y: Tensor, q: float) -> Tensor:
 
 
 def supervised_epoch(model: nn.Module, opt: torch.optim.Optimizer, ctx: RunContext, epoch: int,
-                     loss_fn: Callable[[Tensor, Tensor], Tensor], stream: int = 0) -> dict[str, float]:
-    """One epoch of plain supervised training on the noisy labels with a per-sample loss.
+                     batch_loss: Callable[[Tensor, Tensor, Tensor], Tensor], stream: int = 0,
+                     penalty: Callable[[], Tensor | None] | None = None,
+                     before_step: Callable[[], None] | None = None) -> dict[str, float]:
+    """One epoch of plain supervised training on the noisy labels.
 
-    loss_fn: (B, C) logits, (B,) labels -> (B,) losses. Returns train/loss and train/acc
-    (accuracy against the noisy labels).
+    batch_loss: (B, C) logits, (B,) noisy labels, (B,) training positions -> scalar loss (the
+    positions index per-sample state such as ELR's targets). penalty(): an optional term that
+    depends on the parameters only (ANL-CE's L1), added to every batch's loss. before_step(): an
+    optional hook between backward and the optimiser step (CDR's gradient mask; the protocol's
+    gradient clipping, a step pre-hook of the optimiser, runs after it). Returns train/loss (the
+    data term, penalty excluded, so runs with and without it stay comparable), train/acc
+    (accuracy against the noisy labels) and train/penalty when there is one.
     """
     model.train()
     gen = ctx.generator(epoch, stream)
     total_loss = torch.zeros((), device=ctx.device)
+    total_pen = torch.zeros((), device=ctx.device)
     correct = torch.zeros((), device=ctx.device, dtype=torch.long)
-    seen = 0
+    seen = steps = 0
     for idx in batches(ctx.num_train, ctx.batch_size, gen, ctx.device):
         x = ctx.augment(ctx.train_x[idx], gen)
         y = ctx.noisy_labels[idx]
         logits = model(x)
-        loss = loss_fn(logits, y).mean()
+        loss = batch_loss(logits, y, idx)
+        pen = penalty() if penalty is not None else None
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if pen is None else loss + pen).backward()
+        if before_step is not None:
+            before_step()
         opt.step()
         # accumulate on the device: no host sync per step
         total_loss += loss.detach() * idx.numel()
+        if pen is not None:
+            total_pen += pen.detach()
         correct += (logits.detach().argmax(1) == y).sum()
         seen += idx.numel()
-    return {"train/loss": float(total_loss) / seen, "train/acc": float(correct) / seen}
+        steps += 1
+    out = {"train/loss": float(total_loss) / seen, "train/acc": float(correct) / seen}
+    if penalty is not None:
+        out["train/penalty"] = float(total_pen) / max(steps, 1)
+    return out
 
 
 @torch.no_grad()
@@ -79,3 +96,34 @@ def per_sample_losses(model: nn.Module, ctx: RunContext) -> Tensor:
         logits = model(ctx.normalise(ctx.train_x[idx]))
         out[idx] = ce_per_sample(logits, ctx.noisy_labels[idx])
     return out
+
+
+class PerSampleState:
+    """Tensors with one row per training sample, indexed by training position (the ``idx`` a
+    batch loss receives), kept on the device and saved in the method's checkpoint.
+
+    ``state_dict()`` copies them to the CPU; ``load_state_dict()`` refuses a state whose row count
+    or shapes differ (a checkpoint of another training split must not load silently) and writes
+    into the existing tensors, so parameters keep their identity for the optimiser that holds
+    them (SOP's u and v).
+    """
+
+    def __init__(self, **tensors: Tensor):
+        self.tensors = dict(tensors)
+
+    def __getitem__(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.tensors.items()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        if set(state) != set(self.tensors):
+            raise ValueError(f"per-sample state holds {sorted(state)}, expected {sorted(self.tensors)}")
+        for k, v in self.tensors.items():
+            if tuple(state[k].shape) != tuple(v.shape):
+                raise ValueError(f"per-sample state '{k}' has shape {tuple(state[k].shape)}, this run "
+                                 f"needs {tuple(v.shape)} (another training split?)")
+            with torch.no_grad():
+                v.copy_(state[k].to(v.device))
+

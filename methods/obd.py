@@ -82,7 +82,6 @@ class MaskedMethod(Method):
 
     def setup(self, ctx: RunContext, cfg: MaskedConfig) -> None:
         self.mask_cfg = cfg.mask
-        self.mask_layers: list[MaskedLinear] = []
         build = ctx.build_model
 
         def masked_build(k: int):
@@ -90,12 +89,18 @@ class MaskedMethod(Method):
             seed = int(torch.randint(0, 2**62, (1,), generator=ctx.generator(0, SEED_STREAM + k),
                                      device=ctx.device))
             net.classifier = MaskedLinear.from_linear(net.classifier, cfg.mask, seed)
-            self.mask_layers.append(net.classifier)
             return net
 
         super().setup(dataclasses.replace(ctx, build_model=masked_build), cfg.base)
         if not self.mask_layers:
             raise RuntimeError(f"{self.name}: the base method built no network to mask")
+
+    @property
+    def mask_layers(self) -> list[MaskedLinear]:
+        """The masked classifiers of the networks the method trains now (a method that replaces
+        a network, such as forward_t's second stage, masks the new one)."""
+        return [n.classifier for n in self.networks() if isinstance(getattr(n, "classifier", None),
+                                                                     MaskedLinear)]
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         active = epoch > self.mask_cfg.warmup_epochs
@@ -103,7 +108,11 @@ class MaskedMethod(Method):
             layer.active = active
         start = [layer.mask.clone() for layer in self.mask_layers]
         refreshes = [layer.refreshes for layer in self.mask_layers]
+        before = [id(layer) for layer in self.mask_layers]
         out = super().train_epoch(epoch)
+        if [id(layer) for layer in self.mask_layers] != before:  # the method built new networks
+            start = [torch.ones_like(layer.mask) for layer in self.mask_layers]
+            refreshes = [0] * len(self.mask_layers)
         total = sum(layer.mask.numel() for layer in self.mask_layers)
         masked = sum(int((layer.mask == 0).sum()) for layer in self.mask_layers)
         changed = sum(int((layer.mask != m0).sum()) for layer, m0 in zip(self.mask_layers, start))

@@ -16,6 +16,11 @@ differs in any compared field gets the mismatch reported instead of the number
   ``sym_incl`` (measured rate about r * 9/10 on CIFAR-10), so those numbers are keyed by
   ``sym_incl-XX%``, never by our ``sym-XX%``.
 
+* ``losses-cifar10`` / ``losses-cifar100``: the loss-family protocol of APL / ANL (8-layer CNN,
+  120 epochs / ResNet-34, 200 epochs; last epoch), the values of the epsilon-softmax paper's
+  Table 2 and (ANL-CE) of the JAL paper, keyed by ``sym-XX%-exact`` / ``asym-XX%-exact``: their
+  code flips exact per-class counts among the other classes.
+
 Everything else shows no published number. Values are fractions (like every accuracy in the
 reports); ``text`` keeps the digits exactly as published.
 """
@@ -38,8 +43,12 @@ class Published:
 
 
 COMPARED = ("model", "epochs", "optimizer", "lr", "momentum", "weight_decay", "schedule",
-            "milestones", "batch_size", "augment", "subset", "test_subset")
+            "milestones", "gamma", "batch_size", "augment", "subset", "test_subset", "grad_clip",
+            "eta_min", "restart_every")
 """The protocol fields a run must share with a published number (as in config.json's protocol)."""
+
+ABSENT_MEANS = {"grad_clip": 0.0, "eta_min": 0.0, "restart_every": 0, "gamma": 0.1}
+"""Protocol fields a run records only when set: absent (on either side) means this value."""
 
 PROTOCOLS: dict[str, dict[str, Any]] = {
     # UCSC-REAL/cifar-10-100n main.py: ResNet-34, SGD 0.1 momentum 0.9 wd 5e-4, /10 at epoch 60
@@ -53,6 +62,32 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
                           "momentum": 0.9, "weight_decay": 5e-4, "schedule": "step",
                           "milestones": [150], "batch_size": 64, "augment": "crop+flip",
                           "subset": 0, "test_subset": 0},
+    # HanxunH/Active-Passive-Losses configs/cifar10/sym/*.yaml, trainer.py:44, dataset.py:283-290:
+    # the 8-layer ToyModel, SGD 0.01 momentum 0.9 wd 1e-4, cosine over 120 epochs, batch 128,
+    # gradient clip 5, crop + flip, all 50,000 training images
+    "losses-cifar10": {"model": "cnn8", "epochs": 120, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9,
+                       "weight_decay": 1e-4, "schedule": "cosine", "milestones": [], "batch_size": 128,
+                       "augment": "crop+flip", "subset": 0, "test_subset": 0, "grad_clip": 5.0},
+    # shengliu66/ELR ELR/config_cifar10.json: ResNet-34, SGD 0.02 wd 1e-3, warm restarts every 10
+    # epochs to 1e-3, 150 epochs, batch 128; config_cifar10_asym.json (120 epochs, x0.01 at 40, 80)
+    # and config_cifar100.json (150 epochs, x0.01 at 80, 120)
+    "elr-cifar10": {"model": "resnet34", "epochs": 150, "optimizer": "sgd", "lr": 0.02, "momentum": 0.9,
+                    "weight_decay": 1e-3, "schedule": "cosine_restarts", "milestones": [],
+                    "batch_size": 128, "augment": "crop+flip", "subset": 0, "test_subset": 0,
+                    "restart_every": 10, "eta_min": 1e-3},
+    "elr-cifar10-asym": {"model": "resnet34", "epochs": 120, "optimizer": "sgd", "lr": 0.02,
+                         "momentum": 0.9, "weight_decay": 1e-3, "schedule": "step",
+                         "milestones": [40, 80], "gamma": 0.01, "batch_size": 128,
+                         "augment": "crop+flip", "subset": 0, "test_subset": 0},
+    "elr-cifar100": {"model": "resnet34", "epochs": 150, "optimizer": "sgd", "lr": 0.02, "momentum": 0.9,
+                     "weight_decay": 1e-3, "schedule": "step", "milestones": [80, 120], "gamma": 0.01,
+                     "batch_size": 128, "augment": "crop+flip", "subset": 0, "test_subset": 0},
+    # the same for CIFAR-100 (configs/cifar100/sym/*.yaml; dataset.py:255-263 adds RandomRotation(20)):
+    # ResNet-34 (as the ANL repository and the epsilon-softmax paper), SGD 0.1, wd 1e-5, 200 epochs
+    "losses-cifar100": {"model": "resnet34", "epochs": 200, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9,
+                        "weight_decay": 1e-5, "schedule": "cosine", "milestones": [], "batch_size": 128,
+                        "augment": "crop+flip+rotate20", "subset": 0, "test_subset": 0,
+                        "grad_clip": 5.0},
 }
 
 
@@ -63,6 +98,17 @@ SOURCES: dict[str, str] = {
                   "'best' = best test epoch (oracle), 'last' = mean of the last 10 epochs; its "
                   "symmetric noise includes the true class (sym_incl here). Its asym-40% maps r*N "
                   "samples drawn from all classes (about half of r flips)."),
+    "eps-softmax": ("epsilon-softmax (Wang et al., NeurIPS 2024), Table 2: the APL / ANL loss-family "
+                    "protocol (8-layer CNN 120 epochs / ResNet-34 200 epochs, SGD, cosine, gradient "
+                    "clip 5), test accuracy of the last epoch, mean of 3 seeds; it reprints CE, GCE, "
+                    "SCE and NCE+RCE under exactly this protocol."),
+    "elr": ("ELR (Liu et al., NeurIPS 2020), shengliu66/ELR README.md:29-39, ResNet-34. The README "
+            "does not say which row used which config nor which accuracy it reports: the 'ELR (cosine "
+            "annealing)' row is attached to the warm-restart CIFAR-10 symmetric config and the 'ELR' "
+            "row to the multi-step configs (an inference), as the accuracy at the best noisy-validation "
+            "epoch (the checkpoint the official trainer keeps). Symmetric noise includes the true class."),
+    "jal": ("JAL (ICCV 2025) results table, the same loss-family protocol, last epoch: ANL-CE's "
+            "row (its sym 80% value is about 1 point above the ANL paper's own 61.27)."),
 }
 
 # (dataset, noise_label, method) -> {metric: [Published, ...]} (one per published protocol)
@@ -102,6 +148,47 @@ for _label, (_best, _last) in _DIVIDEMIX.items():
     _add("cifar10-dividemix", "cifar10", _label, "dividemix", "test/acc_last", _last, "dividemix")
 
 
+# The loss-family protocol: clean, sym 20/40/60/80% and asym 10/20/30/40% (last epoch).
+_LOSS_LABELS = ("none", "sym-20%-exact", "sym-40%-exact", "sym-60%-exact", "sym-80%-exact",
+                "asym-10%-exact", "asym-20%-exact", "asym-30%-exact", "asym-40%-exact")
+_LOSSES = {  # epsilon-softmax Table 2, in the order of _LOSS_LABELS; None: not reported
+    "cifar10": {
+        "ce": ("90.50", "75.47", "58.46", "39.16", "18.95", "86.98", "83.82", "79.35", "75.28"),
+        "gce": ("89.42", "86.87", "82.24", "68.43", "25.82", "88.43", "86.17", "80.72", "74.01"),
+        "sce": ("91.30", "87.58", "79.47", "59.14", "25.88", "89.87", "86.48", "81.30", "74.99"),
+        "nce_rce": ("91.03", "88.41", "85.13", "79.20", "55.28", "90.25", "88.11", "85.35", "79.43"),
+    },
+    "cifar100": {
+        "ce": ("70.79", "56.21", "39.31", "22.38", "7.33", None, None, None, None),
+        "gce": ("70.57", "64.55", "56.60", "45.19", "19.85", "63.94", "60.89", "53.36", "40.82"),
+        "sce": ("70.41", "55.23", "40.23", "21.44", "7.63", "64.54", "57.62", "50.17", "41.01"),
+        "nce_rce": ("67.89", "64.60", "58.64", "45.25", "24.87", "66.20", "63.18", "55.05", "41.21"),
+    },
+}
+for _d, _rows in _LOSSES.items():
+    for _m, _vals in _rows.items():
+        for _label, _text in zip(_LOSS_LABELS, _vals):
+            if _text is not None:
+                _add(f"losses-{_d}", _d, _label, _m, "test/acc_last", _text, "eps-softmax")
+_ANL = {"cifar10": {"sym-40%-exact": "87.16", "sym-80%-exact": "62.28", "asym-20%-exact": "89.09",
+                    "asym-40%-exact": "77.99"},
+        "cifar100": {"sym-40%-exact": "61.58", "sym-60%-exact": "52.09", "asym-30%-exact": "60.57",
+                     "asym-40%-exact": "45.73"}}
+for _d, _rows in _ANL.items():
+    for _label, _text in _rows.items():
+        _add(f"losses-{_d}", _d, _label, "anl_ce", "test/acc_last", _text, "jal")
+
+
+# ELR README: CIFAR-10 "ELR (cosine annealing)" (sym) and "ELR" (asym 40%); CIFAR-100 "ELR".
+for _label, _text in (("sym_incl-20%", "91.12"), ("sym_incl-40%", "91.43"), ("sym_incl-60%", "88.87"),
+                      ("sym_incl-80%", "80.69")):
+    _add("elr-cifar10", "cifar10", _label, "elr", "test/acc_at_best_val", _text, "elr")
+_add("elr-cifar10-asym", "cifar10", "asym-40%", "elr", "test/acc_at_best_val", "90.12", "elr")
+for _label, _text in (("sym_incl-20%", "74.21"), ("sym_incl-40%", "68.28"), ("sym_incl-60%", "59.28"),
+                      ("sym_incl-80%", "29.78"), ("asym-40%", "73.71")):
+    _add("elr-cifar100", "cifar100", _label, "elr", "test/acc_at_best_val", _text, "elr")
+
+
 def _norm(s: str) -> str:
     return str(s).strip().lower().replace("_", "").replace("-", "").replace(" ", "")
 
@@ -134,7 +221,7 @@ def compare(ours: dict[str, Any] | None, theirs: dict[str, Any]) -> tuple[str, .
         return ("protocol of the runs not recorded",)
     out = []
     for k in COMPARED:
-        a, b = ours.get(k), theirs.get(k)
+        a, b = ours.get(k, ABSENT_MEANS.get(k)), theirs.get(k, ABSENT_MEANS.get(k))
         same = (a == b) or (isinstance(a, (int, float)) and isinstance(b, (int, float))
                            and not isinstance(a, bool) and abs(float(a) - float(b)) <= 1e-12)
         if not same:

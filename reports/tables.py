@@ -100,7 +100,8 @@ def _optimiser_text(cfg: dict) -> str | None:
     if v is not None and not isinstance(v, dict):
         parts = [str(v)]
         for k, label in (("lr", "lr"), ("momentum", "momentum" if v == "sgd" else "beta1"),
-                         ("weight_decay", "wd")):
+                         ("weight_decay", "wd"), ("grad_clip", "gradient-norm clip"),
+                         ("eta_min", "eta_min"), ("restart_every", "restart every")):
             val = _dig(cfg, f"protocol.{k}")
             if val is not None:
                 parts.append(f"{label} {val}")

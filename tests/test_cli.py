@@ -58,7 +58,7 @@ def test_exported_noise_file_round_trips(tmp_path):
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["run", "--method", "nope"], "Valid: ce"),
+    (["run", "--method", "nope"], "Valid: anl_ce, anl_ce+obd, bootstrap"),
     (["run", "--dataset", "mnist2"], "Valid:"),
     (["run", "--model", "vgg"], "Valid:"),
     (["run", "--dataset", "digits", "--rate", "1.2"], "[0, 1)"),
@@ -74,6 +74,8 @@ def test_usage_errors_exit_2_with_valid_choices(args, needle, tmp_path):
     p = cli(*args, "--runs", tmp_path, check=False)
     assert p.returncode == 2, p.stderr
     assert needle in p.stderr
+    if "--noise" not in args:  # settings refused before a progress bar starts (noise rules need the data)
+        assert "epochs:" not in p.stderr
     assert not any(tmp_path.glob("*/result.json"))
 
 
@@ -149,6 +151,19 @@ def test_bench_reports_epoch_times_and_loader_speedup(tmp_path):
     assert (mine / "keep" / "result.json").read_text() == "{}"
 
 
+def test_bench_rounds_take_medians_and_report_the_spread(tmp_path):
+    p = cli("bench", "--dataset", "digits", "--model", "mlp", "--methods", "gce,ce", "--subset", "200",
+            "--epochs", "3", "--rounds", "2", "--no-loader", "--tmp", tmp_path, "--json")
+    out = json.loads(p.stdout)
+    assert [r["method"] for r in out["methods"]] == ["gce", "ce"]  # the order asked for, not the last round's
+    for r in out["methods"]:
+        assert r["rounds"] == 2 and r["spread"] >= 0
+    assert out["methods"][1]["time_ratio"] == 1.0 and out["bare"]["ce_speed_vs_bare"] > 0
+    assert list(tmp_path.iterdir()) == []
+    bad = cli("bench", "--methods", "ce", "--rounds", "0", check=False)
+    assert bad.returncode == 2 and "--rounds" in bad.stderr
+
+
 def test_ls_says_what_each_incomplete_run_is_and_prune_removes_only_abandoned(tmp_path):
     from benchmark.config import build_config
     from benchmark.store import Store
@@ -192,3 +207,21 @@ def test_grid_with_workers_prints_json(tmp_path):
     p = cli("grid", f, "--workers", "2", "--runs", tmp_path / "runs", "--json", "--no-report")
     out = json.loads(p.stdout)  # exactly one JSON object
     assert out["runs"] == 2 and out["failed"] == []
+
+
+def test_grid_dry_run_lists_cells_and_settings_without_data(tmp_path):
+    """CIFAR-10 is not on this machine: the dry run needs none, lists every cell with its settings
+    and the run id a real run will have, and writes nothing."""
+    runs = tmp_path / "runs"
+    p = cli("grid", "losses-cifar10", "--dry-run", "--json", "--runs", runs, "--data-dir", tmp_path / "nothing")
+    out = json.loads(p.stdout)
+    assert out["total"] == out["pending"] == 324
+    anl = next(r for r in out["runs"] if r["method"] == "anl_ce" and r["noise"] == "sym-80%-exact")
+    assert anl["hp"]["delta"] == 5e-5 and anl["protocol"]["grad_clip"] == 5.0
+    assert anl["protocol"]["model"] == "cnn8" and anl["protocol"]["epochs"] == 120
+    assert not runs.exists()
+    text = cli("grid", "losses-cifar100", "--dry-run", "--runs", runs).stdout
+    # the shared protocol once, then each cell's settings that differ from the method's defaults
+    assert "grad_clip=5.0" in text.splitlines()[0] and "augment=crop+flip+rotate20" in text.splitlines()[0]
+    gce80 = next(line for line in text.splitlines() if " gce " in line and "sym-80%-exact" in line)
+    assert gce80.rstrip().endswith("q=0.9")

@@ -62,7 +62,7 @@ def fake_ctx(n=64, c=4, batch=16, epochs=20, noise_rate=0.5, model=None, labels=
             return t.float() / 255.0 - 0.5
     y = labels if labels is not None else torch.randint(0, c, (n,), generator=g)
 
-    def set_lr(opt, epoch):
+    def set_lr(opt, epoch, epochs=None):
         for group in opt.param_groups:
             group["lr"] = lr
         return lr
@@ -71,7 +71,7 @@ def fake_ctx(n=64, c=4, batch=16, epochs=20, noise_rate=0.5, model=None, labels=
         train_x=x, noisy_labels=y, num_classes=c, epochs=epochs, batch_size=batch,
         eval_batch_size=256, device=torch.device("cpu"), noise_rate=noise_rate,
         noise_kind=noise_kind, build_model=build,
-        make_optimizer=lambda p: torch.optim.SGD(p, lr=lr), set_epoch_lr=set_lr,
+        make_optimizer=lambda p, weight_decay=None: torch.optim.SGD(p, lr=lr), set_epoch_lr=set_lr,
         augment=lambda t, gen: norm(t), normalise=norm,
         generator=lambda epoch, stream: torch.Generator().manual_seed(7919 * epoch + stream))
     ctx.built = built  # the keys build_model was called with (test-only attribute)

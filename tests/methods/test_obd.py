@@ -32,8 +32,8 @@ def fake_ctx(epochs: int = 2, n: int = 48, classes: int = 4) -> RunContext:
     return RunContext(
         train_x=x, noisy_labels=y, num_classes=classes, epochs=epochs, batch_size=16,
         eval_batch_size=64, device=torch.device("cpu"), noise_rate=0.4, noise_kind="sym",
-        build_model=build, make_optimizer=lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
-        set_epoch_lr=lambda opt, e: 0.05, augment=lambda u, gen: normalise(u), normalise=normalise,
+        build_model=build, make_optimizer=lambda p, weight_decay=None: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=weight_decay or 0.0),
+        set_epoch_lr=lambda opt, e, epochs=None: 0.05, augment=lambda u, gen: normalise(u), normalise=normalise,
         generator=lambda e, s: torch.Generator().manual_seed(1000 * e + s))
 
 
