@@ -54,6 +54,11 @@ def time_methods(methods: list[str], base: dict[str, Any], epochs: int, runs_dir
                     "bookkeeping_share": res.get("time/bookkeeping_share"),
                     "peak_mb": res["mem/peak_mb"], "subset": cfg.subset, "device": cfg.device,
                     "precision": cfg.precision, "channels_last": cfg.channels_last})
+    return _ratios(out)
+
+
+def _ratios(out: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add time and FLOP ratios to CE (or to the first method when CE is not timed), in place."""
     ce = next((r for r in out if r["method"] == "ce"), out[0])
     for r in out:
         r["time_ratio"] = r["epoch_s_median"] / ce["epoch_s_median"]
@@ -64,8 +69,9 @@ def time_methods(methods: list[str], base: dict[str, Any], epochs: int, runs_dir
 
 def time_rounds(methods: list[str], base: dict[str, Any], epochs: int, runs_dir: str,
                 sets: list[str] | None = None, rounds: int = 1) -> dict[str, Any]:
-    """``time_methods`` (and, when CE is timed, ``bare_loop``) ``rounds`` times, the method order
-    rotated each round, so that a slow minute of a shared machine falls on every method alike.
+    """``time_methods`` (and, when CE is timed, ``bare_loop`` right before CE) ``rounds`` times, the
+    method order rotated each round, so that a slow minute of a shared machine falls on every
+    method alike.
 
     Per method: the median over rounds of the per-round medians, and ``spread``, the range of the
     per-round medians over their median (how far one round's figure can be trusted). Ratios are
@@ -75,9 +81,12 @@ def time_rounds(methods: list[str], base: dict[str, Any], epochs: int, runs_dir:
     bares: list[float] = []
     for r in range(rounds):
         order = methods[r % len(methods):] + methods[:r % len(methods)]
-        if "ce" in methods:
-            bares.append(bare_loop(base, sets)["bare_epoch_s"])
-        rows = time_methods(order, base, epochs, f"{runs_dir}/round{r}", sets)
+        rows = []
+        for m in order:
+            if m == "ce":  # right before CE's run, so that the two see the same minute of the machine
+                bares.append(bare_loop(base, sets)["bare_epoch_s"])
+            rows += time_methods([m], base, epochs, f"{runs_dir}/round{r}", sets)
+        _ratios(rows)
         per_round.append(sorted(rows, key=lambda row: methods.index(row["method"])))
     out_rows = []
     for i, m in enumerate(methods):

@@ -29,6 +29,7 @@ Method card
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +65,7 @@ def anchor_transition(probs: Tensor, filter_outliers: bool = True) -> Tensor:
     for i in range(c):
         col = eta[:, i]
         if filter_outliers:
-            k = min(n - 1, max(0, int(torch.tensor(0.97 * (n - 1)).ceil())))  # "higher"
+            k = min(n - 1, math.ceil(0.97 * (n - 1)))  # numpy's percentile, interpolation "higher"
             thresh = torch.sort(col).values[k]
             col[col >= thresh] = 0.0  # in place, as the official numpy view
         T[i] = eta[int(torch.argmax(col))]

@@ -85,9 +85,9 @@ class SOP(SingleNetwork):
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         out = super().train_epoch(epoch)
-        with torch.no_grad():
+        with torch.no_grad():  # how much label mass u adds and v removes, on average per sample
             y = one_hot(self.ctx.noisy_labels, self.ctx.num_classes)
-            out["sop/u2_mean"] = float((self.u.square() * 1.0).clamp(0, 1).mean())
+            out["sop/u2_mean"] = float(self.u.square().clamp(0, 1).mean())
             out["sop/v2_mean"] = float((self.v.square() * (1.0 - y)).clamp(0, 1).sum(dim=1).mean())
         return out
 
