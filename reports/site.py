@@ -455,9 +455,14 @@ def _protocol_section(proto: str, dfp: pd.DataFrame, runs: dict, root: Path, pal
         path = root / "tables" / f"summary_{ps}.csv"
         pd.concat(tidy, ignore_index=True).to_csv(path, index=False)
         written["tables"].append(_rel(path, root))
-    if not paired.empty:
+    # paired differences to CE for every accuracy (last epoch, selected, oracle), not only the
+    # headline: in the memorisation regime the last epoch is where methods differ most
+    every = [paired] + [stats.paired_differences(dfp, m, runs=runs)
+                        for m, _, _ in ACCURACIES.values() if m != headline]
+    every = [p for p in every if not p.empty]
+    if every:
         path = root / "tables" / f"paired_vs_ce_{ps}.csv"
-        paired.to_csv(path, index=False)
+        pd.concat(every, ignore_index=True).to_csv(path, index=False)
         written["tables"].append(_rel(path, root))
 
     measured = sorted({f"{lab}: {pct(v)}%" for lab, v in

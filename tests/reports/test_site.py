@@ -51,6 +51,8 @@ def test_site_layout(site):
     effect = pd.read_csv(root / "tables" / "mask_effect_fmnist-cnn.csv")
     assert set(effect["method"]) == {"gce+obd"} and set(effect["baseline"]) == {"gce"}
     assert (effect["n_pairs"] == 2).all()
+    paired = pd.read_csv(root / "tables" / "paired_vs_ce_fmnist-cnn.csv")
+    assert {"test/acc_last", "test/acc_at_best_val", "test/acc_best"} <= set(paired["metric"])
     assert (root / "figures" / "gradient_error_fmnist-cnn.png").is_file()
     pngs = sorted((root / "figures").glob("*.png"))
     assert pngs and all(p.with_suffix(".svg").is_file() for p in pngs)
