@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# First command of the README: set up, then run the `quick` preset (about 10 minutes on 2 CPU cores).
+# First command of the README: set up, then run the `quick` preset (about 7 minutes on 2 CPU cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
