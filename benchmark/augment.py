@@ -117,20 +117,26 @@ class Augmenter:
         if self.hflip:
             flip = torch.rand(b, generator=gen, device=dev) < 0.5
             cols = torch.where(flip[:, None], cols.flip(1), cols)
-        pix = rows[:, :, None] * wp + cols[:, None, :]  # (B, H, W) flat index into the padded image
+        pix = (rows[:, :, None] * wp + cols[:, None, :]).reshape(b, h * w)  # flat index into the padded image
+        inside = None
+        if self.rotate:  # compose the rotation's source pixels with the crop/flip indices: one gather
+            src, inside = self._rotation_source(b, h, w, gen)
+            pix = torch.gather(pix, 1, src)
         flat = x.reshape(b, c, hp * wp)
         out = torch.gather(flat, 2, pix.reshape(b, 1, h * w).expand(b, c, h * w))
-        if self.rotate:
-            out = self._rotate(out, b, c, h, w, gen)
+        if inside is not None:
+            out = out * inside
         return self.normalise(out.reshape(b, c, h, w))
 
-    def _rotate(self, flat: Tensor, b: int, c: int, h: int, w: int, gen: torch.Generator) -> Tensor:
-        """(B, C, H*W) uint8 -> (B, C, H*W): each image rotated by its own angle (nearest, zero fill).
+    def _rotation_source(self, b: int, h: int, w: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Per-sample rotation by an angle in [-rotate, rotate] degrees (nearest, zero fill).
 
+        Returns (B, H*W) int64, for each output pixel the index of its source pixel in the
+        (cropped, flipped) H x W image, and (B, 1, H*W) bool, whether that source is inside it.
         Inverse mapping, as PIL: output pixel centre (x, y), relative to the image centre, reads
         the source pixel at R(angle) (x, y); pixels whose source falls outside are 0.
         """
-        dev = flat.device
+        dev = gen.device
         ang = (torch.rand(b, generator=gen, device=dev) * 2.0 - 1.0) * math.radians(self.rotate)
         cos, sin = ang.cos()[:, None, None], ang.sin()[:, None, None]
         yy = torch.arange(h, device=dev, dtype=torch.float32)[None, :, None] + 0.5 - h / 2
@@ -139,8 +145,8 @@ class Augmenter:
         xs = (cos * xx - sin * yy + w / 2).floor().long()  # (B, H, W) source column
         ys = (sin * xx + cos * yy + h / 2).floor().long()  # (B, H, W) source row
         inside = ((xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)).reshape(b, 1, h * w)
-        src = (ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)).reshape(b, 1, h * w).expand(b, c, h * w)
-        return torch.gather(flat, 2, src) * inside
+        src = (ys.clamp(0, h - 1) * w + xs.clamp(0, w - 1)).reshape(b, h * w)
+        return src, inside
 
 
 __all__ = ["Augmenter"]

@@ -31,30 +31,33 @@ def time_methods(methods: list[str], base: dict[str, Any], epochs: int, runs_dir
                  sets: list[str] | None = None) -> list[dict[str, Any]]:
     """Train each method (fresh store): median seconds of epochs 2..E-1, FLOPs of epoch E, and the
     run's bookkeeping share (evaluation, writes, checkpoints over its wall time)."""
+    if epochs < 3:
+        raise ValueError("bench needs at least 3 epochs (1 left out, >= 1 timed, 1 counted)")
+    return _ratios([_time_one(m, base, epochs, runs_dir, sets) for m in methods])
+
+
+def _time_one(m: str, base: dict[str, Any], epochs: int, runs_dir: str,
+              sets: list[str] | None) -> dict[str, Any]:
+    """One method's timing row (no ratios): see :func:`time_methods`."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from benchmark.train import run
-    if epochs < 3:
-        raise ValueError("bench needs at least 3 epochs (1 left out, >= 1 timed, 1 counted)")
-    out = []
-    for m in methods:
-        cfg = build_config({**base, "method": m, "epochs": epochs}, sets)
-        counter = FlopCounterMode(display=False)
+    cfg = build_config({**base, "method": m, "epochs": epochs}, sets)
+    counter = FlopCounterMode(display=False)
 
-        def context(epoch: int, counter=counter):
-            return counter if epoch == epochs else contextlib.nullcontext()
+    def context(epoch: int):
+        return counter if epoch == epochs else contextlib.nullcontext()
 
-        res = run(cfg, f"{runs_dir}/{m}", wandb="disabled", epoch_context=context)
-        rows = Store(f"{runs_dir}/{m}").read_metrics(res["run_id"])
-        times = [r["time/epoch_s"] for r in rows[1:-1]]
-        n_train = rows[0]["time/samples_per_s"] * rows[0]["time/epoch_s"]
-        out.append({"method": m, "epoch_s_median": float(np.median(times)), "epoch_s_first": rows[0]["time/epoch_s"],
-                    "flops_per_epoch": float(counter.get_total_flops()),
-                    "samples_per_s": n_train / float(np.median(times)),
-                    "bookkeeping_share": res.get("time/bookkeeping_share"),
-                    "peak_mb": res["mem/peak_mb"], "subset": cfg.subset, "device": cfg.device,
-                    "precision": cfg.precision, "channels_last": cfg.channels_last})
-    return _ratios(out)
+    res = run(cfg, f"{runs_dir}/{m}", wandb="disabled", epoch_context=context)
+    rows = Store(f"{runs_dir}/{m}").read_metrics(res["run_id"])
+    times = [r["time/epoch_s"] for r in rows[1:-1]]
+    n_train = rows[0]["time/samples_per_s"] * rows[0]["time/epoch_s"]
+    return {"method": m, "epoch_s_median": float(np.median(times)), "epoch_s_first": rows[0]["time/epoch_s"],
+            "flops_per_epoch": float(counter.get_total_flops()),
+            "samples_per_s": n_train / float(np.median(times)),
+            "bookkeeping_share": res.get("time/bookkeeping_share"),
+            "peak_mb": res["mem/peak_mb"], "subset": cfg.subset, "device": cfg.device,
+            "precision": cfg.precision, "channels_last": cfg.channels_last}
 
 
 def _ratios(out: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -85,7 +88,7 @@ def time_rounds(methods: list[str], base: dict[str, Any], epochs: int, runs_dir:
         for m in order:
             if m == "ce":  # right before CE's run, so that the two see the same minute of the machine
                 bares.append(bare_loop(base, sets)["bare_epoch_s"])
-            rows += time_methods([m], base, epochs, f"{runs_dir}/round{r}", sets)
+            rows.append(_time_one(m, base, epochs, f"{runs_dir}/round{r}", sets))
         _ratios(rows)
         per_round.append(sorted(rows, key=lambda row: methods.index(row["method"])))
     out_rows = []

@@ -29,10 +29,10 @@ def build_optimizer(cfg: OptimConfig, params, weight_decay: float | None = None)
         opt = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=wd)
     if cfg.grad_clip > 0:
         max_norm = float(cfg.grad_clip)
+        clipped = [p for g in opt.param_groups for p in g["params"]]  # listed once, not every step
 
         def clip(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
-            torch.nn.utils.clip_grad_norm_(
-                [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None], max_norm)
+            torch.nn.utils.clip_grad_norm_(clipped, max_norm)  # parameters without a gradient are skipped
 
         opt.register_step_pre_hook(clip)
     return opt

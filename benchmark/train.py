@@ -21,7 +21,7 @@ import torch
 
 from benchmark import env, optim, runtime
 from benchmark.augment import Augmenter
-from benchmark.config import AUGMENTS, RunConfig, UsageError, check_config, sub_seed
+from benchmark.config import AUGMENTS, OPTIM_NEW_DEFAULTS, RunConfig, UsageError, check_config, sub_seed
 from benchmark.data import DatasetArrays, load_dataset
 from benchmark.diagnostics import memorisation, selection_quality
 from benchmark.grad_error import probe_metrics
@@ -96,8 +96,8 @@ def protocol_of(cfg: RunConfig, augment: str) -> dict[str, Any]:
         proto["precision"] = cfg.precision
     if cfg.test_every != 1:  # likewise: the test set scored every epoch is the default
         proto["test_every"] = cfg.test_every
-    for k in ("eta_min", "restart_every", "grad_clip"):  # likewise, at their defaults (0)
-        if getattr(o, k):
+    for k, default in OPTIM_NEW_DEFAULTS.items():  # likewise, at their defaults
+        if getattr(o, k) != default:
             proto[k] = getattr(o, k)
     if o.schedule == "step" and o.gamma != 0.1:  # likewise: x0.1 at each milestone is the default
         proto["gamma"] = o.gamma

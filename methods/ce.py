@@ -28,7 +28,9 @@ class SingleNetwork(Method):
       positions ``idx`` (B,) (default: the mean of ``loss``; ELR and SOP index per-sample state);
     - ``penalty()``: a scalar term of the parameters added to every step's loss (ANL-CE's L1);
     - ``before_step()``: runs between backward and the optimiser step (CDR's gradient mask);
-    - ``weight_decay()``: None keeps the protocol's weight decay; a number replaces it (ANL-CE: 0).
+    - ``weight_decay()``: None keeps the protocol's weight decay; a number replaces it (ANL-CE: 0);
+    - ``epoch_lr(epoch)``: set this epoch's lr and return it (default: the protocol's schedule; a
+      method with stages runs the schedule per stage).
     """
 
     def setup(self, ctx: RunContext, cfg: Any) -> None:
@@ -50,8 +52,11 @@ class SingleNetwork(Method):
     penalty: Callable[[], Tensor] | None = None
     before_step: Callable[[], None] | None = None
 
+    def epoch_lr(self, epoch: int) -> float:
+        return self.ctx.set_epoch_lr(self.opt, epoch)
+
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        lr = self.ctx.set_epoch_lr(self.opt, epoch)
+        lr = self.epoch_lr(epoch)
         out = supervised_epoch(self.net, self.opt, self.ctx, epoch, self.batch_loss,
                                penalty=self.penalty, before_step=self.before_step)
         out["train/lr"] = lr

@@ -28,6 +28,11 @@ def ordered(n: int, batch_size: int, device: torch.device) -> Iterator[Tensor]:
         yield torch.arange(start, min(n, start + batch_size), device=device)
 
 
+def one_hot(y: Tensor, num_classes: int) -> Tensor:
+    """(B,) int64 -> (B, C) float32 one-hot."""
+    return F.one_hot(y, num_classes).float()
+
+
 def ce_per_sample(logits: Tensor, y: Tensor) -> Tensor:
     """(B, C) logits, (B,) labels -> (B,) cross-entropy, computed in fp32."""
     return F.cross_entropy(logits.float(), y, reduction="none")

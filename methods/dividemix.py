@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from methods.base import Method, RunContext, register_method
-from methods.common import batches, ce_per_sample, per_sample_losses
+from methods.common import batches, ce_per_sample, one_hot, per_sample_losses
 from methods.params import param
 from methods.semi import (cycled_order, gmm_clean_prob, linear_rampup, minmax, mix, mixup_lambdas,
                           negative_entropy, sharpen, soft_cross_entropy, uniform_prior_penalty)
@@ -230,7 +230,7 @@ class DivideMix(Method):
             # inputs in the order [x view 1, x view 2, u view 1, u view 2]: (2 bx + 2 nu, ...)
             views = self._views(ctx.train_x[xi], gen) + self._views(ctx.train_x[ui], gen)
             with torch.no_grad():
-                onehot = F.one_hot(ctx.noisy_labels[xi], C).float()
+                onehot = one_hot(ctx.noisy_labels[xi], C)
                 if self._same_views:
                     # identical views: one pass over [x, u] gives every prediction (deviation 2)
                     p_self = F.softmax(net(torch.cat([views[0], *views[2:3]])).float(), dim=1)

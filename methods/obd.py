@@ -89,7 +89,11 @@ class MaskedMethod(Method):
             seed = int(torch.randint(0, 2**62, (1,), generator=ctx.generator(0, SEED_STREAM + k),
                                      device=ctx.device))
             net.classifier = MaskedLinear.from_linear(net.classifier, cfg.mask, seed)
+            # a network built during an epoch (forward_t's second stage) follows that epoch's warm-up
+            net.classifier.active = self._mask_active
             return net
+
+        self._mask_active = cfg.mask.warmup_epochs == 0  # epoch 1's setting
 
         super().setup(dataclasses.replace(ctx, build_model=masked_build), cfg.base)
         if not self.mask_layers:
@@ -103,23 +107,20 @@ class MaskedMethod(Method):
                                                                      MaskedLinear)]
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
-        active = epoch > self.mask_cfg.warmup_epochs
-        for layer in self.mask_layers:
+        active = self._mask_active = epoch > self.mask_cfg.warmup_epochs
+        layers = self.mask_layers
+        for layer in layers:
             layer.active = active
-        start = [layer.mask.clone() for layer in self.mask_layers]
-        refreshes = [layer.refreshes for layer in self.mask_layers]
-        before = [id(layer) for layer in self.mask_layers]
+        start = {id(layer): (layer.mask.clone(), layer.refreshes) for layer in layers}
         out = super().train_epoch(epoch)
-        if [id(layer) for layer in self.mask_layers] != before:  # the method built new networks
-            start = [torch.ones_like(layer.mask) for layer in self.mask_layers]
-            refreshes = [0] * len(self.mask_layers)
-        total = sum(layer.mask.numel() for layer in self.mask_layers)
-        masked = sum(int((layer.mask == 0).sum()) for layer in self.mask_layers)
-        changed = sum(int((layer.mask != m0).sum()) for layer, m0 in zip(self.mask_layers, start))
+        layers = self.mask_layers  # a network built in this epoch starts from all ones, 0 refreshes
+        first = [start.get(id(layer), (torch.ones_like(layer.mask), 0)) for layer in layers]
+        total = sum(layer.mask.numel() for layer in layers)
+        masked = sum(int((layer.mask == 0).sum()) for layer in layers)
+        changed = sum(int((layer.mask != m0).sum()) for layer, (m0, _) in zip(layers, first))
         out["mask/sparsity"] = masked / total
         out["mask/churn"] = changed / total
-        out["mask/refreshes"] = sum(layer.refreshes - r for layer, r in
-                                    zip(self.mask_layers, refreshes)) / len(self.mask_layers)
+        out["mask/refreshes"] = sum(layer.refreshes - r for layer, (_, r) in zip(layers, first)) / len(layers)
         out["mask/active"] = 1.0 if active else 0.0
         return out
 

@@ -443,7 +443,8 @@ def _protocol_section(proto: str, dfp: pd.DataFrame, runs: dict, root: Path, pal
     head_key = next(k for k, v in ACCURACIES.items() if v[0] == headline)
     summaries = {k: stats.cell_summary(dfp, m) for k, (m, _, _) in ACCURACIES.items()}
     hs = summaries[head_key]
-    paired = stats.paired_differences(dfp, headline, runs=runs)
+    paireds = {k: stats.paired_differences(dfp, m, runs=runs) for k, (m, _, _) in ACCURACIES.items()}
+    paired = paireds[head_key]
     agg = stats.aggregates(dfp, headline)
     lb = stats.leaderboard(hs, paired, agg)
     n_cells = int(hs[list(stats.CELL_KEYS)].astype(str).drop_duplicates().shape[0]) if not hs.empty else 0
@@ -457,9 +458,7 @@ def _protocol_section(proto: str, dfp: pd.DataFrame, runs: dict, root: Path, pal
         written["tables"].append(_rel(path, root))
     # paired differences to CE for every accuracy (last epoch, selected, oracle), not only the
     # headline: in the memorisation regime the last epoch is where methods differ most
-    every = [paired] + [stats.paired_differences(dfp, m, runs=runs)
-                        for m, _, _ in ACCURACIES.values() if m != headline]
-    every = [p for p in every if not p.empty]
+    every = [p for p in [paired] + [v for k, v in paireds.items() if k != head_key] if not p.empty]
     if every:
         path = root / "tables" / f"paired_vs_ce_{ps}.csv"
         pd.concat(every, ignore_index=True).to_csv(path, index=False)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from methods.base import register_method
 from methods.ce import SingleNetwork
-from methods.losses.terms import one_hot
+from methods.common import one_hot
 from methods.params import param
 
 MODES = ("soft", "hard")

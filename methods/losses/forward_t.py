@@ -39,7 +39,7 @@ from torch import Tensor
 
 from methods.base import RunContext, register_method
 from methods.ce import SingleNetwork
-from methods.common import ce_per_sample, ordered, supervised_epoch
+from methods.common import ce_per_sample, ordered
 from methods.params import param
 
 ESTIMATORS = ("anchor", "oracle")
@@ -117,25 +117,24 @@ class ForwardT(SingleNetwork):
             out[idx] = F.softmax(self.net(self.ctx.normalise(self.ctx.train_x[idx])).float(), dim=1)
         return out
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
+    def epoch_lr(self, epoch: int) -> float:
         ctx, W = self.ctx, self.warmup
-        if self.T is None and epoch == W + 1:
+        if self.oracle or not self.cfg.restart:
+            return ctx.set_epoch_lr(self.opt, epoch)
+        if self.T is not None:
+            return ctx.set_epoch_lr(self.opt, epoch - W, ctx.epochs - W)
+        return ctx.set_epoch_lr(self.opt, epoch, W)
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        if self.T is None and epoch == self.warmup + 1:
             # stage 2 starts: T from the network trained through epoch W (done here, not at the
             # end of epoch W, so a run resumed from epoch W's checkpoint computes the same T)
             self.T = anchor_transition(self.predict_noisy(), self.cfg.filter_outliers)
             if self.cfg.restart:
-                self.net = ctx.build_model(1)
-                self.opt = ctx.make_optimizer(self.net.parameters(), weight_decay=self.weight_decay())
-        stage2 = self.T is not None
-        if self.oracle or not self.cfg.restart:
-            lr = ctx.set_epoch_lr(self.opt, epoch)
-        elif stage2:
-            lr = ctx.set_epoch_lr(self.opt, epoch - W, ctx.epochs - W)
-        else:
-            lr = ctx.set_epoch_lr(self.opt, epoch, W)
-        out = supervised_epoch(self.net, self.opt, ctx, epoch, self.batch_loss)
-        out["train/lr"] = lr
-        out.update(self._figures(stage=2 if stage2 else 1))
+                self.net = self.ctx.build_model(1)
+                self.opt = self.ctx.make_optimizer(self.net.parameters(), weight_decay=self.weight_decay())
+        out = super().train_epoch(epoch)
+        out.update(self._figures(stage=2 if self.T is not None else 1))
         return out
 
     def _figures(self, stage: int) -> dict[str, float]:

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import Tensor
+
 from methods.base import register_method
 from methods.ce import SingleNetwork
-from methods.losses.terms import WithRCE, nce
+from methods.losses.terms import nce, rce
 from methods.params import param
 
 
@@ -33,10 +35,12 @@ class NCERCEConfig:
 
 
 @register_method("nce_rce")
-class NCERCE(WithRCE, SingleNetwork):
+class NCERCE(SingleNetwork):
     Config = NCERCEConfig
 
-    active = staticmethod(nce)
+    def loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        c = self.cfg
+        return c.alpha * nce(logits, y) + c.beta * rce(logits, y, c.label_clamp)
 
     @classmethod
     def search_space(cls):

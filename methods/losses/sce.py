@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import Tensor
+
 from methods.base import register_method
 from methods.ce import SingleNetwork
 from methods.common import ce_per_sample
-from methods.losses.terms import WithRCE
+from methods.losses.terms import rce
 from methods.params import param
 
 
@@ -35,10 +37,12 @@ class SCEConfig:
 
 
 @register_method("sce")
-class SCE(WithRCE, SingleNetwork):
+class SCE(SingleNetwork):
     Config = SCEConfig
 
-    active = staticmethod(ce_per_sample)
+    def loss(self, logits: Tensor, y: Tensor) -> Tensor:
+        c = self.cfg
+        return c.alpha * ce_per_sample(logits, y) + c.beta * rce(logits, y, c.label_clamp)
 
     @classmethod
     def search_space(cls):

@@ -14,10 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
-def one_hot(y: Tensor, num_classes: int) -> Tensor:
-    """(B,) int64 -> (B, C) float32 one-hot."""
-    return F.one_hot(y, num_classes).float()
+from methods.common import one_hot
 
 
 def mae(logits: Tensor, y: Tensor) -> Tensor:
@@ -59,20 +56,4 @@ def l1_of(params) -> Tensor:
     """Scalar sum of |theta| over every tensor in ``params`` (ANL's L1: a sum, not a mean, over all
     parameters, batch-norm weights and biases included; loss.py:265-272)."""
     return torch.stack([p.abs().sum() for p in params]).sum()
-
-
-class WithRCE:
-    """Mixin for losses of the form alpha * active(logits, y) + beta * RCE (SCE, NCE+RCE).
-
-    The Config must have alpha, beta and label_clamp; the subclass names its active term."""
-
-    cfg: object
-
-    @staticmethod
-    def active(logits: Tensor, y: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def loss(self, logits: Tensor, y: Tensor) -> Tensor:
-        c = self.cfg
-        return c.alpha * self.active(logits, y) + c.beta * rce(logits, y, c.label_clamp)
 

@@ -49,7 +49,8 @@ def critical_gradient_mask(params: list[nn.Parameter], keep: float, scale: float
     params = [p for p in params if p.grad is not None]
     if not params:
         return torch.zeros(())
-    s = torch.cat([(p.detach() * p.grad).abs().flatten().float() for p in params])
+    scores = [(p.detach() * p.grad).abs().float() for p in params]  # computed once, used twice
+    s = torch.cat([sc.flatten() for sc in scores])
     n = s.numel()
     nz = int(keep * n)
     if nz <= 0:
@@ -58,8 +59,8 @@ def critical_gradient_mask(params: list[nn.Parameter], keep: float, scale: float
         return torch.zeros((), device=s.device)
     thresh = torch.kthvalue(s, n - nz + 1).values  # the nz-th largest
     kept = torch.zeros((), device=s.device)
-    for p in params:
-        m = (p.detach() * p.grad).abs().float() >= thresh
+    for p, sc in zip(params, scores):
+        m = sc >= thresh
         kept += m.sum()
         p.grad.mul_(m.to(p.grad.dtype) * scale)
     return kept / n
@@ -83,17 +84,15 @@ class CDR(SingleNetwork):
         self.tau_is_oracle = cfg.tau < 0
         self.tau = float(ctx.noise_rate if self.tau_is_oracle else cfg.tau)
         self._kept: list[Tensor] = []
+        # the network is never replaced, so the candidate weights are listed once
+        self._candidates = ([self.net.classifier.weight] if cfg.scope == "classifier"
+                            else [p for p in self.net.parameters() if p.dim() in (2, 4)])
 
     def loss(self, logits: Tensor, y: Tensor) -> Tensor:
         return ce_per_sample(logits, y)
 
-    def candidates(self) -> list[nn.Parameter]:
-        if self.cfg.scope == "classifier":
-            return [self.net.classifier.weight]
-        return [p for p in self.net.parameters() if p.dim() in (2, 4)]
-
     def before_step(self) -> None:
-        self._kept.append(critical_gradient_mask(self.candidates(), 1.0 - self.tau, 1.0 - self.tau))
+        self._kept.append(critical_gradient_mask(self._candidates, 1.0 - self.tau, 1.0 - self.tau))
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         self._kept = []

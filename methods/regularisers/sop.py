@@ -29,8 +29,7 @@ from torch import Tensor, nn
 
 from methods.base import RunContext, register_method
 from methods.ce import SingleNetwork
-from methods.common import PerSampleState
-from methods.losses.terms import one_hot
+from methods.common import PerSampleState, one_hot
 from methods.params import param
 
 UV_STREAM = 7  # order-stream key of u and v's initial draw (epoch 0: never a training epoch)
@@ -45,8 +44,7 @@ def sop_loss(logits: Tensor, y: Tensor, u: Tensor, v: Tensor) -> Tensor:
     q = (F.softmax(logits.float(), dim=1) + U - V.detach()).clamp_min(EPS)
     q = F.normalize(q, p=1, dim=1, eps=EPS).clamp(EPS, 1.0)
     ce = -(yoh * q.log()).sum(dim=1).mean()
-    with torch.no_grad():
-        hard = one_hot(logits.argmax(dim=1), logits.shape[1])
+    hard = one_hot(logits.argmax(dim=1), logits.shape[1])  # argmax carries no gradient
     mse = F.mse_loss(hard + U - V, yoh, reduction="sum") / logits.shape[0]
     return ce + mse
 
