@@ -115,13 +115,14 @@ def bare_loop(base: dict[str, Any], sets: list[str] | None = None, epochs: int =
     """Seconds per epoch of the plainest loop over the same training tensors, model and optimiser:
     normalised float images prepared once, a random permutation cut into batches, forward, CE,
     zero_grad, backward, step. No augmentation call, no metrics, nothing else. The harness's CE
-    epoch is compared with it (goal: at least 0.9 of its speed)."""
-    from benchmark import optim
+    epoch is compared with it (goal: at least 0.9 of its speed). It runs under the run's numerical
+    setting (runtime.pinned: threads, deterministic flags) and precision, as the harness's CE does."""
+    from benchmark import optim, runtime
     from benchmark.data import load_dataset
     from benchmark.models import build_model
-    from benchmark.train import resolve_device, split_indices
+    from benchmark.train import autocast, resolve_device, split_indices
     cfg = build_config({**base, "method": "ce"}, sets)
-    data = load_dataset(cfg.dataset)
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir or None)
     dev = resolve_device(cfg.device)
     tr, _ = split_indices(len(data.train_y), cfg.subset, cfg.val_frac, 0)
     mean = torch.tensor(data.mean).view(1, -1, 1, 1)
@@ -136,22 +137,23 @@ def bare_loop(base: dict[str, Any], sets: list[str] | None = None, epochs: int =
         x = x.contiguous(memory_format=torch.channels_last)
     opt = optim.build_optimizer(cfg.optim, model.parameters())
     gen = torch.Generator(device=dev).manual_seed(0)
-    torch.set_num_threads(cfg.threads)
-    with torch.no_grad():
-        model(x[: cfg.batch_size])  # one-time allocator and kernel warm-up, as the harness's first epoch
     times = []
-    for _ in range(epochs):
-        t0 = time.perf_counter()
-        perm = torch.randperm(len(y), generator=gen, device=dev)
-        for s in range(0, len(y), cfg.batch_size):
-            idx = perm[s:s + cfg.batch_size]
-            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        times.append(time.perf_counter() - t0)
+    with runtime.pinned(cfg.threads):
+        with torch.no_grad():
+            model(x[: cfg.batch_size])  # one-time allocator and kernel warm-up, as the harness's first epoch
+        for _ in range(epochs):
+            t0 = time.perf_counter()
+            perm = torch.randperm(len(y), generator=gen, device=dev)
+            with autocast(cfg, dev):
+                for s in range(0, len(y), cfg.batch_size):
+                    idx = perm[s:s + cfg.batch_size]
+                    loss = torch.nn.functional.cross_entropy(model(x[idx]).float(), y[idx])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            times.append(time.perf_counter() - t0)
     return {"bare_epoch_s": float(np.median(times[1:] if len(times) > 1 else times))}
 
 

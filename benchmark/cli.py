@@ -563,10 +563,12 @@ def cmd_bench(a: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(runs, ignore_errors=True)
     if not a.no_loader:
-        data = load_dataset(a.dataset)
-        n = min(a.subset or len(data.train_y), len(data.train_y))
-        out["loader"] = time_loaders(a.dataset, n, a.batch_size, data.crop_pad or 2, True,
-                                     a.loader_workers)
+        # the protocol's dataset, subset and batch size (a preset's when one is given)
+        data = load_dataset(base["dataset"])
+        subset = base.get("subset") or 0
+        n = min(subset or len(data.train_y), len(data.train_y))
+        out["loader"] = time_loaders(base["dataset"], n, base.get("batch_size", a.batch_size),
+                                     data.crop_pad or 2, True, a.loader_workers)
     out["threads"] = base["threads"]
     if a.json:
         print(json.dumps(json_safe(out)))
