@@ -386,9 +386,14 @@ def _regime_html(dfp: pd.DataFrame) -> str:
                 "regime cannot be said.</p>")
     items = []
     for x in r.itertuples(index=False):
-        verdict = ("<strong>memorisation regime</strong>" if x.memorises else
-                   '<strong class="warn">CE does not memorise here</strong>: a comparison in this setting '
-                   "says little about robustness to label noise")
+        if x.memorises:
+            verdict = "<strong>memorisation regime</strong>"
+        elif math.isnan(x.noisy_fit) and x.drop >= stats.REGIME_DROP:
+            verdict = ("<strong>regime unknown</strong>: no memorisation probe was recorded "
+                       "(memo_samples = 0), so whether CE fits the noisy labels cannot be said")
+        else:
+            verdict = ('<strong class="warn">CE does not memorise here</strong>: a comparison in this '
+                       "setting says little about robustness to label noise")
         fit = DASH if math.isnan(x.noisy_fit) else f"{100 * x.noisy_fit:.0f}%"
         items.append(f"<li><code>{e(str(x.noise_label))}</code>: CE's last epoch is {100 * x.drop:.1f} points "
                      f"below its best tested epoch and it fits {fit} of the mislabelled training images "

@@ -232,3 +232,11 @@ def test_regime_is_judged_on_ce():
     assert bool(r.loc["sym-50%", "memorises"]) and not bool(r.loc["sym-20%", "memorises"])
     assert r.loc["sym-50%", "drop"] == pytest.approx(0.27) and r.loc["sym-50%", "noisy_fit"] == pytest.approx(0.59)
     assert r.loc["sym-20%", "n_seeds"] == 2
+
+
+def test_regime_page_says_unknown_without_a_memorisation_probe():
+    from reports.site import _regime_html
+    cells = [toy_frame({"ce": vals}, label="sym-50%", rate=0.5, metric=metric)
+             for metric, vals in (("test/acc_best", [0.82, 0.80]), ("test/acc_last", [0.53, 0.55]))]
+    html = _regime_html(pd.concat(cells))
+    assert "regime unknown" in html and "does not memorise" not in html
