@@ -91,15 +91,26 @@ class Augmenter:
             x = x.contiguous(memory_format=torch.channels_last)  # ops below keep its layout
         return (x.float().div_(255.0).sub_(m)).div_(s)
 
+    def normalise_float(self, x: Tensor) -> Tensor:
+        """float ``(B, C, H, W)`` in [0, 1] -> ``(x - mean) / std`` (after a strong-view policy)."""
+        m, s = self._mean_std(x.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return (x - m) / s
+
     def augment(self, x: Tensor, gen: torch.Generator) -> Tensor:
-        """uint8 ``(B, C, H, W)`` -> float32 ``(B, C, H, W)``: random crop / flip, then normalise.
+        """uint8 ``(B, C, H, W)`` -> float32 ``(B, C, H, W)``: random crop / flip, then normalise."""
+        return self.normalise(self.geometric(x, gen))
+
+    def geometric(self, x: Tensor, gen: torch.Generator) -> Tensor:
+        """uint8 ``(B, C, H, W)`` -> uint8 ``(B, C, H, W)``: the random crop / flip / rotation only.
 
         ``gen`` must live on ``x.device``. Fully vectorised: the batch is zero-padded once, then one
         ``gather`` over the flattened pixels with per-sample row and column index vectors picks
         every sample's (possibly mirrored) window.
         """
         if self.is_identity:
-            return self.normalise(x)
+            return x
         if x.dim() != 4:
             raise ValueError(f"expected (B, C, H, W), got shape {tuple(x.shape)}")
         b, c, h, w = x.shape
@@ -126,7 +137,7 @@ class Augmenter:
         out = torch.gather(flat, 2, pix.reshape(b, 1, h * w).expand(b, c, h * w))
         if inside is not None:
             out = out * inside
-        return self.normalise(out.reshape(b, c, h, w))
+        return out.reshape(b, c, h, w)
 
     def _rotation_source(self, b: int, h: int, w: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         """Per-sample rotation by an angle in [-rotate, rotate] degrees (nearest, zero fill).

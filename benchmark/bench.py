@@ -204,3 +204,63 @@ def time_loaders(dataset: str, n: int, batch_size: int, crop_pad: int, hflip: bo
     per_sample = time.perf_counter() - t0
     return {"ours_s": ours, "per_sample_loader_s": per_sample, "speedup": per_sample / ours,
             "images": n, "loader_workers": workers}
+
+
+def time_strong_views(dataset: str, n: int, batch_size: int, crop_pad: int, workers: int,
+                      device: str = "cpu", threads: int = 1) -> list[dict[str, Any]]:
+    """Seconds to produce one epoch of strong views of ``n`` images, ours against torchvision's.
+
+    ours: benchmark/strong_augment.py on uint8 batches held on ``device`` (per-image operations,
+    one Kornia call per distinct operation in a batch). torchvision: crop + flip + the policy on
+    one PIL image at a time (``T.AutoAugment(CIFAR10)`` / ``T.RandAugment(2, 9)``), batched by a
+    DataLoader with ``workers`` processes, the pipeline of the official code. Ours runs with
+    ``threads`` torch threads (a run's setting), restored afterwards.
+    """
+    import torchvision.transforms as T
+    from PIL import Image
+
+    from benchmark.augment import Augmenter
+    from benchmark.data import load_dataset
+    from benchmark.strong_augment import StrongAugmenter, StrongSpec
+    data = load_dataset(dataset)
+    dev = torch.device(device)
+    x = data.train_x[:n].to(dev)
+    weak = Augmenter(data.mean, data.std, crop_pad=crop_pad, hflip=True)
+    c, h, _ = data.image_shape
+    arr = data.train_x[:n].permute(0, 2, 3, 1).numpy()
+    out = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for name, spec, policy in (("autoaugment", StrongSpec("autoaugment"), T.AutoAugment(T.AutoAugmentPolicy.CIFAR10)),
+                                   ("randaugment", StrongSpec("randaugment", "disc", 2, 10), T.RandAugment(2, 9))):
+            strong = StrongAugmenter(weak, spec)
+            gen = torch.Generator(device=dev).manual_seed(0)
+            t0 = time.perf_counter()
+            perm = torch.randperm(n, generator=gen, device=dev)
+            for s in range(0, n, batch_size):
+                strong(x[perm[s:s + batch_size]], gen)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            ours = time.perf_counter() - t0
+            transform = T.Compose([T.RandomCrop(h, padding=crop_pad), T.RandomHorizontalFlip(), policy,
+                                   T.ToTensor(), T.Normalize(data.mean, data.std)])
+
+            class PerSample(torch.utils.data.Dataset):
+                def __len__(self):
+                    return n
+
+                def __getitem__(self, i):
+                    return transform(Image.fromarray(arr[i, :, :, 0] if c == 1 else arr[i]))
+
+            loader = torch.utils.data.DataLoader(PerSample(), batch_size=batch_size, shuffle=True,
+                                                 num_workers=workers)
+            t0 = time.perf_counter()
+            for _ in loader:
+                pass
+            theirs = time.perf_counter() - t0
+            out.append({"policy": name, "ours_s": ours, "torchvision_s": theirs, "speedup": theirs / ours,
+                        "images": n, "loader_workers": workers, "device": str(dev)})
+    finally:
+        torch.set_num_threads(before)
+    return out

@@ -170,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--val-frac", type=float,
                    help="held-out noisy validation fraction (default 0.1 or the preset's; 0: every training image)")
     b.add_argument("--no-loader", action="store_true", help="skip the per-sample DataLoader comparison")
+    b.add_argument("--strong", action="store_true",
+                   help="also time the strong views (AutoAugment, RandAugment) against torchvision's "
+                   "per-sample pipeline")
     b.add_argument("--tmp", help="where the fresh temporary store is made (default: the system's "
                    "temporary directory); only the directory bench creates is removed")
     b.add_argument("--json", action="store_true")
@@ -530,7 +533,9 @@ def cmd_report(a: argparse.Namespace) -> int:
 def cmd_bench(a: argparse.Namespace) -> int:
     import shutil
     import tempfile
-    from benchmark.bench import time_loaders, time_rounds
+    import torch
+
+    from benchmark.bench import time_loaders, time_rounds, time_strong_views
     from benchmark.data import load_dataset
     if a.tmp is not None and not Path(a.tmp).is_dir():
         raise UsageError(f"--tmp {a.tmp}: not an existing directory")
@@ -569,6 +574,13 @@ def cmd_bench(a: argparse.Namespace) -> int:
         n = min(subset or len(data.train_y), len(data.train_y))
         out["loader"] = time_loaders(base["dataset"], n, base.get("batch_size", a.batch_size),
                                      data.crop_pad or 2, True, a.loader_workers)
+    if a.strong:
+        data = load_dataset(base["dataset"])
+        n = min(base.get("subset") or len(data.train_y), len(data.train_y))
+        dev = "cpu" if a.device == "auto" and not torch.cuda.is_available() else (
+            "cuda" if a.device == "auto" else a.device)
+        out["strong"] = time_strong_views(base["dataset"], n, base.get("batch_size", a.batch_size),
+                                          data.crop_pad or 2, a.loader_workers, dev, base["threads"])
     out["threads"] = base["threads"]
     if a.json:
         print(json.dumps(json_safe(out)))
@@ -590,6 +602,10 @@ def cmd_bench(a: argparse.Namespace) -> int:
         L = out["loader"]
         print(f"data pipeline, {L['images']} images: ours {L['ours_s']:.2f} s, per-sample DataLoader "
               f"({L['loader_workers']} workers) {L['per_sample_loader_s']:.2f} s: {L['speedup']:.1f}x")
+    for S in out.get("strong", []):
+        print(f"strong view {S['policy']}, {S['images']} images on {S['device']}: ours {S['ours_s']:.2f} s, "
+              f"torchvision per-sample ({S['loader_workers']} workers) {S['torchvision_s']:.2f} s: "
+              f"{S['speedup']:.1f}x")
     return 0
 
 

@@ -144,6 +144,11 @@ class RunConfig:
     selected by noisy validation is exact whatever this is: the networks of the best-validation
     epoch are kept and tested at the end. Part of the protocol (the oracle best epoch is taken
     over the tested epochs only) and of the run id."""
+    test_last: int = param(0, ge=0)
+    """Also test each of the last this many epochs (0: only test_every's epochs and the last).
+    With the last 10 epochs tested, results carry test/acc_last10_mean, the mean test accuracy
+    over them (the published rule of SED, DISC and JoCoR); with test_every = 1 they always are.
+    Part of the run id when nonzero (left out at 0, so earlier runs keep their ids)."""
     checkpoint_s: float = param(120.0, ge=0.0)
     """Seconds between checkpoints (0: after every epoch). A run also checkpoints when it stops
     early (stop_after, a pruned trial); a crash loses at most this much work. Not hashed."""
@@ -179,6 +184,8 @@ class RunConfig:
                 d["optim"].pop(k)
         if not d.get("channels_last"):
             d.pop("channels_last", None)
+        if not d.get("test_last"):
+            d.pop("test_last", None)
         if hp is not None:
             d["hp"] = hp
             d.pop("mask")

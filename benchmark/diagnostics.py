@@ -42,3 +42,28 @@ def selection_quality(selected: torch.Tensor | None, scores: torch.Tensor | None
         else:
             out["select/auc"] = math.nan
     return out
+
+
+def correction_quality(corrected: torch.Tensor | None, noisy: torch.Tensor,
+                       clean: torch.Tensor) -> dict[str, float]:
+    """How well a relabelling method's new labels match the truth.
+
+    corrected: (N,) int64, the new label or -1 where the method kept the given one (or None);
+    noisy, clean: (N,) int64. correct/accuracy is the fraction of relabelled samples whose new
+    label is the clean one; correct/fixed the fraction of noisy samples relabelled to their clean
+    label; correct/broken the fraction of clean samples relabelled to a wrong label; and
+    correct/label_precision the label precision of the whole training set after relabelling.
+    """
+    if corrected is None:
+        return {}
+    c = corrected.to(clean.device)
+    rel = c >= 0
+    n_rel = float(rel.sum())
+    is_noisy = noisy != clean
+    now = torch.where(rel, c, noisy)
+    hit = rel & (c == clean)
+    return {"correct/fraction": n_rel / len(c),
+            "correct/accuracy": float(hit.sum()) / n_rel if n_rel else math.nan,
+            "correct/fixed": float((hit & is_noisy).sum()) / max(float(is_noisy.sum()), 1.0),
+            "correct/broken": float((rel & ~is_noisy & (c != clean)).sum()) / max(float((~is_noisy).sum()), 1.0),
+            "correct/label_precision": float((now == clean).float().mean())}

@@ -379,6 +379,70 @@ def resnet34(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
     return CifarResNet(BasicBlock, (3, 4, 6, 3), num_classes, in_channels)
 
 
+@register_model("resnet18")
+def resnet18(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """DISC's CIFAR ResNet-18.
+
+    Checked against JackYFL/DISC ``models/resnet.py`` (``resnet18``, the CIFAR branch of its
+    torchvision-style ResNet): stem conv3x3(64, stride 1, no bias)-BN-ReLU without max-pool;
+    post-activation basic blocks [2, 2, 2, 2] with 1x1 conv + BN projection shortcuts; average
+    pooling; linear head (``fc`` there, ``classifier`` here). Convolutions are initialised
+    ``kaiming_normal_(mode="fan_out", nonlinearity="relu")`` and BN to (1, 0), as its ``__init__``.
+    Deviations: global pooling is ``AdaptiveAvgPool2d(1)``; ``in_channels`` is configurable.
+    """
+    net = CifarResNet(BasicBlock, (2, 2, 2, 2), num_classes, in_channels)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    return net
+
+
+class SevenCNN(Backbone):
+    """SED's 7-layer CNN: three conv blocks and a two-layer MLP head (see :func:`sevencnn`)."""
+
+    def __init__(self, num_classes: int, in_channels: int, image_size: int):
+        super().__init__()
+
+        def block(cin: int, mid: int, cout: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, mid, 3, 1, 1), nn.BatchNorm2d(mid), nn.ReLU(inplace=True),
+                    nn.Conv2d(mid, cout, 3, 1, 1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                    nn.MaxPool2d(2, 2)]
+
+        self.body = nn.Sequential(*block(in_channels, 64, 64), *block(64, 128, 128),
+                                  *block(128, 196, 16), nn.Flatten())
+        side = image_size // 8
+        hidden_in = 16 * side * side
+        self.head = nn.Sequential(nn.Linear(hidden_in, 2 * hidden_in), nn.BatchNorm1d(2 * hidden_in),
+                                  nn.ReLU(inplace=True))
+        self.feature_dim = 2 * hidden_in
+        self.classifier = nn.Linear(2 * hidden_in, num_classes)
+        for lin in (self.head[0], self.classifier):
+            nn.init.kaiming_normal_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.head(self.body(x))
+
+
+@register_model("sevencnn")
+def sevencnn(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """SED's ``SevenCNN`` (the backbone of its synthetic CIFAR protocol).
+
+    Checked against NUST-Machine-Intelligence-Laboratory/SED @ 16fea96 ``model/SevenCNN.py``
+    (class ``CNN``) and ``model/MLPHeader.py``: blocks conv3x3 64-64 / 128-128 / 196-16, each conv
+    with bias, BN (momentum 0.1) and ReLU, a 2x2 max-pool after each block; flatten (16 x 4 x 4 =
+    256 at 32x32); head ``MLPHead(256, mlp_scale_factor=2)`` = Linear(256, 512)-BN1d-ReLU-Linear(512,
+    C). The head's linear layers are ``kaiming_normal_`` with zero bias (MLPHeader.py:28), the
+    rest PyTorch's default. The final Linear is ``classifier`` here (the mask's layer), the
+    first head layer ``head``.
+    Deviations: the unused ``proba_head`` (computed in the official forward, in no loss) and the
+    unused ``dropout_rate`` are left out; the flatten size follows the input (16 x 3 x 3 at 28x28).
+    """
+    if image_size < 8:
+        raise ValueError(f"sevencnn needs image_size >= 8, got {image_size}")
+    return SevenCNN(num_classes, in_channels, image_size)
+
+
 def num_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -23,17 +23,21 @@ from benchmark import env, optim, runtime
 from benchmark.augment import Augmenter
 from benchmark.config import AUGMENTS, OPTIM_NEW_DEFAULTS, RunConfig, UsageError, check_config, sub_seed
 from benchmark.data import DatasetArrays, load_dataset
-from benchmark.diagnostics import memorisation, selection_quality
+from benchmark.diagnostics import correction_quality, memorisation, selection_quality
 from benchmark.grad_error import probe_metrics
 from benchmark.models import build_model
 from benchmark.noise_cache import noise_for
 from benchmark.store import Store
+from benchmark.strong_augment import StrongAugmenter
 from benchmark.tracking import Tracker, resolve_mode
 from methods import RunContext, get_method, resolve_hp
 from methods.params import ConfigError
 from noise import NoiseArtifact
 
-LAST_EPOCH_PREFIXES = ("select/", "mask/", "grad/", "memo/")
+LAST_K = 10
+"""test/acc_last10_mean: the mean test accuracy over the last LAST_K epochs, when each was tested
+(test_every = 1, or test_last >= 10): the rule of the SED, DISC and JoCoR tables."""
+LAST_EPOCH_PREFIXES = ("select/", "correct/", "mask/", "grad/", "memo/")
 PROBE_SIZE = 512
 """Training samples in the fixed probe batch of the gradient diagnostics."""
 
@@ -323,7 +327,8 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, meter: runtime.Res
         build_model=build,
         make_optimizer=lambda p, weight_decay=None: optim.build_optimizer(cfg.optim, p, weight_decay),
         set_epoch_lr=set_epoch_lr, augment=aug.augment, normalise=aug.normalise, generator=gen,
-        noise_transition=torch.as_tensor(np.asarray(art.transition), dtype=torch.float32, device=dev))
+        noise_transition=torch.as_tensor(np.asarray(art.transition), dtype=torch.float32, device=dev),
+        strong_view=lambda spec: StrongAugmenter(aug, spec))
     method = get_method(cfg.method)()
     method.setup(ctx, prep.hp)
 
@@ -378,13 +383,14 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, meter: runtime.Res
                                        f"recorded in {store.run_dir(rid) / 'failure.json'}")
             t1 = time.perf_counter()
             row: dict[str, float] = {"epoch": epoch, **metrics}
-            tested = epoch % cfg.test_every == 0 or epoch == cfg.epochs
+            tested = epoch % cfg.test_every == 0 or epoch == cfg.epochs or epoch > cfg.epochs - cfg.test_last
             with autocast(cfg, dev):
                 row["val_noisy/acc"] = _acc(predict(method, x_val, norm, eb), noisy_val) if len(va) else math.nan
                 if tested:
                     row.update(_evaluate(cfg, method, aug, x_test, y_test, x_train, noisy_train,
                                          clean_train, memo_idx, epoch))
             row.update(selection_quality(method.selected(), method.clean_scores(), is_clean))
+            row.update(correction_quality(method.corrected_labels(), noisy_train, clean_train))
             row.update(method.extra_metrics())
             if tested:
                 row.update(probe_metrics(method, x_probe, noisy_probe, clean_probe))
@@ -514,14 +520,17 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
     acc_best is the oracle (best test accuracy over the tested epochs: chosen with the test set,
     reported for comparison with papers only); acc_at_best_val is the test accuracy at the epoch
     of the best noisy-validation accuracy (earliest epoch on ties): the honest, selected number.
-    The last epoch is always tested; the selected one is tested at the end when the schedule
-    skipped it (see _BestVal).
+    The last epoch is always tested, and the selected one at the end when the schedule skipped it
+    (see _BestVal); test/acc_last10_mean when each of the last LAST_K epochs was tested.
     """
     tested = [(int(r["epoch"]), r["test/acc"]) for r in rows if "test/acc" in r]
     best_epoch, best_acc = max(tested, key=lambda t: (t[1], -t[0]))
     out: dict[str, Any] = {"test/acc_last": rows[-1]["test/acc"], "test/acc_best": best_acc,
                            "test/acc_best_epoch": best_epoch, "test/acc_best_is_oracle": True,
                            "epochs": len(rows), "tested_epochs": len(tested)}
+    tail = [acc for e, acc in tested if e > len(rows) - LAST_K]
+    if len(tail) == min(LAST_K, len(rows)):
+        out["test/acc_last10_mean"] = float(np.mean(tail))
     val = [r.get("val_noisy/acc", math.nan) for r in rows]
     if all(math.isfinite(v) for v in val):
         sel = int(np.argmax(val))

@@ -1,7 +1,7 @@
 """Training methods. Each file registers one method; importing them here fills the registry."""
 from methods.base import Method, RunContext, get_method, list_methods, register_method, resolve_hp
 from methods import ce, gce, coteaching, dividemix  # noqa: F401  (registration side effects)
-from methods import losses, regularisers  # noqa: F401  (robust losses; regularisers)
+from methods import losses, regularisers, selection  # noqa: F401  (robust losses; regularisers; selection)
 
 __all__ = ["Method", "RunContext", "get_method", "list_methods", "register_method", "resolve_hp"]
 

@@ -61,6 +61,11 @@ class RunContext:
     of true class i labelled j. Oracle knowledge (it is computed from the clean labels): only a
     method asked to use it may read it (forward_t with estimator = oracle), and it records so."""
 
+    strong_view: Callable[[Any], Callable[[Tensor, torch.Generator], Tensor]] | None = None
+    """strong_view(spec: benchmark.strong_augment.StrongSpec) -> f(x_uint8 (B,C,H,W), gen) ->
+    float (B,C,H,W): the protocol's crop/flip, then the spec's strong policy per image, then
+    normalisation (DISC's and SED's second view)."""
+
     @property
     def num_train(self) -> int:
         return int(self.noisy_labels.shape[0])
@@ -94,6 +99,12 @@ class Method:
 
     def selected(self) -> Tensor | None:
         """(N,) bool: the samples the method treated as clean in the last epoch, if it selects."""
+        return None
+
+    def corrected_labels(self) -> Tensor | None:
+        """(N,) int64: the label the method now trains a sample on where it relabelled it, -1
+        where it kept the given label; None for a method that never relabels. The runner scores
+        it against the clean labels (correct/*); the method never sees that score."""
         return None
 
     def extra_metrics(self) -> dict[str, float]:

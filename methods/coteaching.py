@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -116,21 +116,27 @@ def official_plan(epoch: int, epochs: int, lr: float, decay_frac: float) -> tupl
     return lr * (epochs - epoch + 1) / max(epochs - start, 1), 0.1
 
 
-@register_method("coteaching")
-class Coteaching(Method):
-    Config = CoteachingConfig
+class SmallLossPair(Method):
+    """Two networks that select small-loss samples (Co-teaching, Co-teaching+, JoCoR).
 
-    def setup(self, ctx: RunContext, cfg: CoteachingConfig) -> None:
+    Shared here: the networks (init-stream keys 0 and 1, so different initialisations), their
+    optimisers (one per network, or one over both when ``shared_optimizer``), the protocol's or
+    the official Adam plan (the Config has ``schedule``, ``adam_lr``, ``decay_frac``), and the last
+    epoch's picks and scores that the runner scores as select/*. Subclasses set ``self.tau`` and
+    fill ``self._kept`` / ``self._score`` in ``train_epoch``.
+    """
+
+    shared_optimizer: ClassVar[bool] = False
+
+    def _setup_pair(self, ctx: RunContext, cfg: Any) -> None:
         self.ctx, self.cfg = ctx, cfg
-        self.tau_is_oracle = cfg.forget_rate < 0
-        self.tau = float(ctx.noise_rate if self.tau_is_oracle else cfg.forget_rate)
-        # different initialisations: init-stream keys 0 and 1
         self.nets = [ctx.build_model(0), ctx.build_model(1)]
+        groups = ([[p for n in self.nets for p in n.parameters()]] if self.shared_optimizer
+                  else [list(n.parameters()) for n in self.nets])
         if cfg.schedule == "official":
-            self.opts = [torch.optim.Adam(n.parameters(), lr=cfg.adam_lr, betas=(0.9, 0.999))
-                         for n in self.nets]
+            self.opts = [torch.optim.Adam(g, lr=cfg.adam_lr, betas=(0.9, 0.999)) for g in groups]
         else:
-            self.opts = [ctx.make_optimizer(n.parameters()) for n in self.nets]
+            self.opts = [ctx.make_optimizer(g) for g in groups]
         n = ctx.num_train
         self._kept = torch.zeros(n, dtype=torch.bool, device=ctx.device)
         self._score = torch.zeros(n, device=ctx.device)
@@ -144,6 +150,49 @@ class Coteaching(Method):
             for g in opt.param_groups:
                 g["lr"], g["betas"] = lr, (beta1, g["betas"][1])
         return lr
+
+    @torch.no_grad()
+    def predict_logits(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, num_classes): network 1's logits (the papers report network 1)."""
+        self.nets[0].eval()
+        return self.nets[0](x)
+
+    def selected(self) -> Tensor | None:
+        """(N,) bool: the samples network 1 picked as small-loss in the last epoch."""
+        return self._kept if self._trained else None
+
+    def clean_scores(self) -> Tensor | None:
+        """(N,) exp(-loss) of network 1's (Co-teaching+: and JoCoR's joint) loss on its last
+        batch of each sample in the last epoch: a score in [0, 1] monotone in the small-loss
+        criterion, not a calibrated P(clean). A sample in a skipped 1-sample batch scores 0."""
+        return self._score if self._trained else None
+
+    def networks(self):
+        return list(self.nets)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"nets": [n.state_dict() for n in self.nets],
+                "opts": [o.state_dict() for o in self.opts],
+                "kept": self._kept.cpu(), "score": self._score.cpu(), "trained": self._trained}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for net, s in zip(self.nets, state["nets"]):
+            net.load_state_dict(s)
+        for opt, s in zip(self.opts, state["opts"]):
+            opt.load_state_dict(s)
+        self._kept = state["kept"].to(self.ctx.device)
+        self._score = state["score"].to(self.ctx.device)
+        self._trained = bool(state["trained"])
+
+
+@register_method("coteaching")
+class Coteaching(SmallLossPair):
+    Config = CoteachingConfig
+
+    def setup(self, ctx: RunContext, cfg: CoteachingConfig) -> None:
+        self.tau_is_oracle = cfg.forget_rate < 0
+        self.tau = float(ctx.noise_rate if self.tau_is_oracle else cfg.forget_rate)
+        self._setup_pair(ctx, cfg)
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         ctx = self.ctx
@@ -191,39 +240,6 @@ class Coteaching(Method):
                 "train/acc": float(correct) / max(seen, 1), "train/lr": lr,
                 "coteach/drop_rate": rate, "coteach/forget_rate": self.tau,
                 "coteach/tau_is_oracle": 1.0 if self.tau_is_oracle else 0.0}
-
-    @torch.no_grad()
-    def predict_logits(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> (B, num_classes): network 1's logits (the paper reports network 1)."""
-        self.nets[0].eval()
-        return self.nets[0](x)
-
-    def selected(self) -> Tensor | None:
-        """(N,) bool: the samples net 1 kept (and so handed to net 2) in the last epoch."""
-        return self._kept if self._trained else None
-
-    def clean_scores(self) -> Tensor | None:
-        """(N,) exp(-CE) of net 1's ranking pass in the last epoch: p(noisy label), a score in
-        [0, 1] monotone in the small-loss criterion, not a calibrated P(clean). A sample in a
-        skipped 1-sample batch scores 0."""
-        return self._score if self._trained else None
-
-    def networks(self):
-        return list(self.nets)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"nets": [n.state_dict() for n in self.nets],
-                "opts": [o.state_dict() for o in self.opts],
-                "kept": self._kept.cpu(), "score": self._score.cpu(), "trained": self._trained}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for net, s in zip(self.nets, state["nets"]):
-            net.load_state_dict(s)
-        for opt, s in zip(self.opts, state["opts"]):
-            opt.load_state_dict(s)
-        self._kept = state["kept"].to(self.ctx.device)
-        self._score = state["score"].to(self.ctx.device)
-        self._trained = bool(state["trained"])
 
     @classmethod
     def search_space(cls) -> dict[str, Any]:

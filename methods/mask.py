@@ -28,9 +28,10 @@ at least one edge kept). Ties are broken by index (stable sort), so the mask is 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -126,6 +127,22 @@ def _mix(seed: int, count: int) -> int:
 
 # ----- the layer ---------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def one_step(*nets: nn.Module) -> Iterator[None]:
+    """Forward passes inside this block belong to one optimiser step of ``nets``: a masked
+    classifier counts the step and may refresh its mask on the first of them only (DISC's weak,
+    strong and two mixup passes; SED's weak and strong passes). Without it every gradient-enabled
+    train-mode forward is a step, and a refresh between two forwards of one step would change a
+    mask the first forward's graph still needs. A no-op for networks without a mask."""
+    layers = [m for n in nets for m in n.modules() if isinstance(m, MaskedLinear)]
+    for layer in layers:
+        layer._hold, layer._counted = True, False
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer._hold = False
+
 class MaskedLinear(nn.Module):
     """A linear classifier (D -> C) whose edges are masked by a (C, D) 0/1 buffer ``mask``.
 
@@ -149,6 +166,8 @@ class MaskedLinear(nn.Module):
         """Mask recomputations so far (also the counter of the random score's seed)."""
         self.active = True
         """False during warm-up: train unmasked, no refresh (the wrapper sets it per epoch)."""
+        self._hold = False
+        self._counted = False
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, cfg: MaskConfig, seed: int = 0) -> "MaskedLinear":
@@ -181,10 +200,11 @@ class MaskedLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, D) -> (B, C)."""
-        if self.training and self.active and torch.is_grad_enabled():
+        if self.training and self.active and torch.is_grad_enabled() and not (self._hold and self._counted):
             if self.steps % self.cfg.refresh == 0:
                 self.refresh(x)
             self.steps += 1
+            self._counted = True
         if self.masking():
             return F.linear(x, self.weight * self.mask, self.bias)
         return F.linear(x, self.weight, self.bias)

@@ -32,7 +32,10 @@ Method card
      Warm-up epochs leave the mask at all ones and do not count steps. Train-mode passes without
      gradients (Co-teaching's ranking) use the mask; eval-mode passes inside a method (DivideMix's
      division losses, its partner's label guessing) follow ``at_eval`` like the runner's evaluation,
-     so they are unmasked by default.
+     so they are unmasked by default. Several forwards inside one optimiser step (DISC's weak,
+     strong and mixup passes, SED's two views; methods.mask.one_step) are one step: the mask is
+     refreshed on the first of them. Weight-EMA copies (SED's teacher, ELR+'s averaged networks)
+     run unmasked: they average the trained network's full weights and take no gradients.
   6. mask/churn = fraction of mask entries (pooled over masked networks) that differ between the
      start and the end of the epoch; mask/sparsity = realised fraction of masked entries at the
      end of the epoch (0 during warm-up); mask/refreshes = refreshes in the epoch per network.

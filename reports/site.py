@@ -413,7 +413,7 @@ def _mask_html(dfp: pd.DataFrame, runs: dict, proto: str, info: dict, root: Path
              '<p class="muted">Each masked method (<code>obd</code> = CE with the mask, <code>X+obd</code>) '
              "minus its own base on the same seed, hence the same noisy labels.</p>"]
     frames = []
-    for key in ("selected", "last"):
+    for key in ("selected", "last", "last10"):
         metric = ACCURACIES[key][0]
         eff = stats.mask_effect(dfp, metric, runs=runs)
         if eff.empty:
@@ -423,6 +423,11 @@ def _mask_html(dfp: pd.DataFrame, runs: dict, proto: str, info: dict, root: Path
         parts.append(f'<div class="tablebox"><h3>{e(ACCURACIES[key][1])} <code>{e(metric)}</code></h3>')
         parts.append('<div class="scroll">' + tables.to_html(t, css_class="paper effect") + "</div>")
         parts.append(_write_table(t, root, f"mask_effect_{key}_{ps}", written) + "</div>")
+        h = tables.host_table(stats.cell_summary(dfp, metric), eff, protocol=proto, info=info)
+        if not h.empty:
+            parts.append(f'<div class="tablebox"><h3>Hosts and +mask, {e(ACCURACIES[key][1])}</h3>')
+            parts.append('<div class="scroll">' + tables.to_html(h, css_class="paper hosts") + "</div>")
+            parts.append(_write_table(h, root, f"hosts_mask_{key}_{ps}", written) + "</div>")
     if frames:
         path = root / "tables" / f"mask_effect_{ps}.csv"
         pd.concat(frames, ignore_index=True).to_csv(path, index=False)

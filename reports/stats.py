@@ -34,7 +34,7 @@ CELL_KEYS: tuple[str, ...] = ("protocol", "dataset", "model", "noise", "rate", "
 #: Columns that identify one (cell, method) group.
 GROUP_KEYS: tuple[str, ...] = CELL_KEYS + ("method",)
 
-FINAL_METRICS = ("test/acc_last", "test/acc_best", "test/acc_at_best_val")
+FINAL_METRICS = ("test/acc_last", "test/acc_best", "test/acc_at_best_val", "test/acc_last10_mean")
 
 
 def _clean(values: Iterable[float]) -> np.ndarray:

@@ -26,6 +26,9 @@ ACCURACIES: dict[str, tuple[str, str, str]] = {
                  "test accuracy at the epoch with the best accuracy on the noisy validation split "
                  "(no clean label is used to choose)"),
     "last": ("test/acc_last", "Last epoch", "test accuracy after the last training epoch"),
+    "last10": ("test/acc_last10_mean", "Mean of the last 10 epochs",
+               "mean test accuracy over the last 10 training epochs (the rule of the SED, DISC and "
+               "JoCoR tables)"),
     "oracle": ("test/acc_best", "Best epoch (ORACLE)",
                "ORACLE: the best test accuracy over all epochs; the epoch is chosen on the test "
                "set, so this is an upper bound, not a valid result"),
@@ -492,6 +495,61 @@ def effect_table(effect: pd.DataFrame, *, protocol: str, info: dict[str, str] | 
                       "in percentage points, [95% Student-t interval of the mean difference; none for "
                       "a single pair]; bold: the interval excludes zero."]
     t = pd.DataFrame(data, index=pd.Index(methods, name="method"))
+    t.attrs.update(attrs)
+    return t
+
+
+def host_table(summary: pd.DataFrame, effect: pd.DataFrame, *, protocol: str,
+               info: dict[str, str] | None = None, decimals: int = 1) -> pd.DataFrame:
+    """The OBD-mask paper's layout: each host method, then a "+mask" row and a gain row under it.
+
+    summary: :func:`reports.stats.cell_summary` for one metric; effect: :func:`reports.stats.mask_effect`
+    for the same metric. Rows, for every base B that has a masked variant: ``B`` ('mean ± std'),
+    ``  +mask`` (the masked variant, 'mean ± std') and ``  gain`` (paired masked minus B on seeds,
+    'mean [95% interval]' in points). ``obd`` is the "+mask" row of ``ce``. ``attrs['best']`` marks
+    the gain cells whose interval excludes zero (bold in the writers).
+    """
+    s = summary[summary["protocol"] == protocol] if not summary.empty else summary
+    e = effect[effect["protocol"] == protocol] if not effect.empty else effect
+    metric = str(s["metric"].iloc[0]) if not s.empty else ""
+    attrs: dict[str, Any] = {"protocol": protocol, "metric": metric, "info": dict(info or {}),
+                             "title": f"Hosts with and without the mask, {metric}",
+                             "rule_label": "Gain", "rule": "masked minus host, paired on seed (same "
+                             "noisy labels); points of test accuracy", "best": {}, "measured_rate": {},
+                             "notes": []}
+    if s.empty or e.empty:
+        t = pd.DataFrame()
+        t.index.name = "method"
+        t.attrs.update(attrs)
+        return t
+    masked = {m: mask_base(str(m)) for m in e["method"].unique()}
+    hosts = [b for b in method_order({b for b in masked.values() if b}) if b in set(s["method"])]
+    rows: list[tuple[str, str, str]] = []  # (row label, method, kind)
+    for b in hosts:
+        rows.append((b, b, "host"))
+        for m in sorted(k for k, v in masked.items() if v == b):
+            label = "  +mask" if len([1 for v in masked.values() if v == b]) == 1 else f"  {m}"
+            rows += [(label, m, "masked"), ("  gain" if label == "  +mask" else f"  gain {m}", m, "gain")]
+    max_n = int(s["n_seeds"].max())
+    data: dict[str, list[str]] = {}
+    for col, ds, label in _settings(s):
+        cell = s[(s["dataset"] == ds) & (s["noise_label"] == label)].set_index("method")
+        gain = e[(e["dataset"] == ds) & (e["noise_label"] == label)].set_index("method")
+        out = []
+        for _name, m, kind in rows:
+            if kind == "gain":
+                out.append(_diff_cell(gain.loc[m], decimals) if m in gain.index else DASH)
+            else:
+                out.append(format_cell(cell.at[m, "mean"], cell.at[m, "std"], int(cell.at[m, "n_seeds"]),
+                                       max_n=max_n, decimals=decimals) if m in cell.index else DASH)
+        data[col] = out
+        attrs["best"][col] = [name for name, m, kind in rows if kind == "gain" and m in gain.index
+                              and (gain.at[m, "ci_lo"] > 0 or gain.at[m, "ci_hi"] < 0)]
+    attrs["notes"] = [f"Host and +mask rows: mean {PM} std over seeds (ddof=1), accuracy in %, n = {max_n} "
+                      "seeds per cell. Gain rows: mean paired difference in points [95% Student-t "
+                      "interval; none for a single pair]; bold: the interval excludes zero. The +mask "
+                      "row of ce is obd."]
+    t = pd.DataFrame(data, index=pd.Index([r[0] for r in rows], name="method"))
     t.attrs.update(attrs)
     return t
 

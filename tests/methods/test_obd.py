@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from benchmark.augment import Augmenter
 from benchmark.models import build_model
+from benchmark.strong_augment import StrongAugmenter
 from benchmark.train import run
 from methods import RunContext, get_method, list_methods, resolve_hp
 from methods.ce import CE
@@ -34,7 +36,8 @@ def fake_ctx(epochs: int = 2, n: int = 48, classes: int = 4) -> RunContext:
         eval_batch_size=64, device=torch.device("cpu"), noise_rate=0.4, noise_kind="sym",
         build_model=build, make_optimizer=lambda p, weight_decay=None: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=weight_decay or 0.0),
         set_epoch_lr=lambda opt, e, epochs=None: 0.05, augment=lambda u, gen: normalise(u), normalise=normalise,
-        generator=lambda e, s: torch.Generator().manual_seed(1000 * e + s))
+        generator=lambda e, s: torch.Generator().manual_seed(1000 * e + s),
+        strong_view=lambda spec: StrongAugmenter(Augmenter([0.5], [0.25]), spec))
 
 
 def _setup(name: str, **mask) -> MaskedMethod:
