@@ -705,6 +705,7 @@ def _fail(message: str, code: int, as_json: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from benchmark.data import DataError
+    from benchmark.image_folders import DatasetNotFound
     from benchmark.store import StoreError
     from benchmark.studies import StorageError
     from benchmark.tracking import scrub, scrub_argv
@@ -715,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except UsageError as e:
+    except (UsageError, DatasetNotFound) as e:
         return _fail(scrub(str(e)), 2, as_json)
     except (DataError, TrainingDiverged, StoreError, StorageError) as e:
         return _fail(scrub(str(e)), 1, as_json)

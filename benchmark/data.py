@@ -111,6 +111,8 @@ def register_dataset(name: str) -> Callable[[Loader], Loader]:
 
 
 def list_datasets() -> list[str]:
+    """Registered names (and the image-folder datasets); folder:PATH and list:FILE are extra."""
+    import benchmark.image_folders  # noqa: F401  (registers animal10n)
     return sorted(_REGISTRY)
 
 
@@ -120,14 +122,20 @@ def load_dataset(name: str, *, data_dir: str | None = None, download: bool = Tru
 
     Raises ValueError for an unknown name and DataError when the data cannot be found or is corrupt.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown dataset '{name}'. Valid: {', '.join(list_datasets())}")
+    from benchmark.image_folders import PREFIX_LOADERS  # registers animal10n; folder:, list:
+    prefix = next((p for p in PREFIX_LOADERS if name.startswith(p)), None)
+    if prefix is None and name not in _REGISTRY:
+        raise ValueError(f"unknown dataset '{name}'. Valid: {', '.join(list_datasets())}, "
+                         "folder:PATH, list:FILE")
     env = tuple(os.environ.get(k) for k in ("NLB_DATA_DIR", "NLB_CACHE_DIR", "NLB_CIFAR_N_DIR"))
     key = (name, _norm(data_dir), bool(download), _norm(cifar_n_path), env)
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = _REGISTRY[name](data_dir=data_dir, download=download,
-                                          cifar_n_path=cifar_n_path)
+            if prefix is not None:
+                _CACHE[key] = PREFIX_LOADERS[prefix](name[len(prefix):])
+            else:
+                _CACHE[key] = _REGISTRY[name](data_dir=data_dir, download=download,
+                                              cifar_n_path=cifar_n_path)
         return _CACHE[key]
 
 

@@ -184,8 +184,11 @@ def check_names(cfg: RunConfig) -> None:
     for what, value, valid in (("dataset", cfg.dataset, list_datasets()),
                                ("model", cfg.model, list_models()),
                                ("method", cfg.method, list_methods())):
+        if what == "dataset" and value.startswith(("folder:", "list:")):
+            continue  # a path: checked when the data are read (DatasetNotFound, exit code 2)
         if value not in valid:
-            raise UsageError(f"unknown {what} '{value}'. Valid: {', '.join(valid)}")
+            extra = ", folder:PATH, list:FILE" if what == "dataset" else ""
+            raise UsageError(f"unknown {what} '{value}'. Valid: {', '.join(valid)}{extra}")
 
 
 def resolve_device(name: str) -> torch.device:
