@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -107,6 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--storage", help="run the grid as a study on this storage (workers elsewhere may join)")
     g.add_argument("--study", help="study name for --workers/--storage (default grid-PRESET)")
     g.add_argument("--no-report", action="store_true", help="do not build the report at the end")
+    g.add_argument("--launcher", choices=("local", "slurm"), default="local",
+                   help="local: workers on this machine (--workers); slurm: submit the workers as a "
+                        "Slurm job array with submitit (they share --storage, default the store's SQLite)")
+    g.add_argument("--slurm-jobs", type=int, default=2, help="workers (array tasks) to submit")
+    g.add_argument("--slurm-partition", default="", help="partition (default: the cluster's)")
+    g.add_argument("--slurm-gpus-per-job", type=int, default=0, help="GPUs per job")
+    g.add_argument("--slurm-cpus-per-job", type=int, default=1, help="CPUs per job")
+    g.add_argument("--slurm-array-parallelism", type=int, default=0,
+                   help="at most this many jobs of the array at once (0: all)")
+    g.add_argument("--slurm-time-min", type=int, default=60,
+                   help="time limit per job; a job that reaches it is requeued and resumes")
+    g.add_argument("--slurm-mem-gb", type=float, default=0.0, help="memory per job (0: the default)")
     g.add_argument("--json", action="store_true")
     _wandb_flag(g)
 
@@ -182,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--prune", action="store_true",
                     help="remove abandoned run folders (no result, no checkpoint, no failure record, "
                          "not running); finished, failed, stopped and resumable runs are kept")
+
+    mg = sub.add_parser("merge", help="bring finished runs from other stores into one (verified, never "
+                                      "duplicated; sources are only read)")
+    mg.add_argument("sources", nargs="+", metavar="SRC", help="run stores to read (e.g. copied from other machines)")
+    mg.add_argument("--into", required=True, metavar="DIR", help="the store to bring the runs into")
+    mg.add_argument("--dry-run", action="store_true", help="say what would be copied, write nothing")
+    mg.add_argument("--json", action="store_true")
     return ap
 
 
@@ -269,6 +289,10 @@ def cmd_grid(a: argparse.Namespace) -> int:
     resolved = [validate(cfg)[1] for cfg in cfgs]  # every cell checked before any data is read
     if a.dry_run:
         return _dry_run(a, spec, cfgs, resolved, store)
+    if a.launcher == "slurm":  # before any noise artifact or study is written
+        _slurm_options(a).check()
+        if not shutil.which("sbatch"):
+            raise UsageError("--launcher slurm: no sbatch on PATH (run the grid from a Slurm login node)")
     plan = []
     for cfg in cfgs:
         prep = prepare(cfg, store)
@@ -278,9 +302,15 @@ def cmd_grid(a: argparse.Namespace) -> int:
           f"{len(todo)} to train (store: {store.root})", file=sys.stderr)
     t0 = time.time()
     failed: list[str] = []
-    if a.workers is None:
+    if a.launcher == "slurm":
+        rc = _grid_on_slurm(a, spec, [c for c, *_ in plan])
+        failed = [rid for _, rid, *_ in plan if not store.is_finished(rid)]
+        a.workers = 0
+    elif a.workers is None:
         a.workers = _auto_workers([c for c, _, done, _ in plan if not done])
-    if a.workers > 1 or a.storage:
+    if a.launcher == "slurm":
+        pass
+    elif a.workers > 1 or a.storage:
         rc = _grid_as_study(a, spec, [c for c, *_ in plan])
         failed = [rid for _, rid, *_ in plan if not store.is_finished(rid)]
     else:
@@ -348,14 +378,50 @@ def _apply_tuned(cfgs: list, study: str, storage: str) -> None:
     print(f"using tuned {b['method']} parameters from '{study}': {b['best_params']}", file=sys.stderr)
 
 
-def _grid_as_study(a: argparse.Namespace, spec: dict, cfgs: list) -> int:
-    from benchmark.studies import create_grid_study, default_storage, storage_for_children
+def _grid_study(a: argparse.Namespace, spec: dict, cfgs: list) -> tuple[str, str]:
+    """Create (or reopen) the grid's study; returns (name, storage)."""
+    from benchmark.studies import create_grid_study, default_storage
     storage = a.storage or default_storage(a.runs)
     # a default name per set of cells: running the grid again with other seeds or settings makes
     # a new study instead of clashing with the old one's definition
     cells = hashlib.sha256(json.dumps([c.to_dict() for c in cfgs], sort_keys=True).encode()).hexdigest()[:8]
     name = a.study or f"grid-{spec['name']}-{cells}"
     create_grid_study(name, storage, cfgs, spec["name"])
+    return name, storage
+
+
+def _slurm_options(a: argparse.Namespace):
+    from benchmark.slurm import SlurmOptions
+    return SlurmOptions(jobs=a.slurm_jobs, partition=a.slurm_partition, gpus_per_job=a.slurm_gpus_per_job,
+                        cpus_per_job=a.slurm_cpus_per_job, array_parallelism=a.slurm_array_parallelism,
+                        time_min=a.slurm_time_min, mem_gb=a.slurm_mem_gb)
+
+
+def _grid_on_slurm(a: argparse.Namespace, spec: dict, cfgs: list) -> int:
+    """Submit the grid's workers as a Slurm job array and wait for the grid to finish."""
+    from benchmark.slurm import submit_workers, wait
+    from benchmark.studies import load_definition, remaining
+    opts = _slurm_options(a)
+    name, storage = _grid_study(a, spec, cfgs)
+    jobs = submit_workers(name, storage, a.runs, opts, a.wandb)
+    print(f"study '{name}': submitted {len(jobs)} Slurm workers (jobs {', '.join(j.job_id for j in jobs)}); "
+          f"logs in {Path(a.runs) / 'slurm'}", file=sys.stderr)
+
+    def done() -> bool:
+        study, defn = load_definition(name, storage)
+        return remaining(study, defn) <= 0
+
+    wait(jobs, done, log=lambda m: print(m, file=sys.stderr))
+    if not done():
+        print(f"every Slurm job has ended and the grid is not finished: run the same command again "
+              f"to submit new workers (finished runs are kept)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _grid_as_study(a: argparse.Namespace, spec: dict, cfgs: list) -> int:
+    from benchmark.studies import storage_for_children
+    name, storage = _grid_study(a, spec, cfgs)
     shown, _ = storage_for_children(storage)
     print(f"study '{name}' on {_safe_url(shown)}: {len(cfgs)} cells; more workers can join with\n"
           f"  python runner.py worker --study {name} --storage {_safe_url(shown)} --runs {a.runs}",
@@ -680,8 +746,19 @@ def _print_result(res: dict[str, Any]) -> None:
     print(f"  results: {res['run_dir']}")
 
 
+def cmd_merge(a: argparse.Namespace) -> int:
+    """Exit 0 when every run merged or was already there; 1 when a run was refused or conflicts."""
+    from benchmark.merge import merge
+    report = merge([Path(p) for p in a.sources], Path(a.into), dry_run=a.dry_run)
+    if a.json:
+        print(json.dumps(json_safe(report.to_dict())))
+    else:
+        print(report.summary())
+    return 0 if report.ok else 1
+
+
 COMMANDS = {"run": cmd_run, "grid": cmd_grid, "noise": cmd_noise, "ls": cmd_ls, "tune": cmd_tune,
-            "worker": cmd_worker, "report": cmd_report, "bench": cmd_bench}
+            "worker": cmd_worker, "report": cmd_report, "bench": cmd_bench, "merge": cmd_merge}
 
 INTERRUPTED = ("interrupted: finished runs are kept and an interrupted run resumes from its last "
                "checkpoint; run the same command again to go on")
@@ -706,6 +783,7 @@ def _fail(message: str, code: int, as_json: bool) -> int:
 def main(argv: list[str] | None = None) -> int:
     from benchmark.data import DataError
     from benchmark.image_folders import DatasetNotFound
+    from benchmark.slurm import SlurmError
     from benchmark.store import StoreError
     from benchmark.studies import StorageError
     from benchmark.tracking import scrub, scrub_argv
@@ -718,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except (UsageError, DatasetNotFound) as e:
         return _fail(scrub(str(e)), 2, as_json)
-    except (DataError, TrainingDiverged, StoreError, StorageError) as e:
+    except (DataError, TrainingDiverged, StoreError, StorageError, SlurmError) as e:
         return _fail(scrub(str(e)), 1, as_json)
     except RunInterrupted as e:
         if os.environ.get("NLB_CHILD"):  # a worker of a local study: its parent says it once

@@ -13,7 +13,7 @@ Method card
   40% of the epochs (main.py:166-177); softmax_inputs on: after init_epoch the official code
   passes softmax *probabilities* to cross_entropy (loss.py:38-39, 65-66), which takes another
   log-softmax; the published numbers come from that, so it is the default (off: logits).
-- Algorithm, each step on one shared batch: before init_epoch, Co-teaching (each network's
+- Algorithm, each step on one shared batch: in epochs before init_epoch, Co-teaching (each network's
   small-loss part of the batch trains the other). From init_epoch, only the samples whose
   argmax predictions differ are ranked: floor((1 - R) x |disagree|) smallest losses per network
   are exchanged (all of them if that rounds to 0). With no disagreement, the whole batch trains
@@ -50,7 +50,8 @@ class CoteachingPlusConfig:
     num_gradual: int = param(10, ge=0)
     """T_k: epochs over which the drop rate grows to tau (main.py:28)."""
     init_epoch: int = param(20, ge=0)
-    """Epochs of plain Co-teaching before disagreement (CIFAR-10 20, CIFAR-100 5, MNIST 0)."""
+    """Disagreement from this epoch on; epochs 1 .. init_epoch - 1 are plain Co-teaching (main.py
+    trains epochs 1, 2, ... and tests ``epoch < init_epoch``; CIFAR-10 20, CIFAR-100 5, MNIST 0)."""
     softmax_inputs: bool = param(True)
     """Official: cross-entropy of softmax outputs after init_epoch (a double softmax); False: of logits."""
     schedule: str = param("protocol", choices=SCHEDULES)
@@ -90,7 +91,8 @@ class CoteachingPlus(SmallLossPair):
         ctx, cfg = self.ctx, self.cfg
         lr = self._set_schedule(epoch)
         rate = drop_rate(epoch, self.tau, cfg.num_gradual, "official")
-        plus = epoch > cfg.init_epoch
+        # main.py trains epochs 1, 2, ... and runs Co-teaching while epoch < init_epoch
+        plus = epoch >= cfg.init_epoch
         for n in self.nets:
             n.train()
         g = ctx.generator(epoch, 0)
