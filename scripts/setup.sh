@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 apt_pkgs=(dataset-fashion-mnist)
 if [[ "${1:-}" == "--test" ]]; then
-  apt_pkgs+=(chromium postgresql)
+  apt_pkgs+=(chromium postgresql slurm-wlm munge)  # slurm-wlm, munge: the single-node Slurm tests
 fi
 
 missing=()
@@ -25,7 +25,7 @@ if (( ${#missing[@]} )); then
   else
     echo "setup: cannot apt-get install ${missing[*]} (not root or no apt)." >&2
     echo "       Fashion-MNIST will be downloaded by torchvision on first use instead;" >&2
-    echo "       browser and PostgreSQL tests are skipped without chromium/postgresql." >&2
+    echo "       browser, PostgreSQL and Slurm tests are skipped without chromium/postgresql/slurm-wlm." >&2
   fi
 fi
 
