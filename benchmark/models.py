@@ -443,6 +443,30 @@ def sevencnn(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
     return SevenCNN(num_classes, in_channels, image_size)
 
 
+PRETRAINED_MODELS = ("resnet50_imagenet",)
+"""Models whose weights come from a file (tests/benchmark/test_pretrained.py covers their loading;
+the contract tests run their architecture under its random-init name)."""
+RGB_ONLY = ("resnet50", "resnet50_imagenet")
+"""ImageNet-stem models: 3-channel inputs only."""
+
+
+@register_model("resnet50")
+def resnet50(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """torchvision's ResNet-50 (ImageNet stem: 7x7 conv + max-pool), random init, new classifier."""
+    from benchmark.pretrained import build
+    return build("resnet50", num_classes, in_channels, None)
+
+
+@register_model("resnet50_imagenet")
+def resnet50_imagenet(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """torchvision's ResNet-50 with its ImageNet weights (IMAGENET1K_V1, resnet50-0676ba61.pth,
+    what ``resnet50(pretrained=True)`` loads: DivideMix's and ELR+'s Clothing1M backbone), through
+    torchvision's weight API, verified before it is read (benchmark/pretrained.py); the
+    classifier is a new Linear(2048, C)."""
+    from benchmark.pretrained import build, torchvision_weights
+    return build("resnet50", num_classes, in_channels, torchvision_weights("resnet50", "IMAGENET1K_V1"))
+
+
 def num_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

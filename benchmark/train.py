@@ -148,6 +148,7 @@ def prepare(cfg: RunConfig, store: Store) -> Prepared:
     """
     dev, hp = validate(cfg)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir or None)
+    check_model_fits(cfg.model, data)
     streams = cfg.streams()
     artifact = noise_for(cfg, data, streams["noise"], store.root)
     if cfg.subset > len(data.train_y):
@@ -159,6 +160,27 @@ def prepare(cfg: RunConfig, store: Store) -> Prepared:
     return Prepared(cfg, run_id, data, artifact, train_idx, val_idx, hp,
                     protocol_of(cfg, resolve_augment(cfg, data)), dev,
                     runtime.numerics(cfg.threads, cfg.precision, dev))
+
+
+_FITS: dict[tuple, None] = {}
+
+
+def check_model_fits(model: str, data: DatasetArrays) -> None:
+    """Build the backbone once on the meta device (no memory, no compute) for this dataset's
+    image shape: a model that cannot take the images (cnn9 on 8x8 digits, a 3-channel ResNet on
+    grey images) is a usage error here, before a noise artifact or a run folder is written. A
+    pretrained backbone also reads and verifies its weights here, so missing weights stop a grid
+    before its first run."""
+    c, h, _w = data.image_shape
+    key = (model, c, h, data.num_classes)
+    if key in _FITS:
+        return
+    try:
+        with torch.device("meta"):
+            build_model(model, num_classes=data.num_classes, in_channels=c, image_size=h)
+    except ValueError as e:
+        raise UsageError(f"model '{model}' cannot take {data.name}'s {c}x{h}x{_w} images: {e}") from None
+    _FITS[key] = None
 
 
 def validate(cfg: RunConfig) -> tuple[torch.device, Any]:
