@@ -25,9 +25,11 @@ Policies (``StrongSpec.policy``):
   ``fixmatch`` is ``fixmatch_augment_pool`` (Cutout 0.5). PIL's defaults fill black here.
 - ``none``: the weak view only.
 
-What remains different from PIL (small, documented in the method cards): Kornia resamples the
-geometric operations about the image centre (PIL's affine maps are about the top-left corner),
-and the shear of AutoAugment is bilinear where PIL's is bicubic.
+What remains different from PIL (small, documented in the method cards): AutoAugment's shear is
+bilinear where PIL's is bicubic, and Kornia's translations and shears resample with its own
+grid sampling (nearest for RandAugment, as PIL's default); rotations are about the centre in
+both. The signs of shears and translations are drawn at random, so their orientation convention
+does not matter.
 """
 from __future__ import annotations
 
@@ -164,15 +166,17 @@ def apply_op(name: str, x: Tensor, m: Tensor, fill: float = 0.0, mode: str = "ne
 def cutout_squares(x: Tensor, side: Tensor, centre: Tensor, fill: float) -> Tensor:
     """(B, C, H, W) with one square per image set to ``fill`` (FixMatch's ``CutoutAbs``).
 
-    side: (B,) pixels; centre: (B, 2) uniform [0, 1) draws for (x0, y0). As the official code:
-    x0 = uniform(0, W), the square spans [max(0, x0 - v/2), min(W, that + v)) on each axis."""
+    side: (B,) v pixels; centre: (B, 2) uniform [0, 1) draws for (x0, y0). As the official code:
+    x0 = int(max(0, uniform(0, W) - v / 2)), x1 = int(min(W, x0 + v)), and PIL's rectangle fills
+    columns x0..x1 inclusive (v + 1 pixels, fewer at the border; one pixel for v = 0)."""
     b, _c, h, w = x.shape
     x0 = (centre[:, 0] * w - side / 2).floor().clamp_min(0)
     y0 = (centre[:, 1] * h - side / 2).floor().clamp_min(0)
     cols = torch.arange(w, device=x.device, dtype=x.dtype)[None, :]
     rows = torch.arange(h, device=x.device, dtype=x.dtype)[None, :]
-    in_c = (cols >= x0[:, None]) & (cols < (x0 + side.floor())[:, None])
-    in_r = (rows >= y0[:, None]) & (rows < (y0 + side.floor())[:, None])
+    # PIL's ImageDraw.rectangle((x0, y0, x1, y1)) fills both corners: side + 1 pixels, clipped
+    in_c = (cols >= x0[:, None]) & (cols <= (x0 + side.floor())[:, None])
+    in_r = (rows >= y0[:, None]) & (rows <= (y0 + side.floor())[:, None])
     hole = (in_r[:, :, None] & in_c[:, None, :])[:, None]
     return torch.where(hole, torch.as_tensor(fill, dtype=x.dtype, device=x.device), x)
 
@@ -227,6 +231,29 @@ def _aa_magnitude(name: str, level: int | None, width: int) -> float:
     return v
 
 
+def ra_magnitudes(pool: str, op: Tensor, level: Tensor, sign: Tensor, side: int) -> Tensor:
+    """PIL-unit magnitudes of RandAugment operations (FixMatch form, DISC's or FixMatch's pool).
+
+    op: (B,) int64 index into the pool; level: (B,) float levels v in 1..m-1; sign: (B,) +-1;
+    side: the image side in pixels. v * max_v / 10 (int() for integer operations) + bias, signed
+    for the geometric ones and SolarizeAdd; translations and the in-pool Cutout in pixels
+    (int() of a fraction of the side); Solarize's threshold is 256 - v, as PIL.ImageOps.solarize
+    is called with it."""
+    dev = op.device
+    ops = RA_POOLS[pool]
+    max_v = torch.tensor([o[1] or 0.0 for o in ops], device=dev)
+    bias = torch.tensor([o[2] or 0.0 for o in ops], device=dev)
+    integer = torch.tensor([o[3] for o in ops], device=dev)
+    signed = torch.tensor([o[0] in RA_SIGNED for o in ops], device=dev)
+    solarize = torch.tensor([o[0] == "solarize" for o in ops], device=dev)
+    in_pixels = torch.tensor([o[0] in ("translate_x", "translate_y", "cutout") for o in ops], device=dev)
+    raw = level * max_v[op] / 10.0
+    mag = torch.where(integer[op], raw.floor(), raw) + bias[op]
+    mag = torch.where(solarize[op], 256.0 - mag, mag)
+    mag = torch.where(signed[op], mag * sign, mag)
+    return torch.where(in_pixels[op], (mag * side).trunc(), mag)
+
+
 def randaugment(x: Tensor, gen: torch.Generator, pool: str, n: int, m: int, cutout_frac: float) -> Tensor:
     """(B, C, H, W) float [0, 1] -> the same, FixMatch-form RandAugment per image.
 
@@ -234,23 +261,14 @@ def randaugment(x: Tensor, gen: torch.Generator, pool: str, n: int, m: int, cuto
     sign (B,) and the centre of an in-pool Cutout (B, 2); then the final Cutout's centres (B, 2)."""
     b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
     dev = x.device
-    ops = RA_POOLS[pool]
-    names = tuple(o[0] for o in ops)
-    max_v = torch.tensor([o[1] or 0.0 for o in ops], device=dev)
-    bias = torch.tensor([o[2] or 0.0 for o in ops], device=dev)
-    integer = torch.tensor([o[3] for o in ops], device=dev)
-    signed = torch.tensor([o[0] in RA_SIGNED for o in ops], device=dev)
-    fraction_of_side = torch.tensor([o[0] in ("translate_x", "translate_y", "cutout") for o in ops], device=dev)
+    names = tuple(o[0] for o in RA_POOLS[pool])
     for _ in range(n):
-        op = torch.randint(0, len(ops), (b,), generator=gen, device=dev)
+        op = torch.randint(0, len(names), (b,), generator=gen, device=dev)
         v = torch.randint(1, m, (b,), generator=gen, device=dev).float()
         apply = torch.rand(b, generator=gen, device=dev) < 0.5
         sign = torch.where(torch.rand(b, generator=gen, device=dev) < 0.5, -1.0, 1.0)
         centre = torch.rand(b, 2, generator=gen, device=dev, dtype=x.dtype)
-        raw = v * max_v[op] / 10.0
-        mag = torch.where(integer[op], raw.floor(), raw) + bias[op]
-        mag = torch.where(signed[op], mag * sign, mag)
-        mag = torch.where(fraction_of_side[op], (mag * min(h, w)).trunc(), mag)
+        mag = ra_magnitudes(pool, op, v, sign, min(h, w))
         op = torch.where(apply, op, torch.full_like(op, -1))
         x = _grouped(x, op, mag.to(x.dtype), names, 0.0, {}, centre)
     frac = RA_CUTOUT[pool] if cutout_frac < 0 else cutout_frac
@@ -285,5 +303,5 @@ class StrongAugmenter:
         return self.weak.normalise_float(xf)
 
 
-__all__ = ["StrongSpec", "StrongAugmenter", "apply_op", "autoaugment", "randaugment", "cutout_squares",
+__all__ = ["StrongSpec", "StrongAugmenter", "apply_op", "autoaugment", "randaugment", "ra_magnitudes", "cutout_squares",
            "POLICIES", "POOLS"]

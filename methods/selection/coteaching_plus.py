@@ -24,7 +24,9 @@ Method card
      count kept, a constant Adam all but ignores).
   2. The official loader drops the last partial batch; here it is kept (a 1-sample batch is skipped).
   3. Augmentation follows the run's protocol (the official code uses none for CIFAR).
-  4. The "official" schedule scales with the epoch budget (decay from 40% of the epochs).
+  4. The "official" schedule scales with the epoch budget (decay from 40% of the epochs), and
+     epoch e reads the plan's entry e - 1 (main.py reads alpha_plan[epoch] for epochs 1, 2, ...:
+     its decay and beta1 0.1 start one epoch earlier), as the suite's Co-teaching (deviation 5).
 """
 from __future__ import annotations
 
@@ -121,8 +123,8 @@ class CoteachingPlus(SmallLossPair):
                 elif epoch * i < 5000:  # main.py:255 passes step = epoch * batch index
                     loss1 = F.cross_entropy(in1.float(), y)
                     loss2 = F.cross_entropy(in2.float(), y)
-                else:
-                    continue
+                else:  # loss.py:77-78: a zero loss, and the optimisers still step (momentum moves)
+                    loss1, loss2 = in1.sum() * 0.0, in2.sum() * 0.0
             for opt, loss in zip(self.opts, (loss1, loss2)):
                 opt.zero_grad(set_to_none=True)
             (loss1 + loss2).backward()  # the two losses touch disjoint networks

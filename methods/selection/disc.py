@@ -11,8 +11,8 @@ Method card
   values are logged as disc/*):
   start_epoch: warm-up epochs with CE on both views, 20; 15 for instance-dependent noise
   (DISC.py:66-81). momentum (lambda of the threshold EMA): 0.99 (main.py:25); 0.95 for
-  asymmetric noise and for rates >= 0.6 (DISC.py:64-90). lambda_h: 1; 0.2 for rates >= 0.6
-  (DISC.py:72-89). lambda_ce 1, sigma 0.5 (DISC.py:58-60; the maintainer says 0.3 suits low noise,
+  asymmetric noise and at rates 0.6 and 0.8 (DISC.py:64-90). lambda_h: 1; 0.2 at rates 0.6 and
+  0.8 (DISC.py:72-89). lambda_ce 1, sigma 0.5 (DISC.py:58-60; the maintainer says 0.3 suits low noise,
   JackYFL/DISC#7, kept at the code's 0.5), threshold cap 0.99 (v1.0 had 0.90), GCE q 0.7
   (loss_other.py:39), mixup alpha 5 (DISC_CIFAR.py:23), thresholds start at 1 / N (DISC.py:211).
   schedule "official": DISC.py's optimiser, not the config's: rate <= 0.6 SGD lr 0.1, momentum 0
@@ -43,6 +43,8 @@ Method card
   4. The official run skips the optimiser step when the loss is exactly zero (no set non-empty);
      the same here. A 1-sample batch is skipped (BatchNorm).
   5. The test set is the whole test set (the official loader drops its last partial batch).
+  6. The backbone is the protocol's: DISC.py:37-38 switches CIFAR with instance noise to
+     ResNet-34, which a preset for that setting must choose (the disc preset has no such setting).
 """
 from __future__ import annotations
 
@@ -69,11 +71,11 @@ class DISCConfig:
     """Warm-up epochs (CE on both views). -1: DISC.py's per-setting value (20; 15 for idn noise)."""
     momentum: float = param(-1.0, ge=0.0, lt=1.0, also=(-1.0,))
     """lambda of the per-sample threshold EMA, in [0, 1). -1: 0.99, or 0.95 for asymmetric
-    noise and rates >= 0.6 (DISC.py)."""
+    noise and at rates 0.6 and 0.8 (DISC.py)."""
     lambda_ce: float = param(1.0, ge=0.0)
     """Weight of the CE term on the clean set (DISC.py:58)."""
     lambda_h: float = param(-1.0, ge=0.0, also=(-1.0,))
-    """Weight of the GCE term on the hard set. -1: 1, or 0.2 for rates >= 0.6 (DISC.py)."""
+    """Weight of the GCE term on the hard set. -1: 1, or 0.2 at rates 0.6 and 0.8 (DISC.py)."""
     sigma: float = param(0.5, ge=0.0, le=1.0)
     """Margin added to the mean threshold for correction (DISC.py:60)."""
     threshold_cap: float = param(0.99, gt=0.0, le=1.0)
@@ -92,7 +94,8 @@ class DISCConfig:
 
 def resolve_settings(cfg: DISCConfig, kind: str, rate: float, num_classes: int) -> dict[str, float]:
     """DISC.py's per-setting overrides for the ``-1`` fields (DISC.py:60-90, main.py:25)."""
-    high = rate >= 0.6 - 1e-9
+    # DISC.py:71, 83, 87 switch at percent 0.6 and 0.8 exactly (other rates keep the defaults)
+    high = any(abs(rate - r) < 1e-9 for r in (0.6, 0.8))
     # instance noise warms up 15 epochs, except CIFAR-100 at 80% (DISC.py:88 sets 20 again)
     idn_short = kind == "idn" and not (num_classes > 10 and rate >= 0.8 - 1e-9)
     asym = kind in ("asym", "pairflip")

@@ -114,7 +114,7 @@ class ELRPlus(Method):
                 tb = t[idx]
                 q = lam * tb + (1 - lam) * tb[perm]
             ce, reg = elr_plus_loss(logits, lam * y + (1 - lam) * y[perm], q, cfg.lam, self.reweight)
-            it = self.step + local
+            it = self.step + local + 1  # trainer.py increments local_step before it is used
             loss = ce + sigmoid_rampup(it, cfg.coef_step) * cfg.lam * reg
             opt.zero_grad(set_to_none=True)
             loss.backward()

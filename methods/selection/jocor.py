@@ -24,6 +24,9 @@ Method card
   2. At least one sample is kept (the official code has no guard for 0).
   3. The official loader drops the last partial batch; here it is kept (a 1-sample batch is skipped).
   4. Augmentation follows the run's protocol (the official code uses none).
+  5. The "official" schedule scales with the epoch budget and epoch e reads the plan's entry e - 1
+     (jocor.py reads alpha_plan[epoch] for epochs 1, 2, ...: the decay and beta1 0.1 start one
+     epoch earlier there), as the suite's Co-teaching (its deviation 5).
 """
 from __future__ import annotations
 
@@ -47,7 +50,8 @@ class JoCoRConfig:
     co_lambda: float = param(0.9, ge=0.0, le=1.0)
     """lambda: weight of the co-regularisation (symmetric KL) against the two CE terms."""
     forget_rate: float = param(-1.0, ge=0.0, lt=1.0, also=(-1.0,))
-    """tau in [0, 1). -1: the nominal noise rate, halved for asymmetric noise (jocor.py:20-26)."""
+    """tau in [0, 1). -1: the nominal noise rate, halved for asymmetric noise (not for pair flip;
+    jocor.py:20-26)."""
     num_gradual: int = param(10, ge=0)
     """T_k: epochs over which the drop rate grows to tau (main.py:20)."""
     schedule: str = param("protocol", choices=SCHEDULES)
@@ -78,7 +82,8 @@ class JoCoR(SmallLossPair):
     def setup(self, ctx: RunContext, cfg: JoCoRConfig) -> None:
         self.tau_is_oracle = cfg.forget_rate < 0
         if self.tau_is_oracle:
-            self.tau = float(ctx.noise_rate) / (2.0 if ctx.noise_kind in ("asym", "pairflip") else 1.0)
+            # jocor.py:21 halves for "asymmetric" only; pair flip is its own type there (not halved)
+            self.tau = float(ctx.noise_rate) / (2.0 if ctx.noise_kind == "asym" else 1.0)
         else:
             self.tau = float(cfg.forget_rate)
         self._setup_pair(ctx, cfg)

@@ -33,12 +33,14 @@ Method card
   the whole batch of w_i CE(student(strong view), teacher argmax).
 - Deviations (numbered):
   1. A batch with no clean sample drops the CE term (the official mean over an empty set is NaN).
-  2. The lr plan scales with the epoch budget (fractions of the 100-epoch plan).
+  2. The lr plan scales with the epoch budget (fractions of the 100-epoch plan); as util.py, a
+     warm-up longer than the cosine's start is followed by the cosine at once.
   3. The official mixup flag (off by default) permutes logits and labels together, a no-op; not
      implemented.
   4. The weak views pad with zeros (torchvision's default, as the official RandomCrop); the
      normalisation is the dataset's (the official code uses ImageNet statistics for CIFAR).
   5. The clean-set lookup is a boolean gather, not the official per-sample membership loop.
+  6. SCR's class variance is computed in one pass from sums (torch.var in SCR.py), clamped at 0.
 """
 from __future__ import annotations
 
@@ -102,7 +104,9 @@ def sed_lr(cfg: SEDConfig, epoch: int, epochs: int) -> float:
         return cfg.warmup_lr
     start = int(round(cfg.cosine_start * epochs))
     length = max(int(round(cfg.cosine_end * epochs)) - start, 1)
-    i = epoch - 1 - start
+    # util.py builds [warmup_lr] * W + [lr] * (S - W) + cosine: with W > S the constant part is
+    # empty and the cosine begins right after the warm-up
+    i = epoch - 1 - max(start, cfg.warmup_epochs)
     if i < 0:
         return cfg.lr
     i = min(i, length - 1)
@@ -136,11 +140,13 @@ def scr_update(probs_ema: Tensor, mu: Tensor, var: Tensor, m: float,
     s2 = torch.zeros(k, device=maxp.device).index_add_(0, c, maxp * maxp)
     ok = count > 1
     mean_b = torch.where(ok, s1 / count.clamp_min(1), torch.zeros_like(s1))
-    var_b = torch.where(ok, (s2 - count * mean_b ** 2) / (count - 1).clamp_min(1), torch.ones_like(s1))
+    # one pass (sums of p and p^2); clamped, as rounding can take a tiny variance below 0
+    var_b = torch.where(ok, ((s2 - count * mean_b ** 2) / (count - 1).clamp_min(1)).clamp_min(0.0),
+                        torch.ones_like(s1))
     mu = m * mu + (1 - m) * mean_b
     var = m * var + (1 - m) * var_b
     d = (maxp - mu[c]).clamp(max=0.0)
-    w = torch.exp(-d ** 2 / (2 * var[c] / n_sigma ** 2))
+    w = torch.exp(-d ** 2 / (2 * var[c].clamp_min(1e-12) / n_sigma ** 2))
     return mu, var, w
 
 
