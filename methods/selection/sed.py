@@ -7,7 +7,8 @@ Method card
   :32-57, the robust epoch :61-140, argparse defaults :235-266), utils/SCS.py, utils/SCR.py,
   utils/ema.py, util.py (optimiser :146-147, lr plan :154-168, :245-255), utils/builder.py
   (transforms :54-71), run.sh, model/SevenCNN.py.
-- Defaults and their source: warm-up 20 epochs of CE plus a confidence penalty (main.py:32-57;
+- Defaults and their source: warm-up 20 epochs (of 100; -1 keeps that share of any budget) of CE
+  plus a confidence penalty (main.py:32-57;
   the penalty mean(sum p log p) is taken on logits clamped at 1e-12, main.py:29, kept);
   aph (teacher EMA) 0.95 (main.py:250), updated after every step, parameters only
   (utils/ema.py:22-25); alpha 1.0 (main.py:256); momentum_scs 0.999, momentum_scr 0.999
@@ -63,8 +64,9 @@ SCHEDULES = ("official", "protocol")
 
 @dataclass
 class SEDConfig:
-    warmup_epochs: int = param(20, ge=0)
-    """Epochs of CE + confidence penalty before selection starts (main.py --warmup-epochs)."""
+    warmup_epochs: int = param(-1, ge=0, also=(-1,))
+    """Epochs of CE + confidence penalty before selection starts (main.py --warmup-epochs 20 of
+    its 100 epochs). -1: the same share of the run, round(0.2 x epochs) (20 at 100 epochs)."""
     aph: float = param(0.95, ge=0.0, lt=1.0)
     """Teacher EMA decay, applied after every step (main.py --aph; run.sh mostly 0.99)."""
     alpha: float = param(1.0, ge=0.0)
@@ -96,17 +98,23 @@ class SEDConfig:
     """Strong view (SED: AutoAugment's CIFAR-10 policy)."""
 
 
+def warmup_of(cfg: SEDConfig, epochs: int) -> int:
+    """The warm-up length: warmup_epochs, or 20% of the epochs when it is -1."""
+    return cfg.warmup_epochs if cfg.warmup_epochs >= 0 else int(round(0.2 * epochs))
+
+
 def sed_lr(cfg: SEDConfig, epoch: int, epochs: int) -> float:
     """The official plan for 1-based ``epoch``: warmup_lr for the warm-up epochs, lr until the
     cosine starts, then (lr - end) (1 + cos(pi i / len)) / 2 + end, i = 0, 1, ... (util.py:154-168),
     held at its last value after the cosine's end."""
-    if epoch <= cfg.warmup_epochs:
+    warmup = warmup_of(cfg, epochs)
+    if epoch <= warmup:
         return cfg.warmup_lr
     start = int(round(cfg.cosine_start * epochs))
     length = max(int(round(cfg.cosine_end * epochs)) - start, 1)
     # util.py builds [warmup_lr] * W + [lr] * (S - W) + cosine: with W > S the constant part is
     # empty and the cosine begins right after the warm-up
-    i = epoch - 1 - max(start, cfg.warmup_epochs)
+    i = epoch - 1 - max(start, warmup)
     if i < 0:
         return cfg.lr
     i = min(i, length - 1)
@@ -208,7 +216,7 @@ class SED(Method):
     def train_epoch(self, epoch: int) -> dict[str, float]:
         ctx, cfg = self.ctx, self.cfg
         lr = self._lr(epoch)
-        warm = epoch <= cfg.warmup_epochs
+        warm = epoch <= warmup_of(cfg, ctx.epochs)
         if not warm:
             self._epoch_pass(epoch)
         g = ctx.generator(epoch, 0)

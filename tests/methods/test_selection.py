@@ -81,6 +81,9 @@ def test_sed_lr_plan():
     assert sed_lr(cfg, 21, 100) == pytest.approx(0.05)  # i = 0 of the cosine
     assert sed_lr(cfg, 61, 100) == pytest.approx((0.05 - 5e-4) * 0.5 + 5e-4)  # i = 40 of 80
     assert sed_lr(cfg, 100, 100) > 5e-4
+    # the default warm-up keeps the official share: 20 of 100, 6 of 30
+    from methods.selection.sed import warmup_of
+    assert warmup_of(SEDConfig(), 100) == 20 and warmup_of(SEDConfig(), 30) == 6
 
 
 def test_jocor_joint_loss_by_hand():
