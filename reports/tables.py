@@ -501,13 +501,13 @@ def effect_table(effect: pd.DataFrame, *, protocol: str, info: dict[str, str] | 
 
 def host_table(summary: pd.DataFrame, effect: pd.DataFrame, *, protocol: str,
                info: dict[str, str] | None = None, decimals: int = 1) -> pd.DataFrame:
-    """The OBD-mask paper's layout: each host method, then a "+mask" row and a gain row under it.
+    """The OBD-mask paper's layout: each host method, then its masked row and a gain row under it.
 
     summary: :func:`reports.stats.cell_summary` for one metric; effect: :func:`reports.stats.mask_effect`
-    for the same metric. Rows, for every base B that has a masked variant: ``B`` ('mean ± std'),
-    ``  +mask`` (the masked variant, 'mean ± std') and ``  gain`` (paired masked minus B on seeds,
-    'mean [95% interval]' in points). ``obd`` is the "+mask" row of ``ce``. ``attrs['best']`` marks
-    the gain cells whose interval excludes zero (bold in the writers).
+    for the same metric. Rows, for every base B that has a masked variant M: ``B`` ('mean ± std'),
+    ``  M`` (the masked variant, 'mean ± std'; ``obd`` under ``ce``) and ``  gain (M)`` (paired M
+    minus B on seeds, 'mean [95% interval]' in points). ``attrs['best']`` marks the gain cells
+    whose interval excludes zero (bold in the writers).
     """
     s = summary[summary["protocol"] == protocol] if not summary.empty else summary
     e = effect[effect["protocol"] == protocol] if not effect.empty else effect
@@ -524,12 +524,11 @@ def host_table(summary: pd.DataFrame, effect: pd.DataFrame, *, protocol: str,
         return t
     masked = {m: mask_base(str(m)) for m in e["method"].unique()}
     hosts = [b for b in method_order({b for b in masked.values() if b}) if b in set(s["method"])]
-    rows: list[tuple[str, str, str]] = []  # (row label, method, kind)
+    rows: list[tuple[str, str, str]] = []  # (row label, method, kind); labels are unique
     for b in hosts:
         rows.append((b, b, "host"))
         for m in sorted(k for k, v in masked.items() if v == b):
-            label = "  +mask" if len([1 for v in masked.values() if v == b]) == 1 else f"  {m}"
-            rows += [(label, m, "masked"), ("  gain" if label == "  +mask" else f"  gain {m}", m, "gain")]
+            rows += [(f"  {m}", m, "masked"), (f"  gain ({m})", m, "gain")]
     max_n = int(s["n_seeds"].max())
     data: dict[str, list[str]] = {}
     for col, ds, label in _settings(s):
@@ -545,10 +544,10 @@ def host_table(summary: pd.DataFrame, effect: pd.DataFrame, *, protocol: str,
         data[col] = out
         attrs["best"][col] = [name for name, m, kind in rows if kind == "gain" and m in gain.index
                               and (gain.at[m, "ci_lo"] > 0 or gain.at[m, "ci_hi"] < 0)]
-    attrs["notes"] = [f"Host and +mask rows: mean {PM} std over seeds (ddof=1), accuracy in %, n = {max_n} "
-                      "seeds per cell. Gain rows: mean paired difference in points [95% Student-t "
-                      "interval; none for a single pair]; bold: the interval excludes zero. The +mask "
-                      "row of ce is obd."]
+    attrs["notes"] = [f"Host rows and their masked variants (indented; obd is CE with the mask): mean {PM} "
+                      f"std over seeds (ddof=1), accuracy in %, n = {max_n} seeds per cell. Gain rows: mean "
+                      "paired difference, masked minus host, in points [95% Student-t interval; none "
+                      "for a single pair]; bold: the interval excludes zero."]
     t = pd.DataFrame(data, index=pd.Index([r[0] for r in rows], name="method"))
     t.attrs.update(attrs)
     return t
