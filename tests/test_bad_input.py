@@ -199,7 +199,10 @@ def test_ctrl_c_ends_with_one_line_and_the_run_resumes(tmp_path):
     runs = tmp_path / "runs"
     cmd = [sys.executable, "runner.py", "run", "--dataset", "digits", "--epochs", "40", "--subset", "900",
            "--runs", str(runs), "--wandb", "disabled", "--set", "batch_size=16", "--set", "checkpoint_s=0"]
-    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a suite started in the background (nohup ... &) inherits SIGINT ignored, and Python then
+    # keeps ignoring it: give the child the default disposition, as a terminal would
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not list(runs.glob("*/checkpoint.pt")):
         time.sleep(0.1)
