@@ -302,14 +302,11 @@ def cmd_grid(a: argparse.Namespace) -> int:
           f"{len(todo)} to train (store: {store.root})", file=sys.stderr)
     t0 = time.time()
     failed: list[str] = []
+    if a.workers is None and a.launcher == "local":
+        a.workers = _auto_workers([c for c, _, done, _ in plan if not done])
     if a.launcher == "slurm":
         rc = _grid_on_slurm(a, spec, [c for c, *_ in plan])
         failed = [rid for _, rid, *_ in plan if not store.is_finished(rid)]
-        a.workers = 0
-    elif a.workers is None:
-        a.workers = _auto_workers([c for c, _, done, _ in plan if not done])
-    if a.launcher == "slurm":
-        pass
     elif a.workers > 1 or a.storage:
         rc = _grid_as_study(a, spec, [c for c, *_ in plan])
         failed = [rid for _, rid, *_ in plan if not store.is_finished(rid)]
@@ -413,8 +410,8 @@ def _grid_on_slurm(a: argparse.Namespace, spec: dict, cfgs: list) -> int:
 
     wait(jobs, done, log=lambda m: print(m, file=sys.stderr))
     if not done():
-        print(f"every Slurm job has ended and the grid is not finished: run the same command again "
-              f"to submit new workers (finished runs are kept)", file=sys.stderr)
+        print("every Slurm job has ended and the grid is not finished: run the same command again "
+              "to submit new workers (finished runs are kept)", file=sys.stderr)
         return 1
     return 0
 

@@ -133,8 +133,8 @@ def load_folder(spec: str) -> DatasetArrays:
     extra = sorted(set(parts["test"]) - set(classes))
     if extra:
         raise DataError(f"{root / 'test'} has class folders not in {root / 'train'}: {', '.join(extra)}")
-    empty = [f"{s}/{c}" for s in parts for c, files in parts[s].items() if not files]
-    if empty and any(not parts["train"][c] for c in classes):
+    empty = [f"train/{c}" for c, files in parts["train"].items() if not files]
+    if empty:  # a class without training images cannot be learnt (an empty test folder is fine)
         raise DataError(f"class folders without images: {', '.join(empty)}")
     tensors = {}
     for s in ("train", "test"):

@@ -33,6 +33,7 @@ does not matter.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -202,21 +203,31 @@ def autoaugment(x: Tensor, gen: torch.Generator) -> Tensor:
     sub = torch.randint(0, len(cifar10_policy), (b,), generator=gen, device=dev)
     fire = torch.rand(b, 2, generator=gen, device=dev)
     sign = torch.where(torch.rand(b, 2, generator=gen, device=dev) < 0.5, -1.0, 1.0)
-    names = tuple(sorted({op for s in cifar10_policy for op, _p, _l in s}))
-    # per (sub-policy, slot): operation index, firing probability, unsigned magnitude
-    table_op = torch.tensor([[names.index(s[j][0]) for j in range(2)] for s in cifar10_policy], device=dev)
-    table_p = torch.tensor([[s[j][1] for j in range(2)] for s in cifar10_policy], device=dev)
-    table_m = torch.tensor([[_aa_magnitude(s[j][0], s[j][2], w) for j in range(2)] for s in cifar10_policy],
-                           device=dev)
-    signed = torch.tensor([n in AA_ENHANCE or n in GEOMETRIC for n in names], device=dev)
-    enhance = torch.tensor([n in AA_ENHANCE for n in names], device=dev)
+    table_op, table_p, table_m, signed, enhance = _aa_tables(dev, w)
     for j in range(2):
         op = table_op[sub, j]
         mag = torch.where(signed[op], table_m[sub, j] * sign[:, j], table_m[sub, j])
         mag = torch.where(enhance[op], 1.0 + mag, mag)
         op = torch.where(fire[:, j] < table_p[sub, j], op, torch.full_like(op, -1))
-        x = _grouped(x, op, mag.to(x.dtype), names, 128.0 / 255.0, {"shear_x": "bilinear", "shear_y": "bilinear"})
+        x = _grouped(x, op, mag.to(x.dtype), AA_NAMES, 128.0 / 255.0, AA_MODES)
     return x
+
+
+AA_NAMES = tuple(sorted({op for s in cifar10_policy for op, _p, _l in s}))
+AA_MODES = {"shear_x": "bilinear", "shear_y": "bilinear"}  # PIL's AutoAugment shears are bicubic
+
+
+@functools.lru_cache(maxsize=None)
+def _aa_tables(dev: torch.device, width: int) -> tuple[Tensor, ...]:
+    """The policy as tensors on ``dev``, built once per device and image width (not per batch):
+    per (sub-policy, slot) the operation index, firing probability and unsigned magnitude, and
+    per operation whether it is signed and whether it is an enhance factor."""
+    pol = cifar10_policy
+    return (torch.tensor([[AA_NAMES.index(s[j][0]) for j in range(2)] for s in pol], device=dev),
+            torch.tensor([[s[j][1] for j in range(2)] for s in pol], device=dev),
+            torch.tensor([[_aa_magnitude(s[j][0], s[j][2], width) for j in range(2)] for s in pol], device=dev),
+            torch.tensor([n in AA_ENHANCE or n in GEOMETRIC for n in AA_NAMES], device=dev),
+            torch.tensor([n in AA_ENHANCE for n in AA_NAMES], device=dev))
 
 
 def _aa_magnitude(name: str, level: int | None, width: int) -> float:
@@ -231,6 +242,18 @@ def _aa_magnitude(name: str, level: int | None, width: int) -> float:
     return v
 
 
+@functools.lru_cache(maxsize=None)
+def _ra_tables(pool: str, dev: torch.device) -> tuple[Tensor, ...]:
+    """A pool's per-operation constants as tensors on ``dev``, built once (not per batch)."""
+    ops = RA_POOLS[pool]
+    return (torch.tensor([o[1] or 0.0 for o in ops], device=dev),
+            torch.tensor([o[2] or 0.0 for o in ops], device=dev),
+            torch.tensor([o[3] for o in ops], device=dev),
+            torch.tensor([o[0] in RA_SIGNED for o in ops], device=dev),
+            torch.tensor([o[0] == "solarize" for o in ops], device=dev),
+            torch.tensor([o[0] in ("translate_x", "translate_y", "cutout") for o in ops], device=dev))
+
+
 def ra_magnitudes(pool: str, op: Tensor, level: Tensor, sign: Tensor, side: int) -> Tensor:
     """PIL-unit magnitudes of RandAugment operations (FixMatch form, DISC's or FixMatch's pool).
 
@@ -239,14 +262,7 @@ def ra_magnitudes(pool: str, op: Tensor, level: Tensor, sign: Tensor, side: int)
     for the geometric ones and SolarizeAdd; translations and the in-pool Cutout in pixels
     (int() of a fraction of the side); Solarize's threshold is 256 - v, as PIL.ImageOps.solarize
     is called with it."""
-    dev = op.device
-    ops = RA_POOLS[pool]
-    max_v = torch.tensor([o[1] or 0.0 for o in ops], device=dev)
-    bias = torch.tensor([o[2] or 0.0 for o in ops], device=dev)
-    integer = torch.tensor([o[3] for o in ops], device=dev)
-    signed = torch.tensor([o[0] in RA_SIGNED for o in ops], device=dev)
-    solarize = torch.tensor([o[0] == "solarize" for o in ops], device=dev)
-    in_pixels = torch.tensor([o[0] in ("translate_x", "translate_y", "cutout") for o in ops], device=dev)
+    max_v, bias, integer, signed, solarize, in_pixels = _ra_tables(pool, op.device)
     raw = level * max_v[op] / 10.0
     mag = torch.where(integer[op], raw.floor(), raw) + bias[op]
     mag = torch.where(solarize[op], 256.0 - mag, mag)

@@ -41,7 +41,7 @@ from torch import Tensor
 from methods.base import Method, RunContext, register_method
 from methods.common import batches, one_hot
 from methods.params import param
-from methods.selection.views import deactivate_mask, ema_update, epoch_rng, mixup_lambda, sigmoid_rampup, soft_ce
+from methods.selection.views import ema_update, epoch_rng, frozen, mixup_lambda, sigmoid_rampup, soft_ce
 
 
 @dataclass
@@ -82,11 +82,7 @@ class ELRPlus(Method):
     def setup(self, ctx: RunContext, cfg: ELRPlusConfig) -> None:
         self.ctx, self.cfg = ctx, cfg
         self.nets = [ctx.build_model(0), ctx.build_model(1)]
-        self.emas = [ctx.build_model(2), ctx.build_model(3)]
-        for e in self.emas:
-            for p in e.parameters():
-                p.requires_grad_(False)
-            deactivate_mask(e)
+        self.emas = [frozen(ctx.build_model(2)), frozen(ctx.build_model(3))]
         self.opts = [ctx.make_optimizer(n.parameters()) for n in self.nets]
         n, c = ctx.num_train, ctx.num_classes
         self.targets = [torch.zeros(n, c, device=ctx.device) for _ in range(2)]

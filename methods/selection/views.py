@@ -15,11 +15,15 @@ def ema_copy(net: nn.Module) -> nn.Module:
     Its parameters take no gradients. An OBD-masked classifier of the copy is switched off: the
     mask acts on the gradients of the network that trains, and an averaged copy receives none;
     it averages the trained network's full weights."""
-    ema = copy.deepcopy(net)
-    for p in ema.parameters():
+    return frozen(copy.deepcopy(net))
+
+
+def frozen(net: nn.Module) -> nn.Module:
+    """``net`` with its parameters out of autograd and any OBD mask off: a weight-averaged copy."""
+    for p in net.parameters():
         p.requires_grad_(False)
-    deactivate_mask(ema)
-    return ema
+    deactivate_mask(net)
+    return net
 
 
 def deactivate_mask(net: nn.Module) -> None:
