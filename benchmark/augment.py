@@ -30,6 +30,13 @@ class Augmenter:
             ``[-rotate, rotate]`` degrees about its centre, nearest pixel, zero fill (torchvision's
             ``RandomRotation(rotate)`` on PIL images, as APL / ANL use for CIFAR-100, up to PIL's
             rounding of the sampling grid); 0 disables it.
+        crop_size: 0, or the side ``S`` of the network's input when the stored images are larger
+            (the ImageNet-style protocols: images stored at 256, networks fed 224): ``augment``
+            takes a random ``S x S`` window (torchvision's ``RandomCrop(S)``, offsets uniform in
+            ``{0..H-S} x {0..W-S}``, drawn where the padding offsets are drawn) and ``normalise``
+            the centre window (torchvision's ``CenterCrop(S)``). Exclusive with ``crop_pad``.
+        random_window: with crop_size, whether ``augment`` takes a random window (the protocol's
+            random crop) or the centre one (a protocol without cropping).
 
     Random numbers, drawn from the generator in this order when ``augment`` is called:
     ``dy`` then ``dx`` (``randint(0, 2p+1, (B,))`` each, only when ``crop_pad > 0``), then the flip
@@ -39,7 +46,8 @@ class Augmenter:
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], crop_pad: int = 0,
-                 hflip: bool = False, channels_last: bool = False, rotate: float = 0.0):
+                 hflip: bool = False, channels_last: bool = False, rotate: float = 0.0,
+                 crop_size: int = 0, random_window: bool = True):
         if len(mean) != len(std):
             raise ValueError(f"mean and std lengths differ: {len(mean)} vs {len(std)}")
         if any(s <= 0 for s in std):
@@ -54,6 +62,10 @@ class Augmenter:
         if not 0.0 <= rotate <= 180.0:
             raise ValueError(f"rotate must be in [0, 180] degrees, got {rotate}")
         self.rotate = float(rotate)
+        if crop_size < 0 or (crop_size and crop_pad):
+            raise ValueError(f"crop_size must be >= 0 and exclusive with crop_pad, got {crop_size}")
+        self.crop_size = int(crop_size)
+        self.random_window = bool(random_window) and self.crop_size > 0
         self._stats: dict[torch.device, tuple[Tensor, Tensor]] = {}
 
     def __repr__(self) -> str:
@@ -66,12 +78,15 @@ class Augmenter:
                "hflip": self.hflip}
         if self.rotate:
             out["rotate"] = self.rotate
+        if self.crop_size:
+            out["crop_size"] = self.crop_size
+            out["random_window"] = self.random_window
         return out
 
     @property
     def is_identity(self) -> bool:
         """True when ``augment`` is plain normalisation."""
-        return self.crop_pad == 0 and not self.hflip and not self.rotate
+        return self.crop_pad == 0 and not self.hflip and not self.rotate and not self.random_window
 
     def _mean_std(self, device: torch.device) -> tuple[Tensor, Tensor]:
         if device not in self._stats:
@@ -86,10 +101,23 @@ class Augmenter:
             raise ValueError(f"expected (B, C, H, W), got shape {tuple(x.shape)}")
         if x.shape[1] != len(self.mean):
             raise ValueError(f"input has {x.shape[1]} channels, mean/std have {len(self.mean)}")
+        x = self.centre(x)
         m, s = self._mean_std(x.device)
         if self.channels_last:  # reorder the uint8 batch (a quarter of the bytes); the float
             x = x.contiguous(memory_format=torch.channels_last)  # ops below keep its layout
         return (x.float().div_(255.0).sub_(m)).div_(s)
+
+    def centre(self, x: Tensor) -> Tensor:
+        """The centre crop_size window of images larger than it (torchvision's CenterCrop); other
+        batches unchanged."""
+        s = self.crop_size
+        h, w = x.shape[-2:]
+        if not s or (h == s and w == s):
+            return x
+        if h < s or w < s:
+            raise ValueError(f"images of {h}x{w} are smaller than crop_size {s}")
+        top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
+        return x[..., top:top + s, left:left + s]
 
     def normalise_float(self, x: Tensor) -> Tensor:
         """float ``(B, C, H, W)`` in [0, 1] -> ``(x - mean) / std`` (after a strong-view policy)."""
@@ -110,15 +138,28 @@ class Augmenter:
         every sample's (possibly mirrored) window.
         """
         if self.is_identity:
-            return x
+            return self.centre(x)
         if x.dim() != 4:
             raise ValueError(f"expected (B, C, H, W), got shape {tuple(x.shape)}")
         b, c, h, w = x.shape
         dev = x.device
         p = self.crop_pad
         hp, wp = h + 2 * p, w + 2 * p
+        if not self.random_window:
+            x = self.centre(x)
+            b, c, h, w = x.shape
+            hp, wp = h + 2 * p, w + 2 * p
+        else:  # a random window of the network's input size (no padding)
+            s = self.crop_size
+            if h < s or w < s:
+                raise ValueError(f"images of {h}x{w} are smaller than crop_size {s}")
+            dy = torch.randint(0, h - s + 1, (b,), generator=gen, device=dev)
+            dx = torch.randint(0, w - s + 1, (b,), generator=gen, device=dev)
+            h = w = s
         rows = torch.arange(h, device=dev).expand(b, h)
         cols = torch.arange(w, device=dev).expand(b, w)
+        if self.random_window:
+            rows, cols = rows + dy[:, None], cols + dx[:, None]
         if p > 0:
             dy = torch.randint(0, 2 * p + 1, (b,), generator=gen, device=dev)
             dx = torch.randint(0, 2 * p + 1, (b,), generator=gen, device=dev)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.data import DataError, cache_dir
+from benchmark.data import DataError, cache_dir, file_digest
 
 __all__ = ["HUMAN_SETS", "HUMAN_KEYS", "CIFAR_N_FILES", "CIFAR_N_SHA256", "CIFAR_N_URLS",
            "find_cifar_n", "load_cifar_n", "sha256_file", "how_to_get"]
@@ -65,11 +65,7 @@ def how_to_get(dataset: str) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path)
 
 
 def find_cifar_n(dataset: str, path: str | os.PathLike | None = None,

@@ -202,6 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--into", required=True, metavar="DIR", help="the store to bring the runs into")
     mg.add_argument("--dry-run", action="store_true", help="say what would be copied, write nothing")
     mg.add_argument("--json", action="store_true")
+
+    pk = sub.add_parser("pack", help="decode a real-world dataset once into memory-mapped arrays "
+                                     "(fast random access for the streaming data path)")
+    pk.add_argument("--dataset", required=True, help="clothing1m, food101n or webvision_mini")
+    pk.add_argument("--data-dir", help="where the dataset is (default: NLB_DATA_DIR, the cache dir)")
+    pk.add_argument("--out", help="pack folder (default: <cache dir>/packs/<dataset>@<size>, where "
+                                  "runs look for it)")
+    pk.add_argument("--json", action="store_true")
     return ap
 
 
@@ -754,8 +762,38 @@ def cmd_merge(a: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_pack(a: argparse.Namespace) -> int:
+    """Write the pack of a listed dataset; a pack already there is verified, not rewritten."""
+    from benchmark.data import cache_dir
+    from benchmark.pack import check_pack, pack_name, write_pack
+    from benchmark.real_world import LISTINGS, listing_for
+    if a.dataset not in LISTINGS:
+        raise UsageError(f"dataset '{a.dataset}' cannot be packed. Valid: {', '.join(sorted(LISTINGS))}")
+    listing = listing_for(a.dataset, a.data_dir)
+    out = Path(a.out) if a.out else cache_dir() / "packs" / pack_name(listing)
+    if (out / "manifest.json").is_file():
+        manifest, state = check_pack(out, listing).manifest, "verified"
+    else:
+        if out.exists():
+            raise UsageError(f"{out} exists and is not a pack: choose another --out")
+        last = [0.0]
+
+        def progress(split: str, done: int, total: int) -> None:
+            if not a.json and (time.monotonic() - last[0] > 10 or done == total):
+                last[0] = time.monotonic()
+                print(f"{split}: {done}/{total} images", file=sys.stderr)
+        manifest, state = write_pack(listing, out, progress), "written"
+    if a.json:
+        print(json.dumps({"pack": str(out), "state": state, **manifest}))
+    else:
+        rows = ", ".join(f"{k} {v['rows']}" for k, v in manifest["splits"].items())
+        print(f"pack {state}: {out} ({manifest['dataset']} at {manifest['size']} px: {rows})")
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "grid": cmd_grid, "noise": cmd_noise, "ls": cmd_ls, "tune": cmd_tune,
-            "worker": cmd_worker, "report": cmd_report, "bench": cmd_bench, "merge": cmd_merge}
+            "worker": cmd_worker, "report": cmd_report, "bench": cmd_bench, "merge": cmd_merge,
+            "pack": cmd_pack}
 
 INTERRUPTED = ("interrupted: finished runs are kept and an interrupted run resumes from its last "
                "checkpoint; run the same command again to go on")

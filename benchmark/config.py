@@ -74,17 +74,22 @@ class OptimConfig:
     grad_clip: float = param(0.0, ge=0.0)
     """Clip the global L2 norm of every network's gradient to this before each optimiser step
     (torch.nn.utils.clip_grad_norm_; APL and ANL use 5.0); 0 = no clipping."""
+    nesterov: bool = param(False)
+    """SGD with Nesterov momentum (torch.optim.SGD(nesterov=True); APL's and ANL's WebVision
+    configs). Needs momentum > 0."""
 
     def check(self) -> None:
         """Rules across fields (run by check_fields after every field is valid)."""
         if self.schedule == "cosine_restarts" and self.restart_every < 1:
             raise ConfigError("optim.schedule = cosine_restarts needs optim.restart_every >= 1 "
                               "(epochs per cycle)")
+        if self.nesterov and (self.name != "sgd" or self.momentum <= 0):
+            raise ConfigError("optim.nesterov needs optim.name = sgd and optim.momentum > 0")
         if self.eta_min and self.eta_min >= self.lr:
             raise ConfigError(f"optim.eta_min = {self.eta_min} must be below optim.lr = {self.lr}")
 
 
-OPTIM_NEW_DEFAULTS = {"eta_min": 0.0, "restart_every": 0, "grad_clip": 0.0}
+OPTIM_NEW_DEFAULTS = {"eta_min": 0.0, "restart_every": 0, "grad_clip": 0.0, "nesterov": False}
 """Optimiser fields added after runs were stored: left out of a run's identity at these values,
 so the runs made before them keep their ids."""
 

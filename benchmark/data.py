@@ -57,11 +57,12 @@ class DatasetArrays:
 
     name: str
     train_x: torch.Tensor
-    """(N, C, H, W) uint8, CPU, contiguous."""
+    """(N, C, H, W) uint8, CPU, contiguous; or a StreamedImages read a batch at a time
+    (benchmark/streaming.py) for a dataset too large for memory."""
     train_y: np.ndarray
     """(N,) int64 clean labels, in the dataset's canonical training order."""
     test_x: torch.Tensor
-    """(M, C, H, W) uint8, CPU, contiguous."""
+    """(M, C, H, W) uint8, CPU, contiguous (or StreamedImages, as train_x)."""
     test_y: np.ndarray
     """(M,) int64 labels."""
     classes: list[str]
@@ -79,6 +80,16 @@ class DatasetArrays:
     """CIFAR-100 superclass of each training image, (N,) int64; None for other datasets."""
     source: str = ""
     """Where the data was read from (recorded in meta.json)."""
+    crop_size: int = 0
+    """Side of the network's input when it is smaller than the stored images (random crop in
+    training, centre crop otherwise: the ImageNet-style protocols); 0: the stored size."""
+    verified: np.ndarray | None = None
+    """(N,) int8 human verification of the given training labels, for datasets without clean
+    training labels (Food-101N, Clothing1M): 1 correct, 0 wrong, -1 not verified. The runner's
+    selection diagnostics use the verified samples only; methods never see it."""
+    extra_tests: dict[str, tuple] | None = None
+    """Further test sets by name, each (x (M', C, H, W) uint8 or StreamedImages, y (M',) int64):
+    WebVision's ILSVRC2012 validation images. Scored whenever the test set is."""
 
     @property
     def num_classes(self) -> int:
@@ -86,8 +97,20 @@ class DatasetArrays:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the stored images."""
         c, h, w = self.train_x.shape[1:]
         return int(c), int(h), int(w)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of what the network is fed (after crop_size)."""
+        c, h, w = self.image_shape
+        return (c, self.crop_size, self.crop_size) if self.crop_size else (c, h, w)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the training images are read a batch at a time."""
+        return not torch.is_tensor(self.train_x)
 
 
 # ----- registry and memoisation ---------------------------------------------------------------
@@ -113,6 +136,7 @@ def register_dataset(name: str) -> Callable[[Loader], Loader]:
 def list_datasets() -> list[str]:
     """Registered names (and the image-folder datasets); folder:PATH and list:FILE are extra."""
     import benchmark.image_folders  # noqa: F401  (registers animal10n)
+    import benchmark.real_world  # noqa: F401  (clothing1m, food101n, webvision_mini)
     return sorted(_REGISTRY)
 
 
@@ -123,11 +147,13 @@ def load_dataset(name: str, *, data_dir: str | None = None, download: bool = Tru
     Raises ValueError for an unknown name and DataError when the data cannot be found or is corrupt.
     """
     from benchmark.image_folders import PREFIX_LOADERS  # registers animal10n; folder:, list:
+    import benchmark.real_world  # noqa: F401  (registers clothing1m, food101n, webvision_mini)
     prefix = next((p for p in PREFIX_LOADERS if name.startswith(p)), None)
     if prefix is None and name not in _REGISTRY:
         raise ValueError(f"unknown dataset '{name}'. Valid: {', '.join(list_datasets())}, "
                          "folder:PATH, list:FILE")
-    env = tuple(os.environ.get(k) for k in ("NLB_DATA_DIR", "NLB_CACHE_DIR", "NLB_CIFAR_N_DIR"))
+    env = tuple(os.environ.get(k) for k in ("NLB_DATA_DIR", "NLB_CACHE_DIR", "NLB_CIFAR_N_DIR",
+                                            "NLB_MEMORY_BUDGET_GB"))
     key = (name, _norm(data_dir), bool(download), _norm(cifar_n_path), env)
     with _LOCK:
         if key not in _CACHE:
@@ -192,10 +218,11 @@ def _why_not(data_dir: str | None, download: bool) -> str:
     return "" if download else " (download disabled)"
 
 
-def _md5_file(path: Path) -> str:
-    h = hashlib.md5()
+def file_digest(path: Path, algo: str = "sha256") -> str:
+    """Hex digest of a file's bytes (read in 16 MiB chunks): sha256, or md5 for torchvision's lists."""
+    h = hashlib.new(algo)
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
+        for chunk in iter(lambda: f.read(1 << 24), b""):
             h.update(chunk)
     return h.hexdigest()
 
@@ -475,14 +502,14 @@ def _verify_cifar_files(spec: _CifarSpec, d: Path) -> bool:
     (tiny test copies, private subsets): then False, and the files are read with the restricted
     reader only, which cannot run code whatever the file holds.
     """
-    bad = [f for f, md5 in (*spec.train_files, spec.test_file, spec.meta_file) if _md5_file(d / f) != md5]
+    bad = [f for f, md5 in (*spec.train_files, spec.test_file, spec.meta_file) if file_digest(d / f, "md5") != md5]
     if not bad:
         return True
     if os.environ.get(ALLOW_UNVERIFIED_ENV) == "1":
         warnings.warn(f"{spec.name}: {', '.join(bad)} in {d} are not torchvision's files (md5 differs); "
                       f"loading them unverified because {ALLOW_UNVERIFIED_ENV}=1")
         return False
-    raise DataError(f"CIFAR file {d / bad[0]}: md5 {_md5_file(d / bad[0])}, expected torchvision's "
+    raise DataError(f"CIFAR file {d / bad[0]}: md5 {file_digest(d / bad[0], 'md5')}, expected torchvision's "
                     f"{dict((*spec.train_files, spec.test_file, spec.meta_file))[bad[0]]} (corrupt, "
                     f"modified or not the official file; {len(bad)} file(s) differ); refusing to "
                     f"unpickle it. For a deliberate subset or test copy set {ALLOW_UNVERIFIED_ENV}=1. "

@@ -21,10 +21,17 @@ def selection_quality(selected: torch.Tensor | None, scores: torch.Tensor | None
                       is_clean: torch.Tensor) -> dict[str, float]:
     """Precision/recall/F1 of the set a method treats as clean, and the AUC of its P(clean).
 
-    selected: (N,) bool or None; scores: (N,) float or None; is_clean: (N,) bool truth.
+    selected: (N,) bool or None; scores: (N,) float or None (NaN: not scored this epoch; the
+    figures then cover the scored samples only); is_clean: (N,) bool truth.
     Precision is the label precision of the kept set (Co-teaching's "pure ratio").
     """
     out: dict[str, float] = {}
+    if scores is not None and not bool(torch.isfinite(scores).all()):
+        # scored on a subset this epoch (NaN elsewhere: DivideMix's per-epoch draw on Clothing1M):
+        # judge the division on the samples it divided
+        rows = torch.isfinite(scores).to(is_clean.device)
+        scores, is_clean = scores.to(is_clean.device)[rows], is_clean[rows]
+        selected = None if selected is None else selected.to(rows.device)[rows]
     if selected is not None:
         sel = selected.to(is_clean.device).bool()
         tp = float((sel & is_clean).sum())
@@ -34,7 +41,7 @@ def selection_quality(selected: torch.Tensor | None, scores: torch.Tensor | None
         out["select/precision"] = p
         out["select/recall"] = r
         out["select/f1"] = 2 * p * r / (p + r) if (p + r) > 0 else math.nan
-        out["select/fraction"] = n_sel / len(sel)
+        out["select/fraction"] = n_sel / len(sel) if len(sel) else math.nan
     if scores is not None:
         truth = is_clean.cpu().numpy()
         if 0 < truth.sum() < len(truth):

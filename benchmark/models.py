@@ -446,8 +446,10 @@ def sevencnn(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
 PRETRAINED_MODELS = ("resnet50_imagenet",)
 """Models whose weights come from a file (tests/benchmark/test_pretrained.py covers their loading;
 the contract tests run their architecture under its random-init name)."""
-RGB_ONLY = ("resnet50", "resnet50_imagenet")
+RGB_ONLY = ("resnet50", "resnet50_imagenet", "inception_resnet_v2")
 """ImageNet-stem models: 3-channel inputs only."""
+MIN_IMAGE_SIZE = {"inception_resnet_v2": 75}
+"""Smallest image side a model takes, where it is above the 32 pixels of CIFAR."""
 
 
 @register_model("resnet50")
@@ -467,6 +469,18 @@ def resnet50_imagenet(num_classes: int, in_channels: int, image_size: int) -> nn
     return build("resnet50", num_classes, in_channels, torchvision_weights("resnet50", "IMAGENET1K_V1"))
 
 
+@register_model("inception_resnet_v2")
+def inception_resnet_v2(num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """InceptionResNetV2 (Szegedy et al., AAAI 2017) from timm (``inception_resnet_v2``), random
+    init: the WebVision backbone of DivideMix (InceptionResNetV2.py, trained from scratch) and
+    ELR+. timm's global pooling is adaptive (ELR+'s copy; DivideMix's fixed 8x8 pool is the same
+    at its 299-pixel input). Needs image_size >= 75; the protocols feed 299 (DivideMix) or 227."""
+    if image_size < MIN_IMAGE_SIZE["inception_resnet_v2"]:
+        raise ValueError(f"inception_resnet_v2 needs image_size >= 75, got {image_size}")
+    from benchmark.pretrained import build_timm
+    return build_timm("inception_resnet_v2", num_classes, in_channels)
+
+
 def num_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -477,5 +491,5 @@ __all__ = ["register_model", "list_models", "build_model", "num_parameters", "Ba
 
 if __name__ == "__main__":  # quick summary: python -m benchmark.models
     for n in list_models():
-        m = build_model(n, num_classes=10, in_channels=3, image_size=32)
+        m = build_model(n, num_classes=10, in_channels=3, image_size=max(32, MIN_IMAGE_SIZE.get(n, 0)))
         print(f"{n:16s} {num_parameters(m):>12,d} params  feature_dim={m.feature_dim}")

@@ -24,7 +24,8 @@ def build_optimizer(cfg: OptimConfig, params, weight_decay: float | None = None)
     """
     wd = cfg.weight_decay if weight_decay is None else weight_decay
     if cfg.name == "sgd":
-        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd)
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=wd,
+                              nesterov=bool(cfg.nesterov))
     else:
         opt = torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=wd)
     if cfg.grad_clip > 0:

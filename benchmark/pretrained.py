@@ -128,3 +128,28 @@ def build(arch: str, num_classes: int, in_channels: int, spec: WeightsSpec | Non
             raise DataError(f"{spec.file_name} does not fit {arch}: missing {list(missing)[:3]}, "
                             f"unexpected {list(unexpected)[:3]}")
     return TorchvisionBackbone(net, num_classes)
+
+
+class TimmBackbone(nn.Module):
+    """A timm network as a suite backbone: timm's pooled features (``num_classes=0``), a new
+    classifier ``Linear(num_features, C)``."""
+
+    def __init__(self, net: nn.Module, num_classes: int):
+        super().__init__()
+        self.body = net
+        self.feature_dim = int(net.num_features)
+        self.classifier = nn.Linear(self.feature_dim, num_classes)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.forward_features(x))
+
+
+def build_timm(arch: str, num_classes: int, in_channels: int) -> nn.Module:
+    """timm's ``arch``, random init (timm.create_model, pretrained=False), new C-way classifier."""
+    import timm
+    if in_channels != 3:
+        raise ValueError(f"{arch} takes 3-channel images, the dataset has {in_channels}")
+    return TimmBackbone(timm.create_model(arch, pretrained=False, num_classes=0), num_classes)

@@ -29,6 +29,7 @@ from benchmark.models import build_model
 from benchmark.noise_cache import noise_for
 from benchmark.store import Store
 from benchmark.strong_augment import StrongAugmenter
+from benchmark.streaming import decode_mode, take
 from benchmark.tracking import Tracker, resolve_mode
 from methods import RunContext, get_method, resolve_hp
 from methods.params import ConfigError
@@ -122,8 +123,11 @@ def resolve_augment(cfg: RunConfig, data: DatasetArrays) -> str:
 
 
 def make_augmenter(aug: str, data: DatasetArrays, channels_last: bool = False) -> Augmenter:
-    pad = data.crop_pad or max(2, data.image_shape[-1] // 8)
     rotate = float(aug.split("rotate")[1]) if "rotate" in aug else 0.0
+    if data.crop_size:  # stored larger than the network's input: a random window, not padding
+        return Augmenter(data.mean, data.std, crop_size=data.crop_size, random_window="crop" in aug,
+                         hflip="flip" in aug, channels_last=channels_last, rotate=rotate)
+    pad = data.crop_pad or max(2, data.image_shape[-1] // 8)
     return Augmenter(data.mean, data.std, crop_pad=pad if "crop" in aug else 0, hflip="flip" in aug,
                      channels_last=channels_last, rotate=rotate)
 
@@ -157,9 +161,11 @@ def prepare(cfg: RunConfig, store: Store) -> Prepared:
     if len(train_idx) < 2:
         raise UsageError("fewer than 2 training samples after the split")
     run_id = cfg.run_id(artifact.sha256, asdict(hp))
+    numerics = runtime.numerics(cfg.threads, cfg.precision, dev)
+    if data.streamed and decode_mode(dev) != "pil":  # nvJPEG's pixels are not Pillow's
+        numerics["decode"] = decode_mode(dev)
     return Prepared(cfg, run_id, data, artifact, train_idx, val_idx, hp,
-                    protocol_of(cfg, resolve_augment(cfg, data)), dev,
-                    runtime.numerics(cfg.threads, cfg.precision, dev))
+                    protocol_of(cfg, resolve_augment(cfg, data)), dev, numerics)
 
 
 _FITS: dict[tuple, None] = {}
@@ -171,7 +177,7 @@ def check_model_fits(model: str, data: DatasetArrays) -> None:
     grey images) is a usage error here, before a noise artifact or a run folder is written. A
     pretrained backbone also reads and verifies its weights here, so missing weights stop a grid
     before its first run."""
-    c, h, _w = data.image_shape
+    c, h, _w = data.input_shape
     key = (model, c, h, data.num_classes)
     if key in _FITS:
         return
@@ -317,23 +323,26 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, meter: runtime.Res
     clean_all = torch.as_tensor(data.train_y)
     tr = torch.as_tensor(prep.train_idx)
     va = torch.as_tensor(prep.val_idx)
-    x_train = data.train_x[tr].to(dev)
+    # a streamed dataset stays on disk: take() gives views that read one batch at a time
+    x_train = take(data.train_x, tr, dev)
     noisy_train = noisy_all[tr].to(dev)
     clean_train = clean_all[tr].to(dev)        # runner only: diagnostics
-    x_val, noisy_val = data.train_x[va].to(dev), noisy_all[va].to(dev)
+    x_val, noisy_val = take(data.train_x, va, dev), noisy_all[va].to(dev)
     te = _test_indices(len(data.test_y), cfg.test_subset)
-    x_test, y_test = data.test_x[te].to(dev), torch.as_tensor(data.test_y)[te].to(dev)
+    x_test, y_test = take(data.test_x, te, dev), torch.as_tensor(data.test_y)[te].to(dev)
+    extra_tests = {name: (take(x, torch.arange(len(y)), dev), torch.as_tensor(y).to(dev))
+                   for name, (x, y) in (data.extra_tests or {}).items()}
     aug = make_augmenter(prep.protocol["augment"], data, cfg.channels_last)
-    memo_idx = _memo_indices(noisy_train, clean_train, cfg.memo_samples, streams["split"])
+    truth = _Truth(data, tr, noisy_train, clean_train, cfg.memo_samples, streams["split"])
+    memo_idx = truth.memo_idx
     probe = _probe_indices(len(tr), PROBE_SIZE, streams["split"]).to(dev)
     # fixed probe batch for the gradient diagnostics, and the truth the diagnostics compare with:
     # constant over the run, so built once here rather than every epoch
     x_probe, noisy_probe, clean_probe = aug.normalise(x_train[probe]), noisy_train[probe], clean_train[probe]
-    is_clean = noisy_train == clean_train
 
     def build(k: int) -> torch.nn.Module:
         torch.manual_seed(sub_seed(streams["init"], k))
-        c, h, _w = data.image_shape
+        c, h, _w = data.input_shape
         m = build_model(cfg.model, num_classes=data.num_classes, in_channels=c, image_size=h)
         return m.to(dev, memory_format=torch.channels_last) if cfg.channels_last else m.to(dev)
 
@@ -413,11 +422,14 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, meter: runtime.Res
                 row["val_noisy/acc"] = _acc(predict(method, x_val, norm, eb), noisy_val) if len(va) else math.nan
                 if tested:
                     row.update(_evaluate(cfg, method, aug, x_test, y_test, x_train, noisy_train,
-                                         clean_train, memo_idx, epoch))
-            row.update(selection_quality(method.selected(), method.clean_scores(), is_clean))
-            row.update(correction_quality(method.corrected_labels(), noisy_train, clean_train))
+                                         clean_train, memo_idx, epoch, truth.known_truth))
+                    for name, (xe, ye) in extra_tests.items():
+                        row[f"test_{name}/acc"] = _acc(predict(method, xe, norm, eb), ye)
+            row.update(truth.selection(method.selected(), method.clean_scores()))
+            if truth.known_truth:  # without clean labels these would compare the labels with themselves
+                row.update(correction_quality(method.corrected_labels(), noisy_train, clean_train))
             row.update(method.extra_metrics())
-            if tested:
+            if tested and truth.known_truth:
                 row.update(probe_metrics(method, x_probe, noisy_probe, clean_probe))
             best.offer(epoch, row, method)
             row["time/epoch_s"] = dt
@@ -477,6 +489,48 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, meter: runtime.Res
             "cached": False}
 
 
+class _Truth:
+    """What the runner knows about which training labels are right (never shown to a method).
+
+    With clean labels (every synthetic noise, CIFAR-N) that is all of them. With a dataset's
+    human verification flags instead (``DatasetArrays.verified``: Food-101N, Clothing1M) it is
+    the verified samples only: selection quality is computed on them, and memorisation on the
+    samples verified wrong (their noisy fit; their true class is unknown).
+    """
+
+    def __init__(self, data: DatasetArrays, tr: torch.Tensor, noisy: torch.Tensor, clean: torch.Tensor,
+                 memo_cap: int, seed: int):
+        dev = noisy.device
+        if data.verified is None:
+            self.rows = None
+            self.is_clean = noisy == clean
+            self.memo_idx = _memo_indices(noisy, clean, memo_cap, seed)
+            self.known_truth = True
+            return
+        v = torch.as_tensor(np.asarray(data.verified)[tr.numpy()], device=dev)
+        self.rows = torch.nonzero(v >= 0).squeeze(1)
+        self.is_clean = v[self.rows] == 1
+        wrong = torch.nonzero(v == 0).squeeze(1).cpu().numpy()
+        if memo_cap and len(wrong) > memo_cap:
+            wrong = np.sort(np.random.default_rng(seed + 1).choice(wrong, memo_cap, replace=False))
+        self.memo_idx = torch.as_tensor(wrong, dtype=torch.long, device=dev)
+        self.known_truth = False
+
+    def selection(self, selected: torch.Tensor | None, scores: torch.Tensor | None) -> dict[str, float]:
+        if self.rows is None:
+            return selection_quality(selected, scores, self.is_clean)
+        if not len(self.rows):
+            return {}
+        out = selection_quality(None if selected is None else selected.to(self.rows.device)[self.rows],
+                                None if scores is None else scores.to(self.rows.device)[self.rows],
+                                self.is_clean)
+        if selected is not None:  # the share kept of all the samples divided, not of the verified
+            scored = (torch.ones_like(selected, dtype=torch.bool) if scores is None
+                      else torch.isfinite(scores).to(selected.device))
+            out["select/fraction"] = float(selected[scored].float().mean()) if scored.any() else math.nan
+        return out
+
+
 class _BestVal:
     """The epoch of best noisy-validation accuracy (earliest on ties) and, when the test schedule
     did not test that epoch, a copy of the networks as they were then (tested at the end).
@@ -520,7 +574,7 @@ class _BestVal:
 
 
 def _evaluate(cfg: RunConfig, method, aug: Augmenter, x_test, y_test, x_train, noisy_train,
-              clean_train, memo_idx, epoch: int) -> dict[str, float]:
+              clean_train, memo_idx, epoch: int, known_truth: bool = True) -> dict[str, float]:
     """The runner's evaluation on a tested epoch (test accuracy, memorisation; each network's test
     accuracy at the last epoch), in the caller's precision context. Clean labels enter here only,
     never the method."""
@@ -529,7 +583,10 @@ def _evaluate(cfg: RunConfig, method, aug: Augmenter, x_test, y_test, x_train, n
     out["test/acc"] = _acc(predict(method, x_test, norm, eb), y_test)
     if len(memo_idx):
         pred = predict(method, x_train[memo_idx], norm, eb)
-        out.update(memorisation(pred, noisy_train[memo_idx], clean_train[memo_idx]))
+        memo = memorisation(pred, noisy_train[memo_idx], clean_train[memo_idx])
+        if not known_truth:  # samples verified wrong, true class unknown: only the fit of the noise
+            memo.pop("memo/true_fit")
+        out.update(memo)
     nets = method.networks()
     if len(nets) > 1 and epoch == cfg.epochs:
         # two-network methods: each network's own test accuracy, at the last epoch only
@@ -557,10 +614,15 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
     if len(tail) == min(LAST_K, len(rows)):
         out["test/acc_last10_mean"] = float(np.mean(tail))
     val = [r.get("val_noisy/acc", math.nan) for r in rows]
+    extra = sorted({k for r in rows for k in r if k.startswith("test_") and k.endswith("/acc")})
+    for k in extra:  # further test sets (WebVision's ILSVRC2012 val): last epoch
+        out[f"{k}_last"] = rows[-1].get(k, math.nan)
     if all(math.isfinite(v) for v in val):
         sel = int(np.argmax(val))
         out.update({"test/acc_at_best_val": rows[sel].get("test/acc", math.nan),
                     "val_noisy/acc_best": val[sel], "selected_epoch": sel + 1})
+        for k in extra:  # and at the epoch chosen by noisy validation, when it was tested
+            out[f"{k}_at_best_val"] = rows[sel].get(k, math.nan)
     else:  # no validation split: nothing may be selected (never with the test set)
         out.update({"test/acc_at_best_val": math.nan, "val_noisy/acc_best": math.nan,
                     "selected_epoch": None})

@@ -81,7 +81,58 @@ class DivideMixConfig:
     warmup_batch_factor: int = param(2, ge=1)
     """Warm-up batch = this x batch_size (the official warm-up loader uses 2 x 64)."""
     conf_penalty: str = param("auto", choices=("auto", "on", "off"))
-    """Negative-entropy penalty in warm-up: "auto" (only for asym noise, as official), "on", "off"."""
+    """Negative-entropy penalty in warm-up: "auto" (only for asym noise, as official), "on", "off"
+    (Train_clothing1M.py: on)."""
+    num_batches: int = param(0, ge=0)
+    """0: every epoch divides and trains on the whole training set (Train_CIFAR.py,
+    Train_webvision.py). N > 0: the Clothing1M protocol (dataloader_clothing1M.py, mode "all"):
+    every epoch each network draws a fresh class-balanced subset of N x batch_size samples (at most
+    that / C per noisy class) for its division, on which its partner then trains; warm-up trains
+    each network on its own class-balanced draw of N x the warm-up batch (official N = 1000:
+    32,000 and 64,000 images of Clothing1M's million)."""
+    mix_forward: str = param("all", choices=("all", "labelled"))
+    """Mixed rows the network is trained on: "all" (Train_CIFAR.py) or "labelled", the 2 x B rows
+    of the labelled views only (Train_clothing1M.py, Train_webvision.py, which have no L_u term);
+    "labelled" needs lambda_u = 0."""
+
+    def check(self) -> None:
+        if self.mix_forward == "labelled" and self.lambda_u != 0:
+            raise ValueError(f"mix_forward 'labelled' trains on no unlabelled row, so lambda_u must be 0 "
+                             f"(got {self.lambda_u})")
+        if self.num_batches and self.loss_history != 1:
+            raise ValueError("num_batches > 0 divides a new subset every epoch: loss_history must be 1")
+
+
+def balanced_subset(labels: Tensor, n: int, num_classes: int, gen: torch.Generator) -> Tensor:
+    """dataloader_clothing1M.py's class-balanced draw: walk a random permutation of the training
+    set and keep a sample while its class has fewer than n / C kept and fewer than n are kept.
+
+    labels: (N,) int64 noisy labels. Returns (M,) int64 training positions, M <= n, in random
+    order (the official loader shuffles the kept list again). Vectorised: a sample is kept when
+    its rank among the permutation's samples of its class is below ceil(n / C).
+    """
+    dev = labels.device
+    perm = torch.randperm(len(labels), generator=gen, device=gen.device).to(dev)
+    lab = labels[perm]
+    order = torch.argsort(lab, stable=True)  # by class, permutation order within a class
+    counts = torch.bincount(lab, minlength=num_classes)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(lab)
+    rank[order] = torch.arange(len(lab), device=dev) - starts[lab[order]]
+    kept = perm[rank < -(-n // num_classes)][:n]
+    return kept[torch.randperm(len(kept), generator=gen, device=gen.device).to(dev)]
+
+
+@torch.no_grad()
+def subset_losses(net: torch.nn.Module, ctx: RunContext, idx: Tensor) -> Tensor:
+    """(M,) fp32 CE of the training samples ``idx`` ((M,) positions) against their noisy labels,
+    eval mode, un-augmented (the official eval_train)."""
+    net.eval()
+    out = torch.empty(len(idx), device=ctx.device)
+    for s in range(0, len(idx), ctx.eval_batch_size):
+        b = idx[s:s + ctx.eval_batch_size]
+        out[s:s + len(b)] = ce_per_sample(net(ctx.normalise(ctx.train_x[b])), ctx.noisy_labels[b])
+    return out
 
 
 def warmup_epochs(cfg: DivideMixConfig, epochs: int) -> int:
@@ -159,7 +210,14 @@ class DivideMix(Method):
             gen = ctx.generator(epoch, k)
             tot = torch.zeros((), device=ctx.device)
             seen = 0
-            for idx in batches(ctx.num_train, bs, gen, ctx.device):
+            if self.cfg.num_batches:  # its own class-balanced draw (the Clothing1M protocol)
+                pool = balanced_subset(ctx.noisy_labels, self.cfg.num_batches * bs, ctx.num_classes,
+                                       ctx.generator(epoch, 4 + k))
+            else:
+                pool = None
+            for idx in batches(ctx.num_train if pool is None else len(pool), bs, gen, ctx.device):
+                if pool is not None:
+                    idx = pool[idx]
                 logits = net(ctx.augment(ctx.train_x[idx], gen))
                 loss = ce_per_sample(logits, ctx.noisy_labels[idx]).mean()
                 total = (loss + negative_entropy(logits)) if self.penalise else loss
@@ -176,12 +234,18 @@ class DivideMix(Method):
         """(N,) P(clean) of network k: normalised per-sample CE (averaged over the history),
         a two-component GMM, the posterior of its low-mean component. Updates the history."""
         ctx = self.ctx
-        losses = minmax(per_sample_losses(self.nets[k], ctx))
-        h = torch.cat([self.history[k], losses[None]])[-self.cfg.loss_history:]
-        self.history[k] = h
         # a seed per (epoch, network) from the order stream: a resumed run refits the same GMM
         g = ctx.generator(epoch, 2 + k)
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g, device=g.device))
+        if self.cfg.num_batches:  # a fresh class-balanced subset; NaN outside it (neither set)
+            sub = balanced_subset(ctx.noisy_labels, self.cfg.num_batches * ctx.batch_size,
+                                  ctx.num_classes, ctx.generator(epoch, 6 + k))
+            prob = torch.full((ctx.num_train,), float("nan"), device=ctx.device)
+            prob[sub] = gmm_clean_prob(minmax(subset_losses(self.nets[k], ctx, sub)), seed)
+            return prob
+        losses = minmax(per_sample_losses(self.nets[k], ctx))
+        h = torch.cat([self.history[k], losses[None]])[-self.cfg.loss_history:]
+        self.history[k] = h
         return gmm_clean_prob(h.mean(0), seed)
 
     def _semi_epoch(self, epoch: int) -> dict[str, float]:
@@ -206,7 +270,7 @@ class DivideMix(Method):
         lab = torch.nonzero(prob > cfg.p_threshold).squeeze(1)
         unl = torch.nonzero(prob <= cfg.p_threshold).squeeze(1)
         n_lab, n_unl = int(lab.numel()), int(unl.numel())
-        stats = {"labelled": n_lab / ctx.num_train, "skipped": 0.0, "loss": 0.0, "lx": 0.0,
+        stats = {"labelled": n_lab / max(1, n_lab + n_unl), "skipped": 0.0, "loss": 0.0, "lx": 0.0,
                  "lu": 0.0, "penalty": 0.0, "rampup": 0.0}
         if n_lab == 0:  # nothing to refine or to anchor the mixture: no update (deviation 4)
             stats["skipped"] = 1.0
@@ -253,6 +317,8 @@ class DivideMix(Method):
             views = torch.cat(views if nu else views[:2])
             perm = torch.randperm(len(views), generator=gen, device=gen.device).to(dev)
             mixed_x, mixed_t = mix(views, targets, float(lams[i]), perm)
+            if cfg.mix_forward == "labelled":  # the mixed labelled rows only (no L_u, as official)
+                mixed_x, mixed_t, nu = mixed_x[:2 * bx], mixed_t[:2 * bx], 0
             logits = net(mixed_x)
             lx = soft_cross_entropy(logits[:2 * bx], mixed_t[:2 * bx])
             probs = F.softmax(logits.float(), dim=1)
@@ -280,7 +346,8 @@ class DivideMix(Method):
         return self.nets[0](x) + self.nets[1](x)
 
     def clean_scores(self) -> Tensor | None:
-        """(N,) P(clean) from network 1's mixture in the last epoch (None during warm-up)."""
+        """(N,) P(clean) from network 1's mixture in the last epoch (None during warm-up; NaN
+        outside the epoch's subset when num_batches > 0)."""
         return self.prob[0]
 
     def selected(self) -> Tensor | None:

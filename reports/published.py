@@ -48,10 +48,10 @@ class Published:
 
 COMPARED = ("model", "epochs", "optimizer", "lr", "momentum", "weight_decay", "schedule",
             "milestones", "gamma", "batch_size", "augment", "subset", "test_subset", "grad_clip",
-            "eta_min", "restart_every")
+            "eta_min", "restart_every", "nesterov")
 """The protocol fields a run must share with a published number (as in config.json's protocol)."""
 
-ABSENT_MEANS = {"grad_clip": 0.0, "eta_min": 0.0, "restart_every": 0, "gamma": 0.1}
+ABSENT_MEANS = {"grad_clip": 0.0, "eta_min": 0.0, "restart_every": 0, "gamma": 0.1, "nesterov": False}
 """Protocol fields a run records only when set: absent (on either side) means this value."""
 
 PROTOCOLS: dict[str, dict[str, Any]] = {

@@ -56,3 +56,17 @@ def cifar_n_dir() -> Path:
         pytest.skip(f"CIFAR-N label files not found in {d} (set NLB_SHARED_DIR to the folder "
                     f"holding data/cifar-n)")
     return d
+
+
+@pytest.fixture
+def real_world_env(tmp_path, monkeypatch):
+    """For the real-world fixtures: their small copies accepted (NLB_ALLOW_UNVERIFIED_DATA), an
+    empty cache dir (packs, stamps), the default memory budget and decoder, a fresh memo."""
+    from benchmark import data
+    monkeypatch.setenv("NLB_ALLOW_UNVERIFIED_DATA", "1")
+    monkeypatch.setenv("NLB_CACHE_DIR", str(tmp_path / "cache"))
+    for var in ("NLB_DATA_DIR", "NLB_MEMORY_BUDGET_GB", "NLB_DECODE"):
+        monkeypatch.delenv(var, raising=False)
+    data.clear_cache()
+    yield tmp_path
+    data.clear_cache()

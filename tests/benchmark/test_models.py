@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.models import PRETRAINED_MODELS, RGB_ONLY, build_model, list_models, num_parameters
+from benchmark.models import (MIN_IMAGE_SIZE, PRETRAINED_MODELS, RGB_ONLY, build_model, list_models,
+                              num_parameters)
 
 NUM_CLASSES = 7
 BATCH = 2
@@ -20,9 +21,15 @@ TINY_OK = {"mlp", "cnn"}
 MODELS = [m for m in list_models() if m not in PRETRAINED_MODELS]
 
 
+def _side(name: str, size: int = 32) -> int:
+    """The test image side for ``name``: ``size``, or the model's minimum when that is larger."""
+    return max(size, MIN_IMAGE_SIZE.get(name, 0))
+
+
 def _cases():
     for name in MODELS:
-        shapes = [(3, 32)] if name in RGB_ONLY else SHAPES + ([(1, 8)] if name in TINY_OK else [])
+        shapes = ([(3, _side(name))] if name in RGB_ONLY
+                  else SHAPES + ([(1, 8)] if name in TINY_OK else []))
         for cin, size in shapes:
             yield pytest.param(name, cin, size, id=f"{name}-{cin}x{size}")
 
@@ -67,8 +74,8 @@ def test_shapes_and_classifier(name, cin, size):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_replacing_classifier_takes_effect(name):
-    m = _model(name, 3, 32)
-    x = _input(3, 32)
+    m = _model(name, 3, _side(name))
+    x = _input(3, _side(name))
     old = m.classifier
     try:
         zero = nn.Linear(m.feature_dim, NUM_CLASSES)
@@ -83,8 +90,8 @@ def test_replacing_classifier_takes_effect(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_train_mode_backward(name):
-    m = _model(name, 3, 32)
-    x = _input(3, 32)
+    m = _model(name, 3, _side(name))
+    x = _input(3, _side(name))
     m.train()
     try:
         m(x).sum().backward()
@@ -97,8 +104,8 @@ def test_train_mode_backward(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_channels_last(name):
-    m = _model(name, 3, 32)
-    x = _input(3, 32)
+    m = _model(name, 3, _side(name))
+    x = _input(3, _side(name))
     with torch.no_grad():
         ref = m(x)
         m.to(memory_format=torch.channels_last)
@@ -113,9 +120,9 @@ def test_channels_last(name):
 def test_same_seed_same_parameters(name):
     cin = 3 if name in RGB_ONLY else 1
     torch.manual_seed(123)
-    a = build_model(name, num_classes=NUM_CLASSES, in_channels=cin, image_size=28)
+    a = build_model(name, num_classes=NUM_CLASSES, in_channels=cin, image_size=_side(name, 28))
     torch.manual_seed(123)
-    b = build_model(name, num_classes=NUM_CLASSES, in_channels=cin, image_size=28)
+    b = build_model(name, num_classes=NUM_CLASSES, in_channels=cin, image_size=_side(name, 28))
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)

@@ -233,3 +233,69 @@ def test_random_augmentation_uses_two_distinct_views():
     m.train_epoch(1)
     out = m.train_epoch(2)
     assert math.isfinite(out["train/loss"]) and out["dividemix/skipped_net1"] == 0.0
+
+
+# --------------------------------------------------------------- the Clothing1M protocol
+def _official_walk(labels, perm, n, c):
+    """dataloader_clothing1M.py, mode 'all': walk the shuffled list, keep while the class has
+    fewer than n / c and fewer than n are kept."""
+    kept, count = [], [0] * c
+    for i in perm:
+        y = int(labels[i])
+        if count[y] < n / c and len(kept) < n:
+            kept.append(int(i))
+            count[y] += 1
+    return kept
+
+
+@pytest.mark.parametrize("n", [7, 30, 64, 500])
+def test_balanced_subset_is_the_official_walk(n):
+    g = torch.Generator().manual_seed(3)
+    labels = torch.cat([torch.zeros(100, dtype=torch.long), torch.randint(1, 5, (80,), generator=g)])
+    got = dm.balanced_subset(labels, n, 5, torch.Generator().manual_seed(11))
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(11))
+    want = _official_walk(labels, perm.tolist(), n, 5)
+    assert sorted(got.tolist()) == sorted(want) and len(set(got.tolist())) == len(want)
+    counts = torch.bincount(labels[got], minlength=5)
+    assert counts.max() <= math.ceil(n / 5)
+
+
+def test_num_batches_draws_class_balanced_subsets_for_warmup_and_division():
+    n, c, batch = 120, 4, 4
+    ctx = fake_ctx(n=n, c=c, batch=batch, epochs=3)
+    m = make("dividemix", ctx, warmup=1, num_batches=3)  # warm-up 3 x 8, division 3 x 4
+    m.train_epoch(1)
+    seen = [sorted(sum((ids for _, ids in net.calls), [])) for net in m.nets]
+    assert len(seen[0]) == len(seen[1]) == 24 and seen[0] != seen[1]   # each its own draw
+    assert len(set(seen[0])) == 24
+    for net in m.nets:
+        net.calls.clear()
+    m.train_epoch(2)
+    for k in (0, 1):
+        scored = torch.isfinite(m.prob[k])
+        assert int(scored.sum()) == 12          # num_batches x batch_size samples divided
+        assert torch.bincount(ctx.noisy_labels[scored], minlength=c).max() <= 3
+    assert not torch.equal(torch.isfinite(m.prob[0]), torch.isfinite(m.prob[1]))  # two draws
+    sel = m.selected()  # nothing outside the divided subset is selected
+    assert sel is not None and not bool(sel[~torch.isfinite(m.prob[0])].any())
+
+
+def test_mix_forward_labelled_trains_on_the_labelled_rows_only(monkeypatch):
+    n = 32
+    ctx = fake_ctx(n=n, batch=8, epochs=3)
+    m = make("dividemix", ctx, warmup=1, mix_forward="labelled", lambda_u=0.0)
+    ids = torch.arange(n)
+    monkeypatch.setattr(m, "divide", lambda k, epoch: torch.where(ids < 16, 0.9, 0.1))
+    m.nets[0].calls.clear()
+    m.train_epoch(2)
+    trained = [len(r) for grad, r in m.nets[0].calls if grad]
+    assert trained == [16, 16]   # 2 batches of 2 x 8 mixed labelled rows (no unlabelled rows)
+
+
+def test_clothing1m_settings_are_checked_together():
+    from methods.params import ConfigError
+    from methods import resolve_hp
+    with pytest.raises(ConfigError, match="lambda_u must be 0"):
+        resolve_hp("dividemix", {"mix_forward": "labelled", "lambda_u": 25.0}, None)
+    with pytest.raises(ConfigError, match="loss_history must be 1"):
+        resolve_hp("dividemix", {"num_batches": 10, "loss_history": 5}, None)

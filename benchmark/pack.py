@@ -1,0 +1,172 @@
+"""``runner.py pack``: a dataset's images decoded once into memory-mapped uint8 arrays.
+
+A pack is a folder ``<name>@<size>/`` holding one ``<split>.npy`` array (N, 3, S, S) uint8 per
+split (``train``, ``test``, ``extra_<name>``) and ``manifest.json``: the format version, the
+dataset, the image size, the SHA-256 of the listing it was made from (every path and label, in
+order: :meth:`benchmark.listing.Listing.digest`) and, per split, the row count, the file's size
+and its SHA-256. Packs are written under ``<cache dir>/packs/`` by default and looked for there
+and under ``packs/`` of every data folder searched (--data-dir, NLB_DATA_DIR).
+
+A pack someone else made is data you received: it is read with ``allow_pickle=False`` (a .npy
+file cannot run code then) and its arrays are trusted only once their SHA-256 equals the
+manifest's and the manifest's listing digest equals that of the lists on this machine. The full
+hash is computed once per pack file (a stamp keyed by the file's size and modification time is
+kept under ``<cache dir>/verified-packs/``); a changed file is hashed again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark.data import DataError, _search_roots, cache_dir, file_digest
+from benchmark.listing import DECODE_CHUNK, Listing, check_files
+from benchmark.streaming import FileReader, PackedReader, StreamedImages
+
+__all__ = ["PACK_FORMAT", "Pack", "find_pack", "write_pack", "pack_name"]
+
+PACK_FORMAT = 1
+
+
+def pack_name(listing: Listing) -> str:
+    return f"{listing.name}@{listing.size}"
+
+
+@dataclass
+class Pack:
+    """A verified pack: its folder and manifest."""
+
+    root: Path
+    manifest: dict
+
+    def images(self, key: str, in_memory: bool) -> torch.Tensor | StreamedImages:
+        file = self.root / f"{key}.npy"
+        if in_memory:
+            return torch.from_numpy(np.load(file, allow_pickle=False))
+        reader = PackedReader(file)
+        return StreamedImages(reader, tuple(reader.array.shape[1:]))
+
+
+def _stamp_file(path: Path) -> Path:
+    key = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]
+    return cache_dir() / "verified-packs" / f"{key}.json"
+
+
+def _verify_file(path: Path, sha256: str, size: int) -> str | None:
+    """None when ``path`` has ``size`` bytes and SHA-256 ``sha256`` (hashed once per version of
+    the file, see the module docstring); else why not."""
+    st = path.stat()
+    if st.st_size != size:
+        return f"{path.name} has {st.st_size} bytes, the manifest says {size}"
+    stamp = _stamp_file(path)
+    mark = {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    try:
+        if json.loads(stamp.read_text()) == mark:
+            return None
+    except (OSError, ValueError):
+        pass
+    got = file_digest(path)
+    if got != sha256:
+        return f"{path.name}: SHA-256 {got[:12]}... differs from the manifest's {sha256[:12]}..."
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        tmp = stamp.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(mark))
+        os.replace(tmp, stamp)
+    except OSError:
+        pass  # an unwritable cache only means hashing again next time
+    return None
+
+
+def check_pack(root: Path, listing: Listing) -> Pack:
+    """The pack in ``root`` if it is complete, made from exactly ``listing`` and intact; else a
+    DataError saying what is wrong."""
+    try:
+        manifest = json.loads((root / "manifest.json").read_text())
+    except (OSError, ValueError) as e:
+        raise DataError(f"pack {root}: manifest.json unreadable ({e})") from None
+    if manifest.get("format") != PACK_FORMAT:
+        raise DataError(f"pack {root}: format {manifest.get('format')!r}, this suite reads {PACK_FORMAT}")
+    if manifest.get("listing_sha256") != listing.digest():
+        raise DataError(f"pack {root} was made from other file lists than the {listing.name} lists "
+                        f"found in {listing.root} (listing digest differs): pack again")
+    for key, sp in listing.splits().items():
+        entry = manifest.get("splits", {}).get(key)
+        if not entry or entry.get("rows") != len(sp.paths):
+            raise DataError(f"pack {root}: split {key} missing or of the wrong length: pack again")
+        file = root / f"{key}.npy"
+        if not file.is_file():
+            raise DataError(f"pack {root}: {file.name} is missing: pack again")
+        why = _verify_file(file, entry["sha256"], entry["bytes"])
+        if why:
+            raise DataError(f"pack {root}: {why} (corrupt or changed): pack again")
+        try:  # allow_pickle=False: an object array is refused, never unpickled
+            arr = np.load(file, mmap_mode="r", allow_pickle=False)
+        except ValueError as e:
+            raise DataError(f"pack {root}: {file.name} is not a plain uint8 array ({e})") from None
+        want = (len(sp.paths), 3, listing.size, listing.size)
+        if arr.dtype != np.uint8 or tuple(arr.shape) != want:
+            raise DataError(f"pack {root}: {file.name} is {arr.dtype} {tuple(arr.shape)}, expected uint8 {want}")
+    return Pack(root, manifest)
+
+
+def find_pack(listing: Listing, data_dir: str | None = None) -> Pack | None:
+    """The first pack of ``listing`` under ``packs/`` of the data folders searched (the cache dir
+    included), verified; None when there is none. A pack that is found but fails verification is
+    an error, never silently skipped (it would hide a corrupt copy)."""
+    roots = _search_roots(data_dir)
+    if cache_dir() not in roots:
+        roots.append(cache_dir())
+    for r in roots:
+        d = r / "packs" / pack_name(listing)
+        if (d / "manifest.json").is_file():
+            return check_pack(d, listing)
+    return None
+
+
+def write_pack(listing: Listing, out: Path, progress=None) -> dict:
+    """Decode every image of ``listing`` into ``out`` (created; must not hold a pack already).
+
+    Written into ``out.tmp-<pid>`` and renamed at the end, so an interrupted pack leaves no
+    folder that could be taken for a finished one. Returns the manifest.
+    """
+    check_files(listing)
+    if out.exists():
+        raise FileExistsError(f"{out} already exists: remove it first to pack again")
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    tmp.mkdir(parents=True)
+    t0 = time.time()
+    splits = {}
+    try:
+        for key, sp in listing.splits().items():
+            reader = FileReader([str(listing.root / p) for p in sp.paths], listing.size)
+            file = tmp / f"{key}.npy"
+            arr = np.lib.format.open_memmap(file, mode="w+", dtype=np.uint8,
+                                            shape=(len(sp.paths), 3, listing.size, listing.size))
+            for s in range(0, len(sp.paths), DECODE_CHUNK):
+                pos = np.arange(s, min(len(sp.paths), s + DECODE_CHUNK))
+                arr[s:s + len(pos)] = reader.read(pos).numpy()
+                if progress:
+                    progress(key, s + len(pos), len(sp.paths))
+            arr.flush()
+            del arr
+            splits[key] = {"rows": len(sp.paths), "bytes": file.stat().st_size,
+                           "sha256": file_digest(file)}
+        manifest = {"format": PACK_FORMAT, "dataset": listing.name, "size": listing.size,
+                    "listing_sha256": listing.digest(), "splits": splits,
+                    "source": listing.source, "seconds": round(time.time() - t0, 1)}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, out)
+    except BaseException:
+        for f in tmp.iterdir():
+            f.unlink()
+        tmp.rmdir()
+        raise
+    return manifest

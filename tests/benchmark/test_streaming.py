@@ -1,0 +1,141 @@
+"""The streaming data path: decoding equals torchvision's transforms, batches equal the in-memory
+images, and a run streamed from files or from a pack gives the numbers of the in-memory run."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benchmark.augment import Augmenter
+from benchmark.config import RunConfig, UsageError
+from benchmark.data import clear_cache, load_dataset
+from benchmark.streaming import (FileReader, PackedReader, StreamedImages, decode_mode, decode_resized,
+                                 memory_budget)
+from tests.benchmark.real_world_fixtures import write_clothing1m
+
+
+@pytest.fixture(autouse=True)
+def env(real_world_env):
+    yield real_world_env
+
+
+@pytest.mark.parametrize("w,h,mode", [(50, 30, "RGB"), (30, 50, "RGB"), (40, 40, "RGB"), (37, 23, "L"),
+                                      (10, 14, "RGB")])
+def test_decode_equals_torchvision_resize_and_centre_crop(tmp_path, w, h, mode):
+    from torchvision import transforms
+    rng = np.random.default_rng(w * h)
+    shape = (h, w) if mode == "L" else (h, w, 3)
+    path = tmp_path / "im.png"  # lossless: the comparison is of the geometry, not of JPEG
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(path)
+    size = 24
+    ref = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size)])
+    with Image.open(path) as im:
+        want = np.asarray(ref(im.convert("RGB")))
+    assert np.array_equal(decode_resized(path, size), want)
+
+
+def _files(tmp_path, n=12):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        p = tmp_path / f"{i}.jpg"
+        Image.fromarray(rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_streamed_batches_equal_the_decoded_images_in_any_order(tmp_path):
+    paths = _files(tmp_path)
+    reader = FileReader(paths, 16, workers=3)
+    full = torch.from_numpy(np.stack([decode_resized(p, 16) for p in paths])).permute(0, 3, 1, 2)
+    x = StreamedImages(reader, (3, 16, 16))
+    assert x.shape == (12, 3, 16, 16) and len(x) == 12
+    idx = torch.tensor([7, 0, 11, 3, 3])
+    assert torch.equal(x[idx], full[idx])                    # fancy index, repeats, order kept
+    assert torch.equal(x[2:9], full[2:9])                    # slice
+    sub = x.subset(torch.tensor([10, 4, 6]))                 # a view of a view
+    assert torch.equal(sub[1:], full[[4, 6]]) and torch.equal(sub.materialise(), full[[10, 4, 6]])
+    # a pack of the same pixels reads the same batches
+    file = tmp_path / "train.npy"
+    np.save(file, full.numpy())
+    packed = StreamedImages(PackedReader(file), (3, 16, 16))
+    assert torch.equal(packed[idx], full[idx]) and torch.equal(packed.subset(idx)[::2], full[idx][::2])
+
+
+def test_the_nvjpeg_path_decodes_close_to_pillow(tmp_path):
+    """read_gpu is the GPU decoder's code path; on the CPU torchvision decodes the same JPEGs with
+    libjpeg, and the device resize is antialiased bilinear: close to Pillow, not equal (which is
+    why NLB_DECODE=gpu is part of a run's numerics)."""
+    paths = _files(tmp_path, 6)
+    reader = FileReader(paths, 16)
+    pos = np.array([5, 1, 2])
+    got = reader.read_gpu(pos, torch.device("cpu")).float()
+    want = reader.read(pos).float()
+    assert got.shape == want.shape
+    assert (got - want).abs().mean() < 6.0
+
+
+def test_budget_and_decoder_settings_are_checked(monkeypatch):
+    monkeypatch.setenv("NLB_MEMORY_BUDGET_GB", "0.5")
+    assert memory_budget() == 500_000_000
+    monkeypatch.setenv("NLB_MEMORY_BUDGET_GB", "lots")
+    with pytest.raises(UsageError, match="not a number of GB"):
+        memory_budget()
+    monkeypatch.setenv("NLB_DECODE", "gpu")
+    assert decode_mode(torch.device("cpu")) == "pil"  # nvJPEG only on a CUDA device
+    monkeypatch.setenv("NLB_DECODE", "fast")
+    with pytest.raises(UsageError, match="valid values are cpu, gpu"):
+        decode_mode(torch.device("cpu"))
+
+
+def test_crop_size_windows_match_torchvision():
+    from torchvision.transforms import functional as TF
+    x = torch.arange(2 * 3 * 9 * 9, dtype=torch.int64).reshape(2, 3, 9, 9).to(torch.uint8)
+    aug = Augmenter([0.5] * 3, [0.5] * 3, crop_size=5, hflip=False)
+    assert torch.equal(aug.centre(x), TF.center_crop(x, [5, 5]))
+    g = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(20):
+        out = aug.geometric(x, g)
+        assert out.shape == (2, 3, 5, 5)
+        for b in range(2):  # every output is one of the 5 x 5 windows of its own image
+            hits = [(i, j) for i in range(5) for j in range(5) if torch.equal(out[b], x[b, :, i:i + 5, j:j + 5])]
+            assert len(hits) == 1
+            seen.add(hits[0])
+    assert len(seen) > 10  # offsets spread over {0..4} x {0..4}
+    fixed = Augmenter([0.5] * 3, [0.5] * 3, crop_size=5, random_window=False)
+    assert torch.equal(fixed.augment(x, g), fixed.normalise(x))  # no crop in the protocol: the centre
+
+
+def _run(tmp_path, name, env, monkeypatch, **over):
+    from benchmark.train import run
+    for k, v in env.items():
+        monkeypatch.setenv(k, v) if v is not None else monkeypatch.delenv(k, raising=False)
+    clear_cache()
+    cfg = RunConfig(dataset="clothing1m", model="cnn", method="dividemix", epochs=2, batch_size=8,
+                    data_dir=str(tmp_path / "data"), val_frac=0.25, threads=2,
+                    hp={"warmup": 1, "num_batches": 2, "mix_forward": "labelled", "lambda_u": 0.0}, **over)
+    cfg.noise.kind, cfg.noise.rate = "none", 0.0
+    res = run(cfg, tmp_path / name, wandb="disabled")
+    rows = list(csv.DictReader(open(tmp_path / name / res["run_id"] / "metrics.csv")))
+    meta = json.loads((tmp_path / name / res["run_id"] / "meta.json").read_text())
+    return res, [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows], meta
+
+
+def test_streamed_and_packed_runs_equal_the_in_memory_run(tmp_path, monkeypatch):
+    """DivideMix on the Clothing1M layout (class-balanced draws, per-sample losses of a subset,
+    the verified-sample diagnostics) gives the same numbers from memory, streamed from the JPEG
+    files, and streamed from a pack."""
+    from benchmark.cli import main
+    write_clothing1m(tmp_path / "data", per_class=1)
+    res_mem, rows_mem, meta_mem = _run(tmp_path, "mem", {}, monkeypatch)
+    res_st, rows_st, meta_st = _run(tmp_path, "stream", {"NLB_MEMORY_BUDGET_GB": "0"}, monkeypatch)
+    assert main(["pack", "--dataset", "clothing1m", "--data-dir", str(tmp_path / "data")]) == 0
+    res_pk, rows_pk, meta_pk = _run(tmp_path, "pack", {"NLB_MEMORY_BUDGET_GB": "0"}, monkeypatch)
+    assert "streamed from the image files" in meta_st["data_source"] and "(pack " in meta_pk["data_source"]
+    assert meta_mem["data_source"] == str(tmp_path / "data" / "clothing1m")
+    assert res_mem["run_id"] == res_st["run_id"] == res_pk["run_id"]
+    assert rows_mem == rows_st == rows_pk
+    assert "select/precision" in rows_mem[-1] and "dividemix/labelled_net1" in rows_mem[-1]
