@@ -28,7 +28,9 @@ image present, the official counts unless ``NLB_ALLOW_UNVERIFIED_DATA=1``).
   ``val_images_256/...``). Test: the WebVision validation images of those classes; second test
   set ``imagenet``: the ILSVRC2012 validation images of the same 50 synsets, folder
   ``imagenet/val/`` in torchvision's layout (``<wnid>/*.JPEG``) or DivideMix's (``0/`` .. ``49/``).
-  Stored at 320, fed at 299 (DivideMix's Resize(320) + crops of 299 for InceptionResNetV2).
+  Stored at 320, fed at 299 (DivideMix's Resize(320) + crops of 299 for InceptionResNetV2);
+  ``webvision_mini_227`` (ELR+: 256 stored, 227 fed) and ``webvision_mini_224`` (APL / ANL: 256,
+  224) are the same images at those protocols' geometry.
 """
 from __future__ import annotations
 
@@ -249,8 +251,9 @@ def _filelist(file: Path, prefix: str, keep: int) -> tuple[list[str], list[int]]
     return paths, labels
 
 
-@_register("webvision_mini")
-def webvision_mini_listing(data_dir: str | None) -> Listing:
+def webvision_mini_listing(data_dir: str | None, name: str = "webvision_mini", size: int = 320,
+                           crop: int = 299) -> Listing:
+    """The mini-WebVision listing, images stored at ``size`` and fed at ``crop``."""
     d = _find(data_dir, ("webvision", "WebVision", "webvision1"), "info/train_filelist_google.txt",
               WEBVISION_LAYOUT)
     _need(d, ["info/val_filelist.txt", "info/synsets.txt", "val_images_256"], WEBVISION_LAYOUT)
@@ -275,7 +278,17 @@ def webvision_mini_listing(data_dir: str | None) -> Listing:
     _count("webvision_mini", "ILSVRC2012 validation images (50 synsets)", len(ipaths),
            WEBVISION_MINI_COUNTS["imagenet"])
     root = d.resolve()
-    return Listing("webvision_mini", root, classes, Split(train, ty), Split(val, vy), size=320,
-                   crop_size=299, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+    return Listing(name, root, classes, Split(train, ty), Split(val, vy), size=size, crop_size=crop,
+                   mean=IMAGENET_MEAN, std=IMAGENET_STD,
                    extra={"imagenet": Split([os.path.relpath(p, root) for p in ipaths], iy)},
                    source=f"{d}; {im}")
+
+
+WEBVISION_VARIANTS = {
+    "webvision_mini": (320, 299),      # DivideMix: Resize(320), crops of 299 (InceptionResNetV2)
+    "webvision_mini_227": (256, 227),  # ELR+: the 256-pixel release, RandomCrop / CenterCrop(227)
+    "webvision_mini_224": (256, 224),  # APL / ANL: Resize(256) + CenterCrop(224) (ResNet-50)
+}
+"""mini-WebVision at each protocol's geometry: name -> (stored side, network input side)."""
+for _name, (_size, _crop) in WEBVISION_VARIANTS.items():
+    _register(_name)(lambda data_dir, _n=_name, _s=_size, _c=_crop: webvision_mini_listing(data_dir, _n, _s, _c))
