@@ -186,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--strong", action="store_true",
                    help="also time the strong views (AutoAugment, RandAugment) against torchvision's "
                    "per-sample pipeline")
+    b.add_argument("--streaming", action="store_true",
+                   help="instead: images/s of a real-world dataset's data paths (in memory, streamed "
+                   "from its files, from a pack, torchvision's per-sample DataLoader); with --dataset, "
+                   "--data-dir, --images, --batch-size, --loader-workers, --device")
+    b.add_argument("--data-dir", help="--streaming: where the dataset is")
+    b.add_argument("--images", type=int, default=2048, help="--streaming: training images to read")
     b.add_argument("--tmp", help="where the fresh temporary store is made (default: the system's "
                    "temporary directory); only the directory bench creates is removed")
     b.add_argument("--json", action="store_true")
@@ -610,6 +616,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from benchmark.data import load_dataset
     if a.tmp is not None and not Path(a.tmp).is_dir():
         raise UsageError(f"--tmp {a.tmp}: not an existing directory")
+    if a.streaming:
+        return _bench_streaming(a)
     if a.preset:
         from benchmark.grid import load_preset
         base = dict(load_preset(a.preset).get("base", {}))
@@ -760,6 +768,28 @@ def cmd_merge(a: argparse.Namespace) -> int:
     else:
         print(report.summary())
     return 0 if report.ok else 1
+
+
+def _bench_streaming(a: argparse.Namespace) -> int:
+    import torch
+
+    from benchmark.bench_stream import time_streaming
+    from benchmark.real_world import LISTINGS
+    if a.dataset not in LISTINGS:
+        raise UsageError(f"bench --streaming reads a real-world dataset. Valid: {', '.join(sorted(LISTINGS))}")
+    if a.images < a.batch_size or a.loader_workers < 1:
+        raise UsageError("bench --streaming needs --images >= --batch-size and --loader-workers >= 1")
+    dev = "cuda" if a.device == "auto" and torch.cuda.is_available() else ("cpu" if a.device == "auto" else a.device)
+    out = time_streaming(a.dataset, a.data_dir, a.images, a.batch_size, a.loader_workers, dev, a.tmp)
+    if a.json:
+        print(json.dumps(json_safe(out)))
+        return 0
+    print(f"{out['dataset']}: {out['images']} images at {out['size']} px (fed {out['crop_size']}), batch "
+          f"{out['batch_size']}, {out['workers']} workers, {out['device']}; decode into memory "
+          f"{out['decode_all_s']:.1f} s, pack {out['pack_s']:.1f} s")
+    for name, r in out["paths"].items():
+        print(f"  {name:18s} {r['s']:8.2f} s {r['images_per_s']:9.0f} images/s")
+    return 0
 
 
 def cmd_pack(a: argparse.Namespace) -> int:

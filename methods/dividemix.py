@@ -5,7 +5,9 @@ Method card
   ICLR 2020.
 - Official code checked: LiJunnan1992/DivideMix, Train_CIFAR.py (``warmup``, ``eval_train``,
   ``train``, ``SemiLoss``, ``linear_rampup``, ``NegEntropy``, ``test``, the epoch loop) and
-  dataloader_cifar.py (labelled / unlabelled loaders, two augmented views per sample).
+  dataloader_cifar.py (labelled / unlabelled loaders, two augmented views per sample); at
+  d9d3058 also Train_clothing1M.py + dataloader_clothing1M.py (class-balanced draws: num_batches,
+  L139-168; the loss without L_u: mix_forward, L85-109) and Train_webvision.py.
 - Defaults and their source (Train_CIFAR.py argparse unless noted):
   alpha = 4, T = 0.5, lambda_u = 25, p_threshold = 0.5; ramp-up length 16 epochs
   (``linear_rampup``); GMM max_iter 10, tol 1e-2, reg_covar 5e-4 (``eval_train``); loss history
@@ -43,6 +45,17 @@ Method card
      loss vectors per network; the official code keeps all of them and averages the last 5.
   8. Augmentation is the run's protocol (crop + flip on CIFAR as official; none on MNIST-like data,
      where the two "views" are identical).
+  9. Clothing1M (num_batches > 0; Train_clothing1M.py, dataloader_clothing1M.py): the official
+     draws use Python's global ``random.shuffle``; here each draw is a permutation from the
+     epoch's order stream (streams 4 + k for warm-up, 6 + k for the division), then the same
+     walk (vectorised, tests/methods/test_dividemix.py checks it against the official loop). The
+     official division runs after an epoch's validation, ours at the start of the next epoch:
+     the same networks, so the same division. The official code keeps each network's best
+     checkpoint on clean validation images; the runner selects on noisy validation (the suite's
+     rule) and tests the ensemble. Can change results: the selected checkpoint.
+  10. mix_forward = "labelled" (Train_clothing1M.py / Train_webvision.py): the mixing permutation
+     still runs over all four groups (labelled and unlabelled views), as official; only the 2 x B
+     labelled rows are forwarded and trained.
 """
 from __future__ import annotations
 

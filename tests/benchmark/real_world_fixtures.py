@@ -28,8 +28,10 @@ def _jpeg(path: Path, rng: np.random.Generator, w: int | None = None, h: int | N
     Image.fromarray(img).save(path, quality=90)
 
 
-def write_clothing1m(root: Path, per_class: int = 4, seed: int = 0) -> dict:
-    """root/clothing1m/ with images/<d>/<dd>/<name>.jpg and the seven list files."""
+def write_clothing1m(root: Path, per_class: int = 4, seed: int = 0, size: tuple[int, int] | None = None) -> dict:
+    """root/clothing1m/ with images/<d>/<dd>/<name>.jpg and the seven list files.
+
+    size: (width, height) of every image; default small random sizes."""
     rng = np.random.default_rng(seed)
     d = root / "clothing1m"
     noisy, clean, train, val, test = {}, {}, [], [], []
@@ -37,7 +39,7 @@ def write_clothing1m(root: Path, per_class: int = 4, seed: int = 0) -> dict:
     for c in range(len(CLOTHING_CLASSES)):
         for j in range(per_class + 2):
             key = f"images/{k % 10}/{k % 100:02d}/{k:06d}.jpg"
-            _jpeg(d / key, rng)
+            _jpeg(d / key, rng, *(size or (None, None)))
             if j < per_class:  # noisy train; every third also has a clean label (verification)
                 train.append(key)
                 noisy[key] = (c + (1 if j == 0 else 0)) % len(CLOTHING_CLASSES)
@@ -128,3 +130,15 @@ def write_webvision(root: Path, per_class: int = 2, seed: int = 2, imagenet_layo
             _jpeg(folder / f"ILSVRC2012_val_{c + 1:08d}.JPEG", rng)
     return {"folder": d, "train": [p for p, c in train if c < 50], "n_val": with_images,
             "n_imagenet": with_images, "wnids": wnids[:50]}
+
+
+if __name__ == "__main__":  # a larger copy for `runner.py bench --streaming` (docs/BENCHMARKS.md)
+    import argparse
+    ap = argparse.ArgumentParser(description="write a Clothing1M-layout copy of synthetic JPEGs")
+    ap.add_argument("root")
+    ap.add_argument("--per-class", type=int, default=300)
+    ap.add_argument("--size", default="400x500", help="WxH of every image")
+    a = ap.parse_args()
+    w, h = (int(v) for v in a.size.split("x"))
+    facts = write_clothing1m(Path(a.root), per_class=a.per_class, size=(w, h))
+    print(f"{facts['folder']}: {len(facts['train'])} training images of {w}x{h}")

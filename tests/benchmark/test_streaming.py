@@ -139,3 +139,19 @@ def test_streamed_and_packed_runs_equal_the_in_memory_run(tmp_path, monkeypatch)
     assert res_mem["run_id"] == res_st["run_id"] == res_pk["run_id"]
     assert rows_mem == rows_st == rows_pk
     assert "select/precision" in rows_mem[-1] and "dividemix/labelled_net1" in rows_mem[-1]
+
+
+def test_bench_streaming_times_every_path_and_leaves_nothing(tmp_path, capsys):
+    from benchmark.cli import main
+    write_clothing1m(tmp_path / "data", per_class=1)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    assert main(["bench", "--streaming", "--dataset", "clothing1m", "--data-dir", str(tmp_path / "data"),
+                 "--images", "12", "--batch-size", "4", "--loader-workers", "1", "--device", "cpu",
+                 "--tmp", str(scratch), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["images"] == 12 and set(out["paths"]) == {"memory", "files", "pack", "per_sample_loader"}
+    assert all(r["images_per_s"] > 0 for r in out["paths"].values())
+    assert list(scratch.iterdir()) == []  # its pack was temporary
+    assert main(["bench", "--streaming", "--dataset", "fashion_mnist"]) == 2
+    assert "Valid: clothing1m, food101n, webvision_mini" in capsys.readouterr().err
