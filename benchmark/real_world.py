@@ -149,12 +149,14 @@ def clothing1m_listing(data_dir: str | None) -> Listing:
     test = _keys(d / "clean_test_key_list.txt")
     _count("clothing1m", "noisy-train keys", len(train), CLOTHING1M_COUNTS["noisy_train"])
     _count("clothing1m", "clean-test keys", len(test), CLOTHING1M_COUNTS["clean_test"])
-    val = set(_keys(d / "clean_val_key_list.txt"))
-    for keys, table, what in ((train, noisy, "noisy_label_kv.txt"), (test, clean, "clean_label_kv.txt")):
+    val = _keys(d / "clean_val_key_list.txt")
+    clean_train = _keys(d / "clean_train_key_list.txt")  # not trained on (DivideMix does not), checked
+    for keys, table, what in ((train, noisy, "noisy_label_kv.txt"), (test, clean, "clean_label_kv.txt"),
+                              (val, clean, "clean_label_kv.txt"), (clean_train, clean, "clean_label_kv.txt")):
         gone = [k for k in keys if k not in table]
         if gone:
             raise DataError(f"clothing1m: {len(gone)} keys have no label in {what}, e.g. {', '.join(gone[:3])}")
-    leak = val.intersection(test) | set(train).intersection(test)
+    leak = set(test).intersection([*val, *clean_train, *train])
     if leak:
         raise DataError(f"clothing1m: {len(leak)} test images are also in another split, e.g. {sorted(leak)[:3]}")
     y = np.array([noisy[k] for k in train])

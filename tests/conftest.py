@@ -4,9 +4,14 @@ from __future__ import annotations
 import os
 
 import pytest
+import submitit  # noqa: F401  (see below)
 import torch
 
 from benchmark.config import RunConfig, build_config
+
+# submitit configures logging when it is first imported (logging.config.dictConfig), which closes
+# every handler already installed; absl, imported with rliable by tests/reports, installs one on
+# the stream pytest captures. Imported first, here, submitit closes nothing of pytest's.
 
 # deterministic CPU kernels, and no W&B network traffic from any test
 torch.use_deterministic_algorithms(True, warn_only=True)

@@ -55,7 +55,8 @@ def write_clothing1m(root: Path, per_class: int = 4, seed: int = 0, size: tuple[
     (d / "noisy_label_kv.txt").write_text("".join(f"{p} {y}\n" for p, y in noisy.items()))
     (d / "clean_label_kv.txt").write_text("".join(f"{p} {y}\n" for p, y in clean.items()))
     (d / "noisy_train_key_list.txt").write_text("".join(f"{p}\n" for p in train))
-    (d / "clean_train_key_list.txt").write_text("")
+    # the clean-train list: here the noisy-train images that also have a clean label
+    (d / "clean_train_key_list.txt").write_text("".join(f"{p}\n" for p in train if p in clean))
     (d / "clean_val_key_list.txt").write_text("".join(f"{p}\n" for p in val))
     (d / "clean_test_key_list.txt").write_text("".join(f"{p}\n" for p in test))
     (d / "category_names_eng.txt").write_text("".join(f"{n}\n" for n in CLOTHING_CLASSES))

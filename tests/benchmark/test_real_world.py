@@ -64,6 +64,12 @@ def test_clothing1m_test_keys_may_not_appear_in_training(tmp_path):
     kv.write_text(kv.read_text() + f"{facts['test'][0]} 1\n")
     with pytest.raises(DataError, match="test images are also in another split"):
         load_dataset("clothing1m", data_dir=str(tmp_path))
+    lst.write_text(lst.read_text().replace(facts["test"][0] + "\n", ""))
+    ct = facts["folder"] / "clean_train_key_list.txt"
+    ct.write_text(ct.read_text() + "images/9/99/not_labelled.jpg\n")
+    clear_cache()
+    with pytest.raises(DataError, match="1 keys have no label in clean_label_kv.txt"):
+        load_dataset("clothing1m", data_dir=str(tmp_path))
 
 
 def test_missing_datasets_name_their_layout(tmp_path):
