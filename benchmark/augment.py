@@ -39,7 +39,8 @@ class Augmenter:
             random crop) or the centre one (a protocol without cropping).
 
     Random numbers, drawn from the generator in this order when ``augment`` is called:
-    ``dy`` then ``dx`` (``randint(0, 2p+1, (B,))`` each, only when ``crop_pad > 0``), then the flip
+    ``dy`` then ``dx`` (``randint(0, 2p+1, (B,))`` each when ``crop_pad > 0``; with a random
+    ``crop_size`` window instead ``randint(0, H-S+1, (B,))`` and ``randint(0, W-S+1, (B,))``), then the flip
     coins (``rand(B) < 0.5``, only when ``hflip``), then the angles (``rand(B)``, only when
     ``rotate``). With ``crop_pad == 0``, ``hflip`` off and ``rotate == 0``, ``augment`` draws
     nothing and returns exactly ``normalise(x)``.

@@ -73,7 +73,7 @@ def time_streaming(dataset: str, data_dir: str | None, images: int, batch: int, 
         Path(p).read_bytes()
     out: dict[str, Any] = {"dataset": dataset, "images": n, "batch_size": batch, "workers": workers,
                            "device": str(dev), "size": listing.size, "crop_size": listing.crop_size}
-    reader = FileReader(paths, listing.size, workers=workers)
+    reader = FileReader(paths, listing.size, workers=workers, crop=listing.crop_size)
     t0 = time.perf_counter()
     held = _decode_all(reader)
     out["decode_all_s"] = time.perf_counter() - t0

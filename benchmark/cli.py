@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pk = sub.add_parser("pack", help="decode a real-world dataset once into memory-mapped arrays "
                                      "(fast random access for the streaming data path)")
-    pk.add_argument("--dataset", required=True, help="clothing1m, food101n or webvision_mini")
+    pk.add_argument("--dataset", required=True,
+                    help="clothing1m, food101n, webvision_mini (or its _227 / _224 geometries)")
     pk.add_argument("--data-dir", help="where the dataset is (default: NLB_DATA_DIR, the cache dir)")
     pk.add_argument("--out", help="pack folder (default: <cache dir>/packs/<dataset>@<size>, where "
                                   "runs look for it)")

@@ -60,7 +60,8 @@ class DatasetArrays:
     """(N, C, H, W) uint8, CPU, contiguous; or a StreamedImages read a batch at a time
     (benchmark/streaming.py) for a dataset too large for memory."""
     train_y: np.ndarray
-    """(N,) int64 clean labels, in the dataset's canonical training order."""
+    """(N,) int64 clean labels, in the dataset's canonical training order; for a dataset of real
+    noisy labels (``verified`` set) the labels as given."""
     test_x: torch.Tensor
     """(M, C, H, W) uint8, CPU, contiguous (or StreamedImages, as train_x)."""
     test_y: np.ndarray
@@ -84,9 +85,10 @@ class DatasetArrays:
     """Side of the network's input when it is smaller than the stored images (random crop in
     training, centre crop otherwise: the ImageNet-style protocols); 0: the stored size."""
     verified: np.ndarray | None = None
-    """(N,) int8 human verification of the given training labels, for datasets without clean
-    training labels (Food-101N, Clothing1M): 1 correct, 0 wrong, -1 not verified. The runner's
-    selection diagnostics use the verified samples only; methods never see it."""
+    """(N,) int8 human verification of the given training labels, for datasets of real noisy
+    labels (Food-101N, Clothing1M; all -1 for WebVision and Animal-10N, which have none): 1
+    correct, 0 wrong, -1 not verified. The runner's selection diagnostics use the verified samples
+    only; methods never see it. Such a dataset takes no synthetic noise (noise kind none)."""
     extra_tests: dict[str, tuple] | None = None
     """Further test sets by name, each (x (M', C, H, W) uint8 or StreamedImages, y (M',) int64):
     WebVision's ILSVRC2012 validation images. Scored whenever the test set is."""

@@ -30,6 +30,7 @@ def selection_quality(selected: torch.Tensor | None, scores: torch.Tensor | None
         # scored on a subset this epoch (NaN elsewhere: DivideMix's per-epoch draw on Clothing1M):
         # judge the division on the samples it divided
         rows = torch.isfinite(scores).to(is_clean.device)
+        out["select/scored"] = float(rows.float().mean())  # so a NaN from a bug shows as such
         scores, is_clean = scores.to(is_clean.device)[rows], is_clean[rows]
         selected = None if selected is None else selected.to(rows.device)[rows]
     if selected is not None:

@@ -5,7 +5,7 @@
   named ``<label>_<number>.jpg`` with the label 0..9 in the file name. The data are licence-gated
   (a request form on the dataset's page); the suite never downloads them. Its labels are the
   real noisy labels (about 8% wrong); there are no clean training labels, so a run uses noise
-  kind ``none`` and the clean-label diagnostics are those of the given labels.
+  kind ``none`` and the runner computes no clean-label diagnostics (``verified`` all -1).
 - ``folder:PATH``: one folder per class, torchvision's ImageFolder layout, under ``PATH/train``
   and ``PATH/test`` (the same class folders in both; class index = sorted folder name).
 - ``list:FILE``: lines ``path,label[,split]`` (``split`` train or test, default train; ``path``
@@ -246,7 +246,10 @@ def _load_animal10n(*, data_dir: str | None, download: bool, cifar_n_path: str |
         if tuple(x.shape[1:]) != (3, 64, 64):
             raise DataError(f"{d / split}: images are {tuple(x.shape[1:])}, Animal-10N's are (3, 64, 64)")
         out[split] = (x, labels)
-    return _arrays("animal10n", *out["training"], *out["testing"], list(ANIMAL10N_CLASSES), str(d))
+    data = _arrays("animal10n", *out["training"], *out["testing"], list(ANIMAL10N_CLASSES), str(d))
+    # the labels are the real noisy ones, none verified: no truth for the selection diagnostics
+    data.verified = np.full(len(data.train_y), -1, dtype=np.int8)
+    return data
 
 
 PREFIX_LOADERS = {"folder:": load_folder, "list:": load_list}

@@ -62,15 +62,16 @@ class Listing:
     extra: dict[str, Split] = field(default_factory=dict)
     """Further test sets by name (WebVision's ILSVRC2012 val)."""
     verified: np.ndarray | None = None
-    """(N_train,) int8 verification of the training labels: 1 right, 0 wrong, -1 not verified."""
+    """(N_train,) int8 verification of the given training labels: 1 right, 0 wrong, -1 not
+    verified (all -1: real noisy labels without any verification, WebVision)."""
     source: str = ""
 
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "test": self.test, **{f"extra_{k}": v for k, v in self.extra.items()}}
 
     def digest(self) -> str:
-        """SHA-256 of what a pack must match: name, size, and every split's paths and labels."""
-        h = hashlib.sha256(f"{self.name}\n{self.size}\n".encode())
+        """SHA-256 of what a pack must match: name, geometry, every split's paths and labels."""
+        h = hashlib.sha256(f"{self.name}\n{self.size}\n{self.crop_size}\n".encode())
         for key, sp in self.splits().items():
             h.update(f"[{key}] {len(sp.paths)}\n".encode())
             h.update("\n".join(sp.paths).encode())
@@ -115,7 +116,8 @@ def materialise(listing: Listing, data_dir: str | None = None) -> DatasetArrays:
     else:
         check_files(listing)
         for key, sp in listing.splits().items():
-            reader = FileReader([str(listing.root / p) for p in sp.paths], listing.size)
+            reader = FileReader([str(listing.root / p) for p in sp.paths], listing.size,
+                                crop=listing.crop_size)
             images[key] = (_decode_all(reader) if in_memory
                            else StreamedImages(reader, (3, listing.size, listing.size)))
         source = listing.source + ("" if in_memory else " (streamed from the image files)")

@@ -7,6 +7,13 @@ naming the layout expected, the files missing and where to request the data. Eve
 label file is parsed completely and checked (format, duplicates, labels in range, every listed
 image present, the official counts unless ``NLB_ALLOW_UNVERIFIED_DATA=1``).
 
+Geometry: every image is stored as a ``size x size`` square (short side resized to ``size``,
+a window of the long side placed so that the centre ``crop`` window equals torchvision's
+``CenterCrop(crop)(Resize(size)(image))``: test images are exactly the official ones). Training
+crops are random ``crop`` windows of that square, while the official ``RandomCrop`` ranges over
+the whole long side of a non-square image: a narrower spread of crops (deviation, can change
+results; numbered in each preset).
+
 - ``clothing1m`` (Xiao et al., CVPR 2015), folder ``clothing1m/`` (or ``Clothing1M/``) holding
   ``images/``, ``noisy_label_kv.txt`` and ``clean_label_kv.txt`` (lines ``images/0/00/x.jpg 3``),
   ``noisy_train_key_list.txt``, ``clean_val_key_list.txt``, ``clean_test_key_list.txt`` (lines
@@ -221,9 +228,11 @@ def food101n_listing(data_dir: str | None) -> Listing:
     test = [f"{p}.jpg" for p in _lines(t / "meta" / "test.txt")]
     _count("food101n", "test images", len(test), FOOD101N_COUNTS["test"])
     ty = [label(p, t / "meta" / "test.txt") for p in test]
-    # the two folders share one root for the listing: paths are made relative to their parent
-    root = Path(os.path.commonpath([d.resolve(), t.resolve()]))
-    rel = lambda base, p: str((base / "images" / p).resolve().relative_to(root))  # noqa: E731
+    # the two folders share one root for the listing: paths are made relative to their common
+    # parent (not resolved: symlinked image folders stay as they are)
+    d, t = d.absolute(), t.absolute()
+    root = Path(os.path.commonpath([d, t]))
+    rel = lambda base, p: os.path.relpath(base / "images" / p, root)  # noqa: E731
     return Listing("food101n", root, classes, Split([rel(d, p) for p in train], y),
                    Split([rel(t, p) for p in test], ty), size=256, crop_size=224,
                    mean=IMAGENET_MEAN, std=IMAGENET_STD, verified=verified, source=f"{d}; {t}")
@@ -259,16 +268,29 @@ def webvision_mini_listing(data_dir: str | None, name: str = "webvision_mini", s
     d = _find(data_dir, ("webvision", "WebVision", "webvision1"), "info/train_filelist_google.txt",
               WEBVISION_LAYOUT)
     _need(d, ["info/val_filelist.txt", "info/synsets.txt", "val_images_256"], WEBVISION_LAYOUT)
+    for lst in ("train_filelist_google.txt", "val_filelist.txt"):
+        paths = [ln.split()[0] for ln in _lines(d / "info" / lst) if ln.split()]
+        if len(set(paths)) != len(paths):
+            raise DataError(f"{d / 'info' / lst}: {len(paths) - len(set(paths))} images listed more than once")
     synsets = _lines(d / "info" / "synsets.txt")
     if len(synsets) < WEBVISION_MINI_CLASSES:
-        raise DataError(f"{d / 'info' / 'synsets.txt'}: {len(synsets)} synsets, expected 1000")
+        raise DataError(f"{d / 'info' / 'synsets.txt'}: {len(synsets)} synsets, WebVision 1.0 has 1000 "
+                        f"(the first {WEBVISION_MINI_CLASSES} are used)")
     wnids = [s.split()[0] for s in synsets[:WEBVISION_MINI_CLASSES]]
     classes = [" ".join(s.split()[1:]) or s.split()[0] for s in synsets[:WEBVISION_MINI_CLASSES]]
     train, ty = _filelist(d / "info" / "train_filelist_google.txt", "", WEBVISION_MINI_CLASSES)
     val, vy = _filelist(d / "info" / "val_filelist.txt", "val_images_256/", WEBVISION_MINI_CLASSES)
     _count("webvision_mini", "training images (classes 0-49)", len(train), WEBVISION_MINI_COUNTS["train"])
     _count("webvision_mini", "validation images (classes 0-49)", len(val), WEBVISION_MINI_COUNTS["val"])
-    im = _find(data_dir, ("imagenet", "ILSVRC2012", "ilsvrc2012"), "val", WEBVISION_LAYOUT) / "val"
+    # DivideMix's layout keeps imagenet/val/ inside the WebVision folder; else beside it
+    marker = f"val/{wnids[0]}"
+    if (d / "imagenet" / marker).is_dir() or (d / "imagenet" / "val" / "0").is_dir():
+        im = d / "imagenet" / "val"
+    else:
+        try:
+            im = _find(data_dir, ("imagenet", "ILSVRC2012", "ilsvrc2012"), marker, WEBVISION_LAYOUT) / "val"
+        except DatasetNotFound:
+            im = _find(data_dir, ("imagenet", "ILSVRC2012", "ilsvrc2012"), "val/0", WEBVISION_LAYOUT) / "val"
     ipaths, iy = [], []
     for k, wnid in enumerate(wnids):
         folder = im / wnid if (im / wnid).is_dir() else im / str(k)
@@ -280,8 +302,9 @@ def webvision_mini_listing(data_dir: str | None, name: str = "webvision_mini", s
     _count("webvision_mini", "ILSVRC2012 validation images (50 synsets)", len(ipaths),
            WEBVISION_MINI_COUNTS["imagenet"])
     root = d.resolve()
+    # web labels, none verified: the runner has no truth to judge a selection with
     return Listing(name, root, classes, Split(train, ty), Split(val, vy), size=size, crop_size=crop,
-                   mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                   mean=IMAGENET_MEAN, std=IMAGENET_STD, verified=np.full(len(train), -1, dtype=np.int8),
                    extra={"imagenet": Split([os.path.relpath(p, root) for p in ipaths], iy)},
                    source=f"{d}; {im}")
 

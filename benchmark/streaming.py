@@ -73,11 +73,23 @@ def decode_mode(device: torch.device) -> str:
     return "nvjpeg" if want == "gpu" and device.type == "cuda" else "pil"
 
 
-def decode_resized(path: str | Path, size: int, channels: int = 3) -> np.ndarray:
+def _square_offset(long: int, size: int, crop: int) -> int:
+    """Where the stored ``size`` square starts along a side of ``long`` pixels, so that its centre
+    ``crop`` window is torchvision's CenterCrop(crop) of the whole side: round((long - crop) / 2)
+    minus the square's own centring offset round((size - crop) / 2), kept inside the image."""
+    if not crop or crop >= size:
+        return int(round((long - size) / 2.0))
+    want = int(round((long - crop) / 2.0)) - int(round((size - crop) / 2.0))
+    return min(max(want, 0), long - size)
+
+
+def decode_resized(path: str | Path, size: int, channels: int = 3, crop: int = 0) -> np.ndarray:
     """One image file -> (size, size, channels) uint8: short side resized to ``size`` (bilinear,
-    Pillow, as torchvision's Resize on a PIL image), then the centre ``size x size`` window
-    (torchvision's CenterCrop rounding). Raises OSError / ValueError for a file that does not
-    decode."""
+    Pillow, as torchvision's Resize on a PIL image), then a ``size x size`` window of the long
+    side: centred (torchvision's CenterCrop rounding) or, with ``crop`` (the network's input side),
+    placed so that the centre ``crop`` window of the stored square equals
+    ``CenterCrop(crop)(Resize(size)(image))`` pixel for pixel (see :func:`_square_offset`).
+    Raises OSError / ValueError for a file that does not decode."""
     from PIL import Image
     with Image.open(path) as im:
         im = im.convert("L" if channels == 1 else "RGB")
@@ -89,8 +101,7 @@ def decode_resized(path: str | Path, size: int, channels: int = 3) -> np.ndarray
                 nw, nh = int(size * w / h), size
             if (nw, nh) != (w, h):
                 im = im.resize((nw, nh), Image.BILINEAR)
-            left = int(round((nw - size) / 2.0))
-            top = int(round((nh - size) / 2.0))
+            left, top = _square_offset(nw, size, crop), _square_offset(nh, size, crop)
             im = im.crop((left, top, left + size, top + size))
         a = np.asarray(im, dtype=np.uint8)
     return a[:, :, None] if a.ndim == 2 else a
@@ -100,13 +111,14 @@ class FileReader:
     """Decodes images from their files, a batch at a time, in worker threads.
 
     paths: (N,) the image files in dataset order; size: the side every image is brought to;
-    workers: decoding threads (default: the CPUs this process may use, at most 16).
+    workers: decoding threads (default: the CPUs this process may use, at most 16); crop: the
+    network's input side, for the placement of the stored square (see decode_resized).
     """
 
     def __init__(self, paths: Sequence[str | Path], size: int, channels: int = 3,
-                 workers: int | None = None):
+                 workers: int | None = None, crop: int = 0):
         self.paths = [str(p) for p in paths]
-        self.size, self.channels = int(size), int(channels)
+        self.size, self.channels, self.crop = int(size), int(channels), int(crop)
         self.workers = workers or max(1, min(16, len(os.sched_getaffinity(0))))
         self._pool: ThreadPoolExecutor | None = None
 
@@ -120,12 +132,12 @@ class FileReader:
         from benchmark.data import DataError
         for r, p in zip(rows, pos):
             try:
-                out[r] = decode_resized(self.paths[p], self.size, self.channels)
+                out[r] = decode_resized(self.paths[p], self.size, self.channels, self.crop)
             except (OSError, ValueError) as e:
                 raise DataError(f"{self.paths[p]}: not a readable image ({e})") from None
 
     def read(self, pos: np.ndarray) -> torch.Tensor:
-        """(B,) positions -> (B, C, S, S) uint8 CPU tensor (pinned when CUDA is present)."""
+        """(B,) positions -> (B, C, S, S) uint8 CPU tensor."""
         b = len(pos)
         out = np.empty((b, self.size, self.size, self.channels), dtype=np.uint8)
         if b:
@@ -147,7 +159,10 @@ class FileReader:
         raw = list(self._pool.map(lambda p: torch.frombuffer(bytearray(Path(self.paths[p]).read_bytes()),
                                                              dtype=torch.uint8), pos))
         mode = ImageReadMode.GRAY if self.channels == 1 else ImageReadMode.RGB
-        imgs = decode_jpeg(raw, mode=mode, device=device)
+        try:
+            imgs = decode_jpeg(raw, mode=mode, device=device)
+        except RuntimeError:  # a PNG or CMYK file in the batch: this batch is decoded by Pillow
+            return self.read(pos).to(device)
         s = self.size
         out = torch.empty((len(pos), self.channels, s, s), dtype=torch.uint8, device=device)
         for i, im in enumerate(imgs):  # images differ in size: one resize each, on the device
@@ -155,7 +170,7 @@ class FileReader:
             nh, nw = (int(s * h / w), s) if w <= h else (s, int(s * w / h))
             im = F.interpolate(im[None].float(), size=(nh, nw), mode="bilinear", antialias=True,
                                align_corners=False)[0]
-            top, left = int(round((nh - s) / 2.0)), int(round((nw - s) / 2.0))
+            top, left = _square_offset(nh, s, self.crop), _square_offset(nw, s, self.crop)
             out[i] = im[:, top:top + s, left:left + s].round().clamp(0, 255).to(torch.uint8)
         return out
 
@@ -190,13 +205,14 @@ class PackedReader:
 class StreamedImages:
     """A dataset's images as a batch-indexable stand-in for an (N, C, H, W) uint8 tensor.
 
-    reader: FileReader or PackedReader; positions: (N,) int64 reader positions of this view
-    (default all); device: where batches are delivered.
+    reader: FileReader, PackedReader or TensorReader (anything with ``len`` and
+    ``read(positions) -> (B, C, H, W) uint8``); positions: (N,) int64 reader positions of this
+    view (default all); device: where batches are delivered.
     """
 
     dtype = torch.uint8
 
-    def __init__(self, reader: FileReader | PackedReader, shape: tuple[int, int, int],
+    def __init__(self, reader, shape: tuple[int, int, int],
                  positions: np.ndarray | None = None, device: torch.device | str = "cpu"):
         self.reader = reader
         self.item_shape = tuple(int(s) for s in shape)
@@ -259,8 +275,34 @@ class StreamedImages:
         return out
 
 
+class TensorReader:
+    """Batches out of images already in host memory (a set that fits the host, not the GPU)."""
+
+    def __init__(self, x: torch.Tensor):
+        self.x = x
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def read(self, pos: np.ndarray) -> torch.Tensor:
+        return self.x[torch.from_numpy(np.asarray(pos, dtype=np.int64))]
+
+
+DEVICE_SHARE = 0.5
+"""An in-memory image set goes to a CUDA device whole only if it takes at most this share of the
+device's free memory; else it stays on the host and each batch is copied over."""
+
+
 def take(x: torch.Tensor | StreamedImages, idx, device: torch.device) -> torch.Tensor | StreamedImages:
-    """x[idx] on ``device``: a copy for an in-memory tensor, a view for a streamed source."""
+    """x[idx] on ``device``: a copy for an in-memory tensor (kept on the host and delivered a
+    batch at a time when it would fill a CUDA device, see DEVICE_SHARE), a view for a streamed
+    source."""
     if isinstance(x, StreamedImages):
         return x.subset(idx).to(device)
+    if device.type == "cuda":
+        nbytes = len(idx) * int(np.prod(x.shape[1:])) * x.element_size()
+        free, _total = torch.cuda.mem_get_info(device)
+        if nbytes > DEVICE_SHARE * free:
+            pos = idx.cpu().numpy() if torch.is_tensor(idx) else np.asarray(idx)
+            return StreamedImages(TensorReader(x), tuple(x.shape[1:]), pos, device)
     return x[idx].to(device)

@@ -29,7 +29,7 @@ from benchmark.models import build_model
 from benchmark.noise_cache import noise_for
 from benchmark.store import Store
 from benchmark.strong_augment import StrongAugmenter
-from benchmark.streaming import decode_mode, take
+from benchmark.streaming import FileReader, decode_mode, take
 from benchmark.tracking import Tracker, resolve_mode
 from methods import RunContext, get_method, resolve_hp
 from methods.params import ConfigError
@@ -153,6 +153,10 @@ def prepare(cfg: RunConfig, store: Store) -> Prepared:
     dev, hp = validate(cfg)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir or None)
     check_model_fits(cfg.model, data)
+    if data.verified is not None and cfg.noise.kind != "none":
+        raise UsageError(f"dataset {cfg.dataset} carries real noisy labels: run it with noise kind none "
+                         f"(synthetic noise on top would be judged against the verification of the "
+                         f"original labels), got '{cfg.noise.kind}'")
     streams = cfg.streams()
     artifact = noise_for(cfg, data, streams["noise"], store.root)
     if cfg.subset > len(data.train_y):
@@ -162,7 +166,8 @@ def prepare(cfg: RunConfig, store: Store) -> Prepared:
         raise UsageError("fewer than 2 training samples after the split")
     run_id = cfg.run_id(artifact.sha256, asdict(hp))
     numerics = runtime.numerics(cfg.threads, cfg.precision, dev)
-    if data.streamed and decode_mode(dev) != "pil":  # nvJPEG's pixels are not Pillow's
+    if (data.streamed and isinstance(data.train_x.reader, FileReader)
+            and decode_mode(dev) != "pil"):  # nvJPEG's pixels are not Pillow's (a pack is not decoded)
         numerics["decode"] = decode_mode(dev)
     return Prepared(cfg, run_id, data, artifact, train_idx, val_idx, hp,
                     protocol_of(cfg, resolve_augment(cfg, data)), dev, numerics)
@@ -495,7 +500,9 @@ class _Truth:
     With clean labels (every synthetic noise, CIFAR-N) that is all of them. With a dataset's
     human verification flags instead (``DatasetArrays.verified``: Food-101N, Clothing1M) it is
     the verified samples only: selection quality is computed on them, and memorisation on the
-    samples verified wrong (their noisy fit; their true class is unknown).
+    samples verified wrong (their noisy fit; their true class is unknown). Without any verified
+    sample (WebVision, Animal-10N) there are no selection, memorisation, correction or
+    gradient-error figures: nothing to compare with.
     """
 
     def __init__(self, data: DatasetArrays, tr: torch.Tensor, noisy: torch.Tensor, clean: torch.Tensor,

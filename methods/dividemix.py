@@ -52,10 +52,14 @@ Method card
      official division runs after an epoch's validation, ours at the start of the next epoch:
      the same networks, so the same division. The official code keeps each network's best
      checkpoint on clean validation images; the runner selects on noisy validation (the suite's
-     rule) and tests the ensemble. Can change results: the selected checkpoint.
+     rule) and tests the ensemble. Can change results: the selected checkpoint. The random
+     224 crops come from the stored 256 square, not from the whole long side of the resized
+     image (benchmark/real_world.py): a narrower spread of crops, can change results.
   10. mix_forward = "labelled" (Train_clothing1M.py / Train_webvision.py): the mixing permutation
      still runs over all four groups (labelled and unlabelled views), as official; only the 2 x B
-     labelled rows are forwarded and trained.
+     labelled rows are forwarded and trained. In a last labelled batch shorter than B the
+     official slice [:2B] also takes some mixed unlabelled rows; here exactly 2 x bx rows
+     (negligible: one batch per epoch).
 """
 from __future__ import annotations
 

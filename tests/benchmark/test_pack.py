@@ -2,6 +2,7 @@
 nothing half-written."""
 import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
@@ -67,6 +68,16 @@ def test_a_corrupt_or_stale_pack_is_refused(food, tmp_path):
     clear_cache()
     with pytest.raises(DataError, match="corrupt or changed"):  # the loader does not skip it
         load_dataset("food101n", data_dir=str(food))
+    # a copy tool that sets the modification time back does not hide the change
+    arr.write_bytes(bytes(data[:-1]) + bytes([data[-1] ^ 0xFF]))  # the packed bytes again
+    check_pack(pack, listing)
+    before = arr.stat()
+    arr.write_bytes(bytes(data))
+    os.utime(arr, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(DataError, match="differs from the manifest's"):
+        check_pack(pack, listing)
+    # the CLI says how to recover, instead of verifying the same broken pack forever
+    assert main(["pack", "--dataset", "food101n", "--data-dir", str(food)]) == 1
     # lists changed since the pack was made (two images swapped): another listing digest
     tsv = food / "Food-101N_release" / "meta" / "imagelist.tsv"
     lines = tsv.read_text().splitlines()
@@ -107,3 +118,36 @@ def test_pack_refuses_what_it_cannot_pack(food, tmp_path, capsys):
     assert main(["pack", "--dataset", "food101n", "--data-dir", str(food), "--out", str(tmp_path / "busy")]) == 2
     assert main(["pack", "--dataset", "clothing1m", "--data-dir", str(tmp_path / "none")]) == 2
     assert "clothing1m expects" in capsys.readouterr().err
+
+
+def test_a_pack_from_another_decoder_is_refused(food, tmp_path):
+    listing = listing_for("food101n", str(food))
+    pack = tmp_path / "p"
+    write_pack(listing, pack)
+    manifest = json.loads((pack / "manifest.json").read_text())
+    assert manifest["decoder"].startswith("Pillow ") and manifest["crop_size"] == 224
+    manifest["decoder"] = "Pillow 1.0"
+    (pack / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="decoded by Pillow 1.0.*remove .* and run `runner.py pack` again"):
+        check_pack(pack, listing)
+    (pack / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match="not a pack manifest"):
+        check_pack(pack, listing)
+
+
+def test_pack_removes_dead_temporaries_and_checks_the_disk(food, tmp_path, monkeypatch):
+    import shutil
+    listing = listing_for("food101n", str(food))
+    out = tmp_path / "packs" / "food101n@256"
+    dead = tmp_path / "packs" / "food101n@256.tmp-999999999"  # no such process
+    dead.mkdir(parents=True)
+    (dead / "train.npy").write_bytes(b"half")
+    other = tmp_path / "packs" / "unrelated"
+    other.mkdir()
+    write_pack(listing, out)
+    assert not dead.exists() and other.is_dir() and (out / "manifest.json").is_file()
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=1000))
+    with pytest.raises(DataError, match="needs .* GB"):
+        write_pack(listing, tmp_path / "packs" / "second")
+    assert sorted(p.name for p in (tmp_path / "packs").iterdir()) == ["food101n@256", "unrelated"]

@@ -144,8 +144,13 @@ def test_runner_trains_on_each_fixture_and_exits_2_when_missing(tmp_path, name, 
     assert 0.0 <= res["test/acc_last"] <= 1.0
     if name == "webvision_mini":
         assert 0.0 <= res["test_imagenet/acc_last"] <= 1.0
+        # web labels, none verified: no truth, so no selection, memorisation or correction figures
+        assert not [k for k in res if k.startswith(("select/", "memo/", "correct/", "grad/"))]
     else:  # verification flags: memorisation is measured on the samples verified wrong
         assert 0.0 <= res["memo/noisy_fit"] <= 1.0 and "memo/true_fit" not in res
+    p = _cli("run", "--dataset", name, "--data-dir", str(tmp_path), "--model", "cnn", "--noise", "sym",
+             "--rate", "0.2", "--epochs", "1", "--runs", str(tmp_path / "runs3"))
+    assert p.returncode == 2 and "carries real noisy labels" in p.stderr and "Traceback" not in p.stderr
     p = _cli("run", "--dataset", name, "--data-dir", str(tmp_path / "absent"), "--noise", "none",
              "--epochs", "1", "--runs", str(tmp_path / "runs2"))
     assert p.returncode == 2 and "Traceback" not in p.stderr

@@ -155,3 +155,42 @@ def test_bench_streaming_times_every_path_and_leaves_nothing(tmp_path, capsys):
     assert list(scratch.iterdir()) == []  # its pack was temporary
     assert main(["bench", "--streaming", "--dataset", "fashion_mnist"]) == 2
     assert "Valid: clothing1m, food101n, webvision_mini" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size,crop", [(320, 299), (256, 227), (256, 224)])
+def test_stored_square_and_centre_crop_equal_torchvision_resize_and_centre_crop(tmp_path, size, crop):
+    """The test view of every protocol geometry is exactly CenterCrop(crop)(Resize(size)(image)),
+    for non-square images of either orientation."""
+    from torchvision import transforms
+    rng = np.random.default_rng(size + crop)
+    aug = Augmenter([0.5] * 3, [0.5] * 3, crop_size=crop)
+    ref = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(crop)])
+    for w, h in [(size + 1, size), (size + 7, size), (size, size + 10), (401, 500), (640, 480)]:
+        path = tmp_path / f"{w}x{h}.png"
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+        stored = torch.from_numpy(decode_resized(path, size, crop=crop)).permute(2, 0, 1)[None]
+        with Image.open(path) as im:
+            want = torch.from_numpy(np.asarray(ref(im.convert("RGB")))).permute(2, 0, 1)[None]
+        assert stored.shape[-2:] == (size, size)
+        assert torch.equal(aug.centre(stored), want), (w, h)
+
+
+def test_a_set_too_large_for_the_gpu_stays_on_the_host(monkeypatch):
+    from benchmark.streaming import TensorReader, take
+    x = torch.randint(0, 256, (20, 3, 4, 4), dtype=torch.uint8)
+    idx = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (100, 10_000))  # 100 bytes free
+    view = take(x, idx, torch.device("cuda"))
+    assert isinstance(view, StreamedImages) and isinstance(view.reader, TensorReader)
+    assert view.device.type == "cuda"  # batches go there one at a time
+    assert torch.equal(view.to("cpu")[2:6], x[idx][2:6])
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10**9, 10**9))
+    assert take(x, idx, torch.device("cpu")).shape == (8, 3, 4, 4)  # the CPU: a plain copy
+
+
+def test_nan_scores_are_judged_on_the_scored_samples_and_counted():
+    from benchmark.diagnostics import selection_quality
+    scores = torch.tensor([0.9, float("nan"), 0.1, float("nan")])
+    truth = torch.tensor([True, True, False, False])
+    out = selection_quality(scores > 0.5, scores, truth)
+    assert out["select/scored"] == 0.5 and out["select/precision"] == 1.0 and out["select/auc"] == 1.0
