@@ -32,9 +32,9 @@ import numpy as np
 import torch
 
 from benchmark.augment import Augmenter
-from benchmark.listing import Listing, Split, _decode_all
+from benchmark.listing import Listing, Split, decode_all
 from benchmark.pack import write_pack
-from benchmark.streaming import FileReader, PackedReader, StreamedImages
+from benchmark.streaming import PackedReader, StreamedImages
 
 
 def _epoch(get: Callable[[np.ndarray], torch.Tensor], order: np.ndarray, batch: int, aug: Augmenter,
@@ -73,9 +73,9 @@ def time_streaming(dataset: str, data_dir: str | None, images: int, batch: int, 
         Path(p).read_bytes()
     out: dict[str, Any] = {"dataset": dataset, "images": n, "batch_size": batch, "workers": workers,
                            "device": str(dev), "size": listing.size, "crop_size": listing.crop_size}
-    reader = FileReader(paths, listing.size, workers=workers, crop=listing.crop_size)
+    reader = listing.reader(listing.train, workers)
     t0 = time.perf_counter()
-    held = _decode_all(reader)
+    held = decode_all(reader)
     out["decode_all_s"] = time.perf_counter() - t0
     if dev.type == "cuda":
         held = held.to(dev)

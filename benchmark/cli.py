@@ -772,15 +772,14 @@ def cmd_merge(a: argparse.Namespace) -> int:
 
 
 def _bench_streaming(a: argparse.Namespace) -> int:
-    import torch
-
     from benchmark.bench_stream import time_streaming
+    from benchmark.train import resolve_device
     from benchmark.real_world import LISTINGS
     if a.dataset not in LISTINGS:
         raise UsageError(f"bench --streaming reads a real-world dataset. Valid: {', '.join(sorted(LISTINGS))}")
     if a.images < a.batch_size or a.loader_workers < 1:
         raise UsageError("bench --streaming needs --images >= --batch-size and --loader-workers >= 1")
-    dev = "cuda" if a.device == "auto" and torch.cuda.is_available() else ("cpu" if a.device == "auto" else a.device)
+    dev = str(resolve_device(a.device))
     out = time_streaming(a.dataset, a.data_dir, a.images, a.batch_size, a.loader_workers, dev, a.tmp)
     if a.json:
         print(json.dumps(json_safe(out)))

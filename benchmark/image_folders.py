@@ -211,14 +211,29 @@ ANIMAL10N_LAYOUT = ("animal10n expects a folder animal-10n/ (or Animal-10N/, or 
                     "licence-gated: request it at https://dm.kaist.ac.kr/datasets/animal-10n/")
 
 
-def _find_animal10n(data_dir: str | None) -> Path:
+def find_folder(data_dir: str | None, subdirs: tuple[str, ...], marker: str, layout: str) -> Path:
+    """The first folder among the search roots (each root itself, then its ``subdirs``) that
+    holds ``marker``; DatasetNotFound naming ``layout`` and every folder tried otherwise."""
     tried = []
     for root in _search_roots(data_dir):
-        for d in (root, root / "animal-10n", root / "Animal-10N", root / "animal10n"):
+        for d in (root, *(root / s for s in subdirs)):
             tried.append(d)
-            if (d / "training").is_dir() and (d / "testing").is_dir():
+            if (d / marker).exists():
                 return d
-    raise DatasetNotFound(f"{ANIMAL10N_LAYOUT}; not found in: {', '.join(str(t) for t in tried)}")
+    raise DatasetNotFound(f"{layout}; {marker} not found in: {', '.join(str(t) for t in tried)}")
+
+
+def need_files(d: Path, names: list[str], layout: str) -> None:
+    """DatasetNotFound naming ``layout`` and the entries of ``names`` that ``d`` lacks."""
+    gone = [n for n in names if not (d / n).exists()]
+    if gone:
+        raise DatasetNotFound(f"{layout}; {d} lacks {', '.join(gone)}")
+
+
+def _find_animal10n(data_dir: str | None) -> Path:
+    d = find_folder(data_dir, ("animal-10n", "Animal-10N", "animal10n"), "training", ANIMAL10N_LAYOUT)
+    need_files(d, ["testing"], ANIMAL10N_LAYOUT)
+    return d
 
 
 def _animal_split(d: Path) -> tuple[list[Path], np.ndarray]:

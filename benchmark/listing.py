@@ -24,7 +24,7 @@ import torch
 from benchmark.data import DataError, DatasetArrays
 from benchmark.streaming import FileReader, StreamedImages, fits_in_memory
 
-__all__ = ["Split", "Listing", "materialise", "missing_files", "DECODE_CHUNK"]
+__all__ = ["Split", "Listing", "materialise", "missing_files", "decode_all", "decode_into", "DECODE_CHUNK"]
 
 DECODE_CHUNK = 2048
 """Images decoded per call when a listing is decoded into memory (bounds the temporary array)."""
@@ -66,6 +66,11 @@ class Listing:
     verified (all -1: real noisy labels without any verification, WebVision)."""
     source: str = ""
 
+    def reader(self, split: Split, workers: int | None = None) -> FileReader:
+        """The decoder of one split's files at this listing's geometry."""
+        return FileReader([str(self.root / p) for p in split.paths], self.size, workers=workers,
+                          crop=self.crop_size)
+
     def splits(self) -> dict[str, Split]:
         return {"train": self.train, "test": self.test, **{f"extra_{k}": v for k, v in self.extra.items()}}
 
@@ -94,11 +99,20 @@ def check_files(listing: Listing) -> None:
                             f"under {listing.root}, e.g. {', '.join(some)}")
 
 
-def _decode_all(reader: FileReader) -> torch.Tensor:
-    out = torch.empty((len(reader), reader.channels, reader.size, reader.size), dtype=torch.uint8)
+def decode_into(reader: FileReader, out: np.ndarray, progress=None) -> None:
+    """Decode every image of ``reader`` into ``out`` ((N, C, S, S) uint8: an array, a tensor's
+    numpy view or a memory map), DECODE_CHUNK at a time; progress(done, total) after each chunk."""
     for s in range(0, len(reader), DECODE_CHUNK):
         pos = np.arange(s, min(len(reader), s + DECODE_CHUNK))
-        out[s:s + len(pos)] = reader.read(pos)
+        out[s:s + len(pos)] = reader.read(pos).numpy()
+        if progress:
+            progress(s + len(pos), len(reader))
+
+
+def decode_all(reader: FileReader) -> torch.Tensor:
+    """Every image of ``reader`` as one (N, C, S, S) uint8 CPU tensor."""
+    out = torch.empty((len(reader), reader.channels, reader.size, reader.size), dtype=torch.uint8)
+    decode_into(reader, out.numpy())
     return out
 
 
@@ -116,9 +130,8 @@ def materialise(listing: Listing, data_dir: str | None = None) -> DatasetArrays:
     else:
         check_files(listing)
         for key, sp in listing.splits().items():
-            reader = FileReader([str(listing.root / p) for p in sp.paths], listing.size,
-                                crop=listing.crop_size)
-            images[key] = (_decode_all(reader) if in_memory
+            reader = listing.reader(sp)
+            images[key] = (decode_all(reader) if in_memory
                            else StreamedImages(reader, (3, listing.size, listing.size)))
         source = listing.source + ("" if in_memory else " (streamed from the image files)")
     extra = {k: (images[f"extra_{k}"], sp.labels) for k, sp in listing.extra.items()}

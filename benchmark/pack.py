@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from benchmark.data import DataError, _search_roots, cache_dir, file_digest
-from benchmark.listing import DECODE_CHUNK, Listing, check_files
-from benchmark.streaming import FileReader, PackedReader, StreamedImages
+from benchmark.listing import Listing, check_files, decode_into
+from benchmark.streaming import PackedReader, StreamedImages
 
 __all__ = ["PACK_FORMAT", "Pack", "find_pack", "write_pack", "pack_name"]
 
@@ -201,16 +201,11 @@ def write_pack(listing: Listing, out: Path, progress=None) -> dict:
     splits = {}
     try:
         for key, sp in listing.splits().items():
-            reader = FileReader([str(listing.root / p) for p in sp.paths], listing.size,
-                                crop=listing.crop_size)
             file = tmp / f"{key}.npy"
             arr = np.lib.format.open_memmap(file, mode="w+", dtype=np.uint8,
                                             shape=(len(sp.paths), 3, listing.size, listing.size))
-            for s in range(0, len(sp.paths), DECODE_CHUNK):
-                pos = np.arange(s, min(len(sp.paths), s + DECODE_CHUNK))
-                arr[s:s + len(pos)] = reader.read(pos).numpy()
-                if progress:
-                    progress(key, s + len(pos), len(sp.paths))
+            decode_into(listing.reader(sp), arr,
+                        progress and (lambda done, total, key=key: progress(key, done, total)))
             arr.flush()
             del arr
             splits[key] = {"rows": len(sp.paths), "bytes": file.stat().st_size,

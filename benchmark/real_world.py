@@ -48,8 +48,9 @@ from typing import Callable
 
 import numpy as np
 
-from benchmark.data import DataError, DatasetArrays, _search_roots, register_dataset
-from benchmark.image_folders import ALLOW_UNVERIFIED, IMAGE_SUFFIXES, DatasetNotFound
+from benchmark.data import DataError, DatasetArrays, register_dataset
+from benchmark.image_folders import (ALLOW_UNVERIFIED, IMAGE_SUFFIXES, DatasetNotFound, find_folder,
+                                     need_files)
 from benchmark.listing import Listing, Split, materialise
 
 __all__ = ["LISTINGS", "listing_for", "CLOTHING1M_COUNTS", "FOOD101N_COUNTS", "WEBVISION_MINI_COUNTS"]
@@ -76,23 +77,6 @@ def _register(name: str):
             return materialise(fn(data_dir), data_dir)
         return fn
     return deco
-
-
-def _find(data_dir: str | None, subdirs: tuple[str, ...], marker: str, layout: str) -> Path:
-    """The first folder among the search roots (and their ``subdirs``) holding ``marker``."""
-    tried = []
-    for root in _search_roots(data_dir):
-        for d in (root, *(root / s for s in subdirs)):
-            tried.append(d)
-            if (d / marker).exists():
-                return d
-    raise DatasetNotFound(f"{layout}; {marker} not found in: {', '.join(str(t) for t in tried)}")
-
-
-def _need(d: Path, names: list[str], layout: str) -> None:
-    gone = [n for n in names if not (d / n).exists()]
-    if gone:
-        raise DatasetNotFound(f"{layout}; {d} lacks {', '.join(gone)}")
 
 
 def _count(name: str, what: str, got: int, want: int) -> None:
@@ -146,8 +130,8 @@ CLOTHING1M_MEAN, CLOTHING1M_STD = (0.6959, 0.6537, 0.6371), (0.3113, 0.3192, 0.3
 
 @_register("clothing1m")
 def clothing1m_listing(data_dir: str | None) -> Listing:
-    d = _find(data_dir, ("clothing1m", "Clothing1M", "clothing1M"), "noisy_label_kv.txt", CLOTHING1M_LAYOUT)
-    _need(d, CLOTHING1M_FILES, CLOTHING1M_LAYOUT)
+    d = find_folder(data_dir, ("clothing1m", "Clothing1M", "clothing1M"), "noisy_label_kv.txt", CLOTHING1M_LAYOUT)
+    need_files(d, CLOTHING1M_FILES, CLOTHING1M_LAYOUT)
     classes = _lines(d / "category_names_eng.txt")
     _count("clothing1m", "class names", len(classes), CLOTHING1M_COUNTS["classes"])
     noisy = _kv(d / "noisy_label_kv.txt", len(classes))
@@ -193,10 +177,10 @@ def _tsv(file: Path, header: str) -> list[list[str]]:
 
 @_register("food101n")
 def food101n_listing(data_dir: str | None) -> Listing:
-    d = _find(data_dir, ("Food-101N_release", "food-101n", "Food-101N"), "meta/imagelist.tsv", FOOD101N_LAYOUT)
-    _need(d, ["meta/classes.txt", "meta/verified_train.tsv", "meta/verified_val.tsv", "images"], FOOD101N_LAYOUT)
-    t = _find(data_dir, ("food-101", "food101"), "meta/test.txt", FOOD101N_LAYOUT)
-    _need(t, ["images"], FOOD101N_LAYOUT)
+    d = find_folder(data_dir, ("Food-101N_release", "food-101n", "Food-101N"), "meta/imagelist.tsv", FOOD101N_LAYOUT)
+    need_files(d, ["meta/classes.txt", "meta/verified_train.tsv", "meta/verified_val.tsv", "images"], FOOD101N_LAYOUT)
+    t = find_folder(data_dir, ("food-101", "food101"), "meta/test.txt", FOOD101N_LAYOUT)
+    need_files(t, ["images"], FOOD101N_LAYOUT)
     classes = _lines(d / "meta" / "classes.txt")
     if classes and classes[0] == "class_name":  # the release's header line
         classes = classes[1:]
@@ -265,9 +249,9 @@ def _filelist(file: Path, prefix: str, keep: int) -> tuple[list[str], list[int]]
 def webvision_mini_listing(data_dir: str | None, name: str = "webvision_mini", size: int = 320,
                            crop: int = 299) -> Listing:
     """The mini-WebVision listing, images stored at ``size`` and fed at ``crop``."""
-    d = _find(data_dir, ("webvision", "WebVision", "webvision1"), "info/train_filelist_google.txt",
+    d = find_folder(data_dir, ("webvision", "WebVision", "webvision1"), "info/train_filelist_google.txt",
               WEBVISION_LAYOUT)
-    _need(d, ["info/val_filelist.txt", "info/synsets.txt", "val_images_256"], WEBVISION_LAYOUT)
+    need_files(d, ["info/val_filelist.txt", "info/synsets.txt", "val_images_256"], WEBVISION_LAYOUT)
     for lst in ("train_filelist_google.txt", "val_filelist.txt"):
         paths = [ln.split()[0] for ln in _lines(d / "info" / lst) if ln.split()]
         if len(set(paths)) != len(paths):
@@ -288,9 +272,9 @@ def webvision_mini_listing(data_dir: str | None, name: str = "webvision_mini", s
         im = d / "imagenet" / "val"
     else:
         try:
-            im = _find(data_dir, ("imagenet", "ILSVRC2012", "ilsvrc2012"), marker, WEBVISION_LAYOUT) / "val"
+            im = find_folder(data_dir, ("imagenet", "ILSVRC2012", "ilsvrc2012"), marker, WEBVISION_LAYOUT) / "val"
         except DatasetNotFound:
-            im = _find(data_dir, ("imagenet", "ILSVRC2012", "ilsvrc2012"), "val/0", WEBVISION_LAYOUT) / "val"
+            im = find_folder(data_dir, ("imagenet", "ILSVRC2012", "ilsvrc2012"), "val/0", WEBVISION_LAYOUT) / "val"
     ipaths, iy = [], []
     for k, wnid in enumerate(wnids):
         folder = im / wnid if (im / wnid).is_dir() else im / str(k)

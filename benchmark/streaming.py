@@ -228,12 +228,6 @@ class StreamedImages:
     def __len__(self) -> int:
         return len(self.positions)
 
-    def size(self, dim: int | None = None):
-        return self.shape if dim is None else self.shape[dim]
-
-    def dim(self) -> int:
-        return 4
-
     def __repr__(self) -> str:
         return (f"StreamedImages({type(self.reader).__name__}, shape={tuple(self.shape)}, "
                 f"device={self.device})")

@@ -511,16 +511,13 @@ class _Truth:
         if data.verified is None:
             self.rows = None
             self.is_clean = noisy == clean
-            self.memo_idx = _memo_indices(noisy, clean, memo_cap, seed)
+            self.memo_idx = _memo_indices(noisy != clean, memo_cap, seed)
             self.known_truth = True
             return
         v = torch.as_tensor(np.asarray(data.verified)[tr.numpy()], device=dev)
         self.rows = torch.nonzero(v >= 0).squeeze(1)
         self.is_clean = v[self.rows] == 1
-        wrong = torch.nonzero(v == 0).squeeze(1).cpu().numpy()
-        if memo_cap and len(wrong) > memo_cap:
-            wrong = np.sort(np.random.default_rng(seed + 1).choice(wrong, memo_cap, replace=False))
-        self.memo_idx = torch.as_tensor(wrong, dtype=torch.long, device=dev)
+        self.memo_idx = _memo_indices(v == 0, memo_cap, seed)
         self.known_truth = False
 
     def selection(self, selected: torch.Tensor | None, scores: torch.Tensor | None) -> dict[str, float]:
@@ -642,12 +639,13 @@ def _acc(pred: torch.Tensor, y: torch.Tensor) -> float:
     return float((pred == y).float().mean()) if y.numel() else math.nan
 
 
-def _memo_indices(noisy: torch.Tensor, clean: torch.Tensor, cap: int, seed: int) -> torch.Tensor:
-    """Indices of up to ``cap`` noisy-labelled training samples, a fixed seeded sample."""
-    idx = torch.nonzero(noisy != clean).squeeze(1).cpu().numpy()
+def _memo_indices(wrong: torch.Tensor, cap: int, seed: int) -> torch.Tensor:
+    """Indices of up to ``cap`` of the training samples where ``wrong`` ((N,) bool: label known
+    to be wrong) holds, a fixed seeded sample."""
+    idx = torch.nonzero(wrong).squeeze(1).cpu().numpy()
     if cap and len(idx) > cap:
         idx = np.sort(np.random.default_rng(seed + 1).choice(idx, cap, replace=False))
-    return torch.as_tensor(idx, dtype=torch.long, device=noisy.device)
+    return torch.as_tensor(idx, dtype=torch.long, device=wrong.device)
 
 
 def _test_indices(n: int, subset: int) -> torch.Tensor:

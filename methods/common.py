@@ -90,16 +90,19 @@ def supervised_epoch(model: nn.Module, opt: torch.optim.Optimizer, ctx: RunConte
 
 
 @torch.no_grad()
-def per_sample_losses(model: nn.Module, ctx: RunContext) -> Tensor:
-    """(N,) fp32 cross-entropy of every training sample against its noisy label, eval mode.
+def per_sample_losses(model: nn.Module, ctx: RunContext, positions: Tensor | None = None) -> Tensor:
+    """(N,) fp32 cross-entropy of every training sample against its noisy label, eval mode, or
+    (M,) of the training samples at ``positions`` ((M,) int64), in their order.
 
     Batched passes written into one preallocated device tensor: no Python loop over samples.
     """
     model.eval()
-    out = torch.empty(ctx.num_train, device=ctx.device)
-    for idx in ordered(ctx.num_train, ctx.eval_batch_size, ctx.device):
+    n = ctx.num_train if positions is None else len(positions)
+    out = torch.empty(n, device=ctx.device)
+    for rows in ordered(n, ctx.eval_batch_size, ctx.device):
+        idx = rows if positions is None else positions[rows]
         logits = model(ctx.normalise(ctx.train_x[idx]))
-        out[idx] = ce_per_sample(logits, ctx.noisy_labels[idx])
+        out[rows] = ce_per_sample(logits, ctx.noisy_labels[idx])
     return out
 
 

@@ -140,18 +140,6 @@ def balanced_subset(labels: Tensor, n: int, num_classes: int, gen: torch.Generat
     return kept[torch.randperm(len(kept), generator=gen, device=gen.device).to(dev)]
 
 
-@torch.no_grad()
-def subset_losses(net: torch.nn.Module, ctx: RunContext, idx: Tensor) -> Tensor:
-    """(M,) fp32 CE of the training samples ``idx`` ((M,) positions) against their noisy labels,
-    eval mode, un-augmented (the official eval_train)."""
-    net.eval()
-    out = torch.empty(len(idx), device=ctx.device)
-    for s in range(0, len(idx), ctx.eval_batch_size):
-        b = idx[s:s + ctx.eval_batch_size]
-        out[s:s + len(b)] = ce_per_sample(net(ctx.normalise(ctx.train_x[b])), ctx.noisy_labels[b])
-    return out
-
-
 def warmup_epochs(cfg: DivideMixConfig, epochs: int) -> int:
     """The resolved warm-up length: cfg.warmup, or clamp(round(0.1 * epochs), 1, 10) if negative."""
     if cfg.warmup >= 0:
@@ -258,7 +246,7 @@ class DivideMix(Method):
             sub = balanced_subset(ctx.noisy_labels, self.cfg.num_batches * ctx.batch_size,
                                   ctx.num_classes, ctx.generator(epoch, 6 + k))
             prob = torch.full((ctx.num_train,), float("nan"), device=ctx.device)
-            prob[sub] = gmm_clean_prob(minmax(subset_losses(self.nets[k], ctx, sub)), seed)
+            prob[sub] = gmm_clean_prob(minmax(per_sample_losses(self.nets[k], ctx, sub)), seed)
             return prob
         losses = minmax(per_sample_losses(self.nets[k], ctx))
         h = torch.cat([self.history[k], losses[None]])[-self.cfg.loss_history:]
