@@ -140,8 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int); t.add_argument("--subset", type=int)
     t.add_argument("--param", action="append", default=[], metavar="NAME=LOW:HIGH",
                    help="search range (name=low:high[:log] or name=a,b,c); overrides the method's space")
+    t.add_argument("--only-params", action="store_true",
+                   help="search only the --param settings (the method's declared space is left out; "
+                        "everything else stays at the base config)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed config override")
     t.add_argument("--config", help="TOML file with RunConfig fields")
+    t.add_argument("--preset", help="tune on this preset's protocol: its [base], [hp.X] and matching "
+                                    "[[override]]s, with the noise setting of --noise/--rate (needed "
+                                    "when the preset has several); other flags override the preset")
     t.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUNS/optuna.db)")
     t.add_argument("--study", help="study name (default: derived from the method and setting)")
     t.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: in this process)")
@@ -537,11 +543,14 @@ def cmd_tune(a: argparse.Namespace) -> int:
     if a.trials < 1 or a.seeds < 1 or a.workers < 1:
         raise UsageError("--trials, --seeds and --workers must be at least 1")
     sets = list(a.set) + ([f"data_dir={a.data_dir}"] if a.data_dir else []) + ([f"device={a.device}"] if a.device else [])
-    cfg = build_config(_base_from_args(a), sets, a.config)
+    cfg = _tune_base(a, sets)
     prepare(cfg, Store(a.runs))  # every setting checked (and the data found) before the study exists
-    space = method_space(cfg.method)
+    if a.only_params and not a.param:
+        raise UsageError("tune --only-params needs at least one --param")
+    space = {} if a.only_params else method_space(cfg.method)
     space.update(dict(parse_param(p) for p in a.param))
-    name = check_name(a.study or f"tune-{cfg.method}-{cfg.dataset}-{cfg.noise.kind}-{cfg.noise.rate:g}",
+    where = a.preset or cfg.dataset
+    name = check_name(a.study or f"tune-{cfg.method}-{where}-{cfg.noise.kind}-{cfg.noise.rate:g}",
                       "study name")
     create_tune_study(name, storage, cfg, space, seeds=a.seeds, trials=a.trials, pruner=a.pruner,
                       sampler_seed=a.sampler_seed)
@@ -560,6 +569,30 @@ def cmd_tune(a: argparse.Namespace) -> int:
     else:
         _print_best(b)
     return rc
+
+
+def _tune_base(a: argparse.Namespace, sets: list[str]):
+    """The base config of a tuning study: flags, --config and --set; or, with --preset, the
+    preset's cell of this method at the noise setting of the flags (the preset's only one when
+    the flags name none), with the other flags and --set applied on top."""
+    from benchmark.grid import cell, load_preset
+    if not a.preset:
+        return build_config(_base_from_args(a), sets, a.config)
+    if a.config:
+        raise UsageError("tune: give --preset or --config, not both")
+    spec = load_preset(a.preset)
+    flags = _base_from_args(a)
+    noise = flags.pop("noise", None)
+    flags.pop("method", None)
+    if noise is None:
+        noises = spec.get("noise", [{}])
+        if len(noises) != 1:
+            labels = ", ".join(f"{n.get('kind', 'sym')} {n.get('rate', '')}".strip() for n in noises)
+            raise UsageError(f"preset '{spec['name']}' has {len(noises)} noise settings ({labels}): "
+                             f"choose one with --noise and --rate")
+        noise = noises[0]
+    extra = [f"{k}={v}" for k, v in flatten(flags).items()] + sets
+    return cell(spec, a.method, noise, 0, extra)
 
 
 def _print_best(b: dict) -> None:

@@ -271,6 +271,14 @@ def expand(spec: dict[str, Any], seeds: list[int] | None = None,
     return out
 
 
+def cell(spec: dict[str, Any], method: str, noise: dict[str, Any], seed: int,
+         extra_sets: list[str] | None = None) -> RunConfig:
+    """The preset's cell of ``method`` at ``noise`` and ``seed``: its base, [hp.X] and matching
+    [[override]]s, then ``extra_sets`` (``key=value``), as ``expand`` builds a plain cell (the
+    method need not be in the preset's list: ``tune --preset`` tunes any method on its protocol)."""
+    return _cell(spec, method, noise, seed, {}, extra_sets)
+
+
 def _cell(spec: dict[str, Any], method: str, noise: dict[str, Any], seed: int,
           variant_set: dict[str, Any], extra_sets: list[str] | None,
           used: list[bool] | None = None) -> RunConfig:

@@ -41,7 +41,11 @@ Method card
   4. The weak views pad with zeros (torchvision's default, as the official RandomCrop); the
      normalisation is the dataset's (the official code uses ImageNet statistics for CIFAR).
   5. The clean-set lookup is a boolean gather, not the official per-sample membership loop.
-  6. SCR's class variance is computed in one pass from sums (torch.var in SCR.py), clamped at 0.
+  6. SCR's weight divides by max(var_c, 1e-12): the official code divides by var_c itself, which
+     is NaN (0 / 0) only if a class's EMA variance reaches 0 (every max-probability of that class
+     exactly equal, for hundreds of epochs); above 1e-12 the two are the same. The class means
+     and variances are torch.mean / torch.var of each class's samples, as in SCR.py (an earlier
+     one-pass float32 formula from sums gave 0 for variances near 1e-8).
 """
 from __future__ import annotations
 
@@ -138,19 +142,22 @@ def scr_update(probs_ema: Tensor, mu: Tensor, var: Tensor, m: float,
                n_sigma: float) -> tuple[Tensor, Tensor, Tensor]:
     """Self-adaptive re-weighting (SCR.py). probs_ema: (N, C) teacher softmax; mu, var: (C,).
 
-    Per predicted class with at least 2 samples the batch mean and unbiased variance of the
-    max-probability, otherwise mu 0 and var 1; EMA with momentum m. Returns mu (C,), var (C,) and
-    (N,) weights exp(-min(maxp - mu_c, 0)^2 / (2 var_c / n_sigma^2))."""
+    Per predicted class with at least 2 samples the mean and unbiased variance of the
+    max-probability (``torch.mean`` and ``torch.var`` on that class's samples, as SCR.py computes
+    them), otherwise mu 0 and var 1; EMA with momentum m. Returns mu (C,), var (C,) and (N,)
+    weights exp(-min(maxp - mu_c, 0)^2 / (2 var_c / n_sigma^2))."""
     maxp, c = probs_ema.max(1)
     k = mu.shape[0]
-    count = torch.bincount(c, minlength=k).float()
-    s1 = torch.zeros(k, device=maxp.device).index_add_(0, c, maxp)
-    s2 = torch.zeros(k, device=maxp.device).index_add_(0, c, maxp * maxp)
-    ok = count > 1
-    mean_b = torch.where(ok, s1 / count.clamp_min(1), torch.zeros_like(s1))
-    # one pass (sums of p and p^2); clamped, as rounding can take a tiny variance below 0
-    var_b = torch.where(ok, ((s2 - count * mean_b ** 2) / (count - 1).clamp_min(1)).clamp_min(0.0),
-                        torch.ones_like(s1))
+    mean_b = torch.zeros(k, device=maxp.device)
+    var_b = torch.ones(k, device=maxp.device)
+    # one class at a time with torch's own reductions: a one-pass formula from sums of p and p^2
+    # cancels to 0 in float32 when the max-probabilities sit near 1 (1e-8 variances), and the EMA
+    # carries that error for the rest of the run. C small reductions per epoch cost nothing.
+    for i in range(k):
+        p = maxp[c == i]
+        if p.numel() > 1:
+            mean_b[i] = torch.mean(p)
+            var_b[i] = torch.var(p, correction=1)
     mu = m * mu + (1 - m) * mean_b
     var = m * var + (1 - m) * var_b
     d = (maxp - mu[c]).clamp(max=0.0)

@@ -75,6 +75,29 @@ def test_sed_weights_by_hand():
     assert float(w[3]) == pytest.approx(1.0)
 
 
+def test_sed_scr_variance_is_torch_var_near_one():
+    """SCR.py takes torch.var of each predicted class's max-probabilities; near 1 a one-pass
+    float32 formula cancels (class 0 below: 0 instead of 4.2e-9, class 1: 1.2e-7 instead of
+    1.0e-8), and the EMA would carry the error for the rest of the run."""
+    rows = [[0.9999, 0.0001], [0.9998, 0.0002], [0.99995, 0.00005], [0.99985, 0.00015],
+            [0.0003, 0.9997], [0.0001, 0.9999], [0.0002, 0.9998]]
+    pe = torch.tensor(rows)
+    mu0, var0 = torch.tensor([0.5, 0.5]), torch.tensor([1.0, 1.0])
+    for m in (0.0, 0.85):
+        mu, var, w = scr_update(pe, mu0, var0, m=m, n_sigma=2.0)
+        maxp, c = pe.max(1)
+        for k in range(2):
+            p = maxp[c == k]
+            assert float(mu[k]) == float(m * mu0[k] + (1 - m) * torch.mean(p))
+            assert float(var[k]) == float(m * var0[k] + (1 - m) * torch.var(p, correction=1))
+        if m == 0.0:
+            assert float(var[0]) == pytest.approx(4.165e-9, rel=1e-3)
+            assert float(var[1]) == pytest.approx(1.0e-8, rel=1e-3)
+            d = (maxp - mu[c]).clamp(max=0.0)
+            assert torch.equal(w, torch.exp(-d ** 2 / (2 * var[c] / 4)))
+            assert 0.0 < float(w.min()) < 1.0  # the weights are not all 1 (var 0 would make them 0 or NaN)
+
+
 def test_sed_lr_plan():
     cfg = SEDConfig(warmup_epochs=20, lr=0.05, warmup_lr=0.01, end_lr=5e-4)
     assert sed_lr(cfg, 1, 100) == 0.01 and sed_lr(cfg, 20, 100) == 0.01
