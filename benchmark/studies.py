@@ -11,7 +11,8 @@ only the study name and the storage URL: ``runner.py worker --study NAME --stora
   run (a retried run resumes from the dead worker's last checkpoint).
 
 The tuning objective is the noisy-validation accuracy at the selected epoch (val_noisy/acc_best),
-averaged over the seeds; the test set is never read. Tuning seeds start at TUNE_SEED_BASE so that
+averaged over the seeds; the test set is never read. The pruner sees, per epoch, the best
+noisy-validation accuracy so far (the quantity the objective takes), not the epoch's own. Tuning seeds start at TUNE_SEED_BASE so that
 a preset's seeds (0, 1, 2, ...) are fresh with respect to tuning.
 """
 from __future__ import annotations
@@ -116,9 +117,13 @@ def storage_for_children(url: str) -> tuple[str, dict[str, str]]:
     return bare.render_as_string(hide_password=False), {"PGPASSWORD": str(u.password)}
 
 
-def _pruner(name: str) -> optuna.pruners.BasePruner:
+def _pruner(name: str, epochs: int = 1) -> optuna.pruners.BasePruner:
+    """The study's pruner. Steps are epochs (seed k's epoch e is step k * epochs + e) and the
+    value is the best noisy-validation accuracy so far. The median rule waits for 3 finished
+    trials and never stops a trial in the first third of its first seed: an early epoch's
+    accuracy says little about the epoch the run will select."""
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=max(1, epochs // 3))
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner()
     if name == "none":
@@ -266,9 +271,16 @@ def _tune_objective(defn: dict[str, Any], runs_dir: str, wandb: str | None):
             for n, v in params.items():
                 apply_override(cfg, n, v)
 
-            def report(row, k=k):
+            seen: list[float] = []
+
+            def report(row, k=k, seen=seen):
+                # the objective is the accuracy at the selected epoch (the best so far), so that is
+                # what is compared: the current epoch's accuracy falls once a network memorises,
+                # and comparing it would prune on the noise of single epochs
                 val = row.get("val_noisy/acc", math.nan)
-                trial.report(val, step=k * cfg.epochs + int(row["epoch"]))
+                if val == val:
+                    seen.append(val)
+                trial.report(max(seen) if seen else math.nan, step=k * cfg.epochs + int(row["epoch"]))
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at seed {seed}, epoch {int(row['epoch'])}")
 
@@ -329,7 +341,8 @@ def work(name: str, storage: str, runs_dir: str, wandb: str | None = None, *,
             sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True)
             objective = _tune_objective(defn, runs_dir, wandb)
         study = optuna.load_study(study_name=name, storage=open_storage(storage), sampler=sampler,
-                                  pruner=_pruner(defn.get("pruner", "none")))
+                                  pruner=_pruner(defn.get("pruner", "none"),
+                                                 int(defn.get("base", {}).get("epochs", 1))))
         before = len(study.get_trials(deepcopy=False))
         if need > len(running):
             cap = optuna.study.MaxTrialsCallback(

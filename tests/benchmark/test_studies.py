@@ -254,6 +254,28 @@ def test_grid_tuned_applies_the_best_parameters_to_its_method(tmp_path):
     assert {c.seed for c in cfgs} == {0}  # preset seeds: fresh with respect to tuning seeds 1000+
 
 
+def test_the_pruner_sees_the_best_validation_accuracy_so_far(tmp_path):
+    """The objective is the accuracy at the selected epoch: each seed's reported values are the
+    running best (never falling), and the median rule waits a third of the epochs."""
+    from benchmark.config import build_config
+    from benchmark.studies import _pruner, create_tune_study, work
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    base = build_config({"dataset": "digits", "method": "gce", "epochs": 6, "subset": 300,
+                         "optim": {"lr": 0.5}})
+    create_tune_study("p", db, base, {"hp.q": [0.2, 0.9]}, seeds=2, trials=4, pruner="median")
+    work("p", db, str(tmp_path / "runs"), "disabled")
+    study = optuna.load_study(study_name="p", storage=open_storage(db))
+    rises = 0
+    for t in study.get_trials():
+        for k in (0, 1):
+            vals = [t.intermediate_values[s] for s in sorted(t.intermediate_values) if (s - 1) // 6 == k]
+            assert vals == sorted(vals)
+            rises += len(set(vals)) > 1
+    assert rises  # the values did move: the check above is not vacuous
+    p = _pruner("median", 30)
+    assert p._n_warmup_steps == 10 and p._n_startup_trials == 3
+
+
 # ----- secrets --------------------------------------------------------------------------------
 
 SECRET = "Pw-9f3c7e1b-secret"
