@@ -28,6 +28,7 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "step", "cosine", "cosine_restarts", "linear")
 AUGMENTS = ("auto", "none", "crop", "flip", "crop+flip", "crop+flip+rotate20")
 PRECISIONS = ("fp32", "bf16")
+CLASSIFIERS = ("linear", "kan")
 
 
 @dataclass
@@ -100,6 +101,11 @@ class RunConfig:
     """Dataset name: fashion_mnist, digits, cifar10, cifar100, synthetic_cifar10 (timing only)."""
     model: str = param("cnn")
     """Backbone: mlp, cnn, lenet, cnn8, cnn9, preact_resnet18, resnet34 (benchmark/models.py)."""
+    classifier: str = param("linear", choices=CLASSIFIERS)
+    """The backbone's final classifier: linear (its nn.Linear) or kan (pykan's KANLayer with its
+    default grid of 5 intervals and cubic splines, benchmark/kan_head.py; the OBD mask then masks
+    its edges). Part of the run id when kan (left out at linear, so earlier runs keep their ids);
+    not part of the protocol: a KAN row sits in its host's table, labelled [classifier=kan]."""
     method: str = param("ce")
     """Training method from the registry (ce, gce, ...)."""
     hp: dict[str, Any] = field(default_factory=dict)
@@ -191,6 +197,8 @@ class RunConfig:
             d.pop("channels_last", None)
         if not d.get("test_last"):
             d.pop("test_last", None)
+        if d.get("classifier") == "linear":
+            d.pop("classifier")
         if hp is not None:
             d["hp"] = hp
             d.pop("mask")

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from benchmark.kan_head import KANHead
+
 ModelBuilder = Callable[[int, int, int], nn.Module]
 _REGISTRY: dict[str, ModelBuilder] = {}
 
@@ -45,14 +47,22 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_model(name: str, *, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+def build_model(name: str, *, num_classes: int, in_channels: int, image_size: int,
+                classifier: str = "linear") -> nn.Module:
     """Build a fresh model (PyTorch default initialisation; seed torch beforehand).
 
-    Raises ``ValueError`` naming the valid models when ``name`` is unknown.
+    ``classifier="kan"`` replaces the final ``nn.Linear`` by a KAN head (benchmark/kan_head.py),
+    built after the backbone from the same generator, so the backbone's initial weights are the
+    ones the linear model gets. Raises ``ValueError`` naming the valid models when ``name`` is unknown.
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown model '{name}'. Valid: {', '.join(list_models())}")
-    return _REGISTRY[name](num_classes, in_channels, image_size)
+    model = _REGISTRY[name](num_classes, in_channels, image_size)
+    if classifier == "kan":
+        model.classifier = KANHead(model.feature_dim, num_classes)
+    elif classifier != "linear":
+        raise ValueError(f"unknown classifier '{classifier}'. Valid: linear, kan")
+    return model
 
 
 class Backbone(nn.Module):

@@ -129,20 +129,21 @@ def read_json(path: Path) -> Any:
 
 
 def method_label(cfg: dict[str, Any]) -> str:
-    """The method's name, plus the mask settings that differ from the mask's defaults.
+    """The method's name, plus the classifier and mask settings that differ from their defaults.
 
-    "obd" for the default mask, "obd[sparsity=0.1]" for a sweep point: cells of an ablation stay
-    apart in reports instead of being averaged together.
+    "obd" for the default mask, "obd[sparsity=0.1]" for a sweep point, "ce[classifier=kan]" and
+    "obd[classifier=kan,sparsity=0.3]" with the KAN head: cells of an ablation stay apart in
+    reports instead of being averaged together.
     """
     from dataclasses import asdict
 
     from methods.mask import MaskConfig
+    tags = [f"classifier={cfg['classifier']}"] if cfg.get("classifier", "linear") != "linear" else []
     mask = (cfg.get("hp_resolved") or {}).get("mask")
-    if not isinstance(mask, dict):
-        return cfg["method"]
-    defaults = asdict(MaskConfig())
-    diff = [f"{k}={mask[k]}" for k in sorted(mask) if k in defaults and mask[k] != defaults[k]]
-    return f"{cfg['method']}[{','.join(diff)}]" if diff else cfg["method"]
+    if isinstance(mask, dict):
+        defaults = asdict(MaskConfig())
+        tags += [f"{k}={mask[k]}" for k in sorted(mask) if k in defaults and mask[k] != defaults[k]]
+    return f"{cfg['method']}[{','.join(tags)}]" if tags else cfg["method"]
 
 
 def hp_labels(runs: list[tuple[str, dict[str, Any], str]]) -> dict[str, str]:

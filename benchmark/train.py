@@ -204,9 +204,14 @@ def validate(cfg: RunConfig) -> tuple[torch.device, Any]:
     check_names(cfg)
     dev = resolve_device(cfg.device)
     try:
-        return dev, resolve_hp(cfg.method, cfg.hp, cfg.mask)
+        hp = resolve_hp(cfg.method, cfg.hp, cfg.mask)
     except ConfigError as e:
         raise UsageError(str(e)) from None
+    mask = getattr(hp, "mask", None)
+    if cfg.classifier == "kan" and mask is not None and mask.score == "magnitude":
+        raise UsageError("mask.score = magnitude needs a linear classifier (a KAN edge is a function, "
+                         "not one weight). Valid with classifier = kan: obd, actstd, random")
+    return dev, hp
 
 
 def check_names(cfg: RunConfig) -> None:
@@ -348,7 +353,8 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, meter: runtime.Res
     def build(k: int) -> torch.nn.Module:
         torch.manual_seed(sub_seed(streams["init"], k))
         c, h, _w = data.input_shape
-        m = build_model(cfg.model, num_classes=data.num_classes, in_channels=c, image_size=h)
+        m = build_model(cfg.model, num_classes=data.num_classes, in_channels=c, image_size=h,
+                        classifier=cfg.classifier)
         return m.to(dev, memory_format=torch.channels_last) if cfg.channels_last else m.to(dev)
 
     def gen(epoch: int, stream: int) -> torch.Generator:

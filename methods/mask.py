@@ -1,4 +1,4 @@
-"""The edge mask of the final classifier: scores, exact top-k masks and the masked linear layer.
+"""The edge mask of the final classifier: scores, exact top-k masks and the masked heads.
 
 ``MaskedLinear`` replaces a model's ``classifier`` (an ``nn.Linear(D, C)``). In training it computes
 ``F.linear(x, W * M, b)`` with ``M`` a (C, D) 0/1 buffer, so a masked edge adds nothing to the
@@ -21,6 +21,10 @@ Scores (higher = more important, kept), all (C, D):
 - ``magnitude``: ``|w_ij|``;
 - ``random``: uniform noise from a CPU ``torch.Generator`` seeded from (layer seed, refresh
   count), so a resumed run draws exactly what an uninterrupted one draws (a control).
+
+``MaskedEdges`` masks a classifier head that has one learnable function per edge (the KAN head,
+``--set classifier=kan``) in the same way, with the scores generalised to an edge's activation
+phi_ij(x_j) (see its docstring); ``EdgeMask`` holds what the two share (counters, warm-up, state).
 
 Exact sparsity: with ``n`` candidate edges (``D`` per row for scope ``row``, ``C * D`` for scope
 ``layer``) exactly ``k = min(n - 1, floor(s * n + 1/2))`` edges are masked (s rounded half up, and
@@ -87,6 +91,16 @@ def actstd_scores(w: Tensor, x: Tensor) -> Tensor:
     return w.float().abs() * x.float().std(dim=0, correction=0)[None, :]
 
 
+def edge_obd_scores(phi: Tensor, logits: Tensor) -> Tensor:
+    """(B, C, D) edge activations phi_ij(x_bj), (B, C) logits -> (C, D) 1/2 E_b[p_bi (1 - p_bi) phi^2].
+
+    The OBD saliency of setting one edge's activation to zero: the change of logit i is
+    -phi_ij(x_bj), and the Gauss-Newton diagonal of softmax cross-entropy for logit i is
+    p_i (1 - p_i). With phi_ij = w_ij x_j this is :func:`obd_scores`."""
+    p = F.softmax(logits.float(), dim=1)
+    return 0.5 * torch.einsum("bc,bcd->cd", p * (1.0 - p), phi.float().square()) / phi.shape[0]
+
+
 def random_scores(shape: tuple[int, int], seed: int, device: torch.device) -> Tensor:
     """(C, D) uniform scores from a CPU generator seeded with ``seed`` (device-independent)."""
     g = torch.Generator().manual_seed(seed)
@@ -134,7 +148,7 @@ def one_step(*nets: nn.Module) -> Iterator[None]:
     strong and two mixup passes; SED's weak and strong passes). Without it every gradient-enabled
     train-mode forward is a step, and a refresh between two forwards of one step would change a
     mask the first forward's graph still needs. A no-op for networks without a mask."""
-    layers = [m for n in nets for m in n.modules() if isinstance(m, MaskedLinear)]
+    layers = [m for n in nets for m in n.modules() if isinstance(m, EdgeMask)]
     for layer in layers:
         layer._hold, layer._counted = True, False
     try:
@@ -143,20 +157,14 @@ def one_step(*nets: nn.Module) -> Iterator[None]:
         for layer in layers:
             layer._hold = False
 
-class MaskedLinear(nn.Module):
-    """A linear classifier (D -> C) whose edges are masked by a (C, D) 0/1 buffer ``mask``.
+class EdgeMask(nn.Module):
+    """What every masked classifier shares: the (C, D) 0/1 ``mask`` buffer, the step and refresh
+    counters, warm-up (``active``), ``one_step`` holding, and their state. Subclasses define
+    ``forward`` and ``scores``; ``mask``, the counters and the random-score seed are in
+    ``state_dict()`` (buffer + extra state), so a checkpoint of the network restores the mask."""
 
-    ``weight`` (C, D) and ``bias`` (C,) are the replaced ``nn.Linear``'s parameters (copied, so the
-    model's initialisation is unchanged and no random number is drawn). ``mask``, the step and
-    refresh counters and the random-score seed are in ``state_dict()`` (buffer + extra state), so a
-    checkpoint of the network restores the mask exactly.
-    """
-
-    def __init__(self, weight: Tensor, bias: Tensor | None, cfg: MaskConfig, seed: int = 0):
+    def __init__(self, cfg: MaskConfig, seed: int = 0):
         super().__init__()
-        self.weight = nn.Parameter(weight.detach().clone())
-        self.bias = nn.Parameter(bias.detach().clone()) if bias is not None else None
-        self.register_buffer("mask", torch.ones_like(self.weight))
         self.cfg = cfg
         self.seed = int(seed)
         """Seed of the random score (drawn by the wrapper from the run's order stream)."""
@@ -169,17 +177,13 @@ class MaskedLinear(nn.Module):
         self._hold = False
         self._counted = False
 
-    @classmethod
-    def from_linear(cls, linear: nn.Linear, cfg: MaskConfig, seed: int = 0) -> "MaskedLinear":
-        return cls(linear.weight, linear.bias, cfg, seed)
-
     @property
     def in_features(self) -> int:
-        return self.weight.shape[1]
+        return self.mask.shape[1]
 
     @property
     def out_features(self) -> int:
-        return self.weight.shape[0]
+        return self.mask.shape[0]
 
     def extra_repr(self) -> str:
         c = self.cfg
@@ -198,24 +202,59 @@ class MaskedLinear(nn.Module):
         """Whether this forward pass uses the mask: training (after warm-up), or evaluation with at_eval."""
         return self.active if self.training else self.cfg.at_eval
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, D) -> (B, C)."""
+    def _step_refreshes(self) -> bool:
+        """Count a training step (decision 5 of methods/obd.py) and say whether it refreshes the mask."""
         if self.training and self.active and torch.is_grad_enabled() and not (self._hold and self._counted):
-            if self.steps % self.cfg.refresh == 0:
-                self.refresh(x)
+            due = self.steps % self.cfg.refresh == 0
             self.steps += 1
             self._counted = True
-        if self.masking():
-            return F.linear(x, self.weight * self.mask, self.bias)
-        return F.linear(x, self.weight, self.bias)
+            return due
+        return False
 
     @torch.no_grad()
     def refresh(self, x: Tensor) -> None:
         """Recompute the mask from the batch ``x`` (B, D) (no graph is built)."""
         cfg = self.cfg
-        if num_masked(cfg.sparsity, self.in_features if cfg.scope == "row" else self.weight.numel()):
+        if num_masked(cfg.sparsity, self.in_features if cfg.scope == "row" else self.mask.numel()):
             self.mask.copy_(mask_from_scores(self.scores(x.detach()), cfg.sparsity, cfg.scope))
         self.refreshes += 1
+
+    def scores(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """(B, D) batch -> (C, D) fp32 edge scores under cfg.score (higher = kept)."""
+        raise NotImplementedError
+
+    def _random(self) -> Tensor:
+        return random_scores(tuple(self.mask.shape), _mix(self.seed, self.refreshes), self.mask.device)
+
+    def realised_sparsity(self) -> float:
+        """Fraction of edges masked in the forward passes that use the mask."""
+        return float((self.mask == 0).float().mean())
+
+
+class MaskedLinear(EdgeMask):
+    """A linear classifier (D -> C) whose edges are masked by a (C, D) 0/1 buffer ``mask``.
+
+    ``weight`` (C, D) and ``bias`` (C,) are the replaced ``nn.Linear``'s parameters (copied, so the
+    model's initialisation is unchanged and no random number is drawn).
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, cfg: MaskConfig, seed: int = 0):
+        super().__init__(cfg, seed)
+        self.weight = nn.Parameter(weight.detach().clone())
+        self.bias = nn.Parameter(bias.detach().clone()) if bias is not None else None
+        self.register_buffer("mask", torch.ones_like(self.weight))
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, cfg: MaskConfig, seed: int = 0) -> "MaskedLinear":
+        return cls(linear.weight, linear.bias, cfg, seed)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, D) -> (B, C)."""
+        if self._step_refreshes():
+            self.refresh(x)
+        if self.masking():
+            return F.linear(x, self.weight * self.mask, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
     @torch.no_grad()
     def scores(self, x: Tensor) -> Tensor:
@@ -231,9 +270,54 @@ class MaskedLinear(nn.Module):
         if score == "magnitude":
             return w.float().abs()
         if score == "random":
-            return random_scores(tuple(w.shape), _mix(self.seed, self.refreshes), w.device)
+            return self._random()
         raise ValueError(f"unknown mask score '{score}'. Valid: {', '.join(SCORES)}")
 
-    def realised_sparsity(self) -> float:
-        """Fraction of edges masked in the forward passes that use the mask."""
-        return float((self.mask == 0).float().mean())
+
+class MaskedEdges(EdgeMask):
+    """A classifier head with one learnable function per edge (a KAN layer), its edges masked.
+
+    ``head`` must give every edge's activation through ``edge_outputs(x)``: (B, D) -> (B, C, D),
+    phi_ij(x_bj), with ``head(x) == edge_outputs(x).sum(-1)`` (benchmark's KANHead). Masked, the
+    logits are sum_j M_ij phi_ij(x_j): a masked edge adds nothing and its parameters get exactly
+    zero gradient; unmasked, the head's own forward. Scores, (C, D), generalise the linear ones,
+    whose edge activation is phi_ij(x_j) = w_ij x_j:
+
+    - ``obd``: 1/2 E_b[p_bi (1 - p_bi) phi_ij(x_bj)^2], the Gauss-Newton OBD saliency of removing
+      the edge's whole activation from logit i (for a linear edge exactly 1/2 w^2 E[p(1-p) x^2]);
+    - ``actstd``: std_b(phi_ij(x_bj)) (population std), the batch std of the edge's activation
+      (pykan's edge scale, from which the v2 score |w| std(x) is the linear case);
+    - ``random``: as for the linear layer. ``magnitude`` has no meaning here (an edge is a
+      function, not one weight) and is refused.
+    """
+
+    def __init__(self, head: nn.Module, cfg: MaskConfig, seed: int = 0):
+        if cfg.score == "magnitude":
+            raise ValueError("mask.score = magnitude needs a linear classifier (a KAN edge is a "
+                             "function, not one weight). Valid with a KAN head: obd, actstd, random")
+        super().__init__(cfg, seed)
+        self.head = head
+        dev = next(head.parameters()).device
+        self.register_buffer("mask", torch.ones(head.out_features, head.in_features, device=dev))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, D) -> (B, C)."""
+        if self._step_refreshes():
+            self.refresh(x)
+        if self.masking():
+            return (self.head.edge_outputs(x) * self.mask).sum(-1)
+        return self.head(x)
+
+    @torch.no_grad()
+    def scores(self, x: Tensor) -> Tensor:
+        """(B, D) batch -> (C, D) fp32 edge scores under cfg.score (higher = kept)."""
+        score = self.cfg.score
+        if score == "random":
+            return self._random()
+        phi = self.head.edge_outputs(x).float()
+        if score == "obd":
+            logits = phi.sum(-1) if self.cfg.obd_probs == "unmasked" else (phi * self.mask).sum(-1)
+            return edge_obd_scores(phi, logits)
+        if score == "actstd":
+            return phi.std(dim=0, correction=0)
+        raise ValueError(f"unknown mask score '{score}' for a KAN head. Valid: obd, actstd, random")

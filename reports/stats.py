@@ -429,16 +429,20 @@ def mask_base(method: str) -> str | None:
     """The unmasked method a masked label is compared with, None for an unmasked method.
 
     "obd" and "obd[sparsity=0.1]" -> "ce" (obd is CE with the mask); "gce+obd[score=random]" ->
-    "gce"; "gce+obd (q=0.5)" -> "gce (q=0.5)"; "dividemix+obd" -> "dividemix"; "ce" -> None. The bracket holds the mask settings that
-    differ from the defaults (see benchmark.store.method_label).
+    "gce"; "gce+obd (q=0.5)" -> "gce (q=0.5)"; "dividemix+obd" -> "dividemix"; "ce" -> None. The
+    bracket holds the settings that differ from the defaults (see benchmark.store.method_label):
+    the mask's are dropped, the classifier's kept, so "obd[classifier=kan,sparsity=0.3]" is
+    compared with "ce[classifier=kan]" (the same KAN head without the mask).
     """
     name, _, hp = method.partition(" (")
-    name = name.split("[", 1)[0]
+    name, _, bracket = name.partition("[")
+    keep = [s for s in bracket.rstrip("]").split(",") if s.startswith("classifier=")]
+    tag = f"[{','.join(keep)}]" if keep else ""
     suffix = f" ({hp}" if hp else ""  # "gce+obd (q=0.5)" is compared with "gce (q=0.5)"
     if name == "obd":
-        return "ce" + suffix
+        return "ce" + tag + suffix
     if name.endswith("+obd"):
-        return name[: -len("+obd")] + suffix
+        return name[: -len("+obd")] + tag + suffix
     return None
 
 

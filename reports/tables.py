@@ -48,7 +48,8 @@ def method_order(methods: Iterable[str], baseline: str = "ce") -> list[str]:
     ce, obd, obd[sparsity=0.1], coteaching, coteaching+obd, gce, gce+obd, ... (``obd`` is CE with
     the mask, so it sits in CE's family)."""
     def family(m: str) -> str:
-        return mask_base(m) or m.split("+")[0].split("[")[0]
+        base = mask_base(m)
+        return base.split("[")[0] if base else m.split("+")[0].split("[")[0]
     ms = sorted({str(m) for m in methods})
     return sorted(ms, key=lambda m: (family(m) != baseline, family(m), mask_base(m) is not None, m))
 

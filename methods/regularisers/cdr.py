@@ -72,7 +72,8 @@ class CDRConfig:
     """Fraction of weights whose loss gradient is cut, in [0, 1); the kept ones are scaled by
     1 - tau (official: both from the noise rate). -1: the nominal noise rate (oracle knowledge)."""
     scope: str = param("all", choices=SCOPES)
-    """all: every conv and linear weight (official); classifier: the final classifier's weight only."""
+    """all: every conv and linear weight (official); classifier: the final classifier's weights only
+    (a Linear's weight; a KAN head's spline coefficients and scales)."""
 
 
 @register_method("cdr")
@@ -85,7 +86,9 @@ class CDR(SingleNetwork):
         self.tau = float(ctx.noise_rate if self.tau_is_oracle else cfg.tau)
         self._kept: list[Tensor] = []
         # the network is never replaced, so the candidate weights are listed once
-        self._candidates = ([self.net.classifier.weight] if cfg.scope == "classifier"
+        # classifier: its weight tensors (a Linear's weight; a KAN head's coefficients and scales)
+        self._candidates = ([p for p in self.net.classifier.parameters() if p.dim() >= 2]
+                            if cfg.scope == "classifier"
                             else [p for p in self.net.parameters() if p.dim() in (2, 4)])
 
     def loss(self, logits: Tensor, y: Tensor) -> Tensor:

@@ -80,6 +80,10 @@ def test_method_label_names_non_default_mask_settings():
     assert method_label({"method": "obd", "hp_resolved": {"base": {}, "mask": base}}) == "obd"
     swept = {**base, "sparsity": 0.1, "scope": "layer"}
     assert method_label({"method": "obd", "hp_resolved": {"mask": swept}}) == "obd[scope=layer,sparsity=0.1]"
+    kan = {"method": "obd", "classifier": "kan", "hp_resolved": {"mask": swept}}
+    assert method_label(kan) == "obd[classifier=kan,scope=layer,sparsity=0.1]"
+    assert method_label({"method": "ce", "classifier": "kan", "hp_resolved": {}}) == "ce[classifier=kan]"
+    assert method_label({"method": "ce", "classifier": "linear", "hp_resolved": {}}) == "ce"
 
 
 class _Planted:

@@ -104,3 +104,23 @@ def test_every_method_has_a_method_card_and_documented_config():
                 nxt = body[i + 1] if i + 1 < len(body) else None
                 assert isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant), \
                     f"{name}.Config.{node.target.id} needs a docstring"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_kan_head_trains_resumes_and_is_masked(method, tmp_path):
+    """Every method with the KAN classifier head (``classifier = kan``): finite metrics, the same
+    numbers when stopped after an epoch and resumed, and X+obd masks the KAN's edges."""
+    cfg = lambda: tiny_config(method, epochs=3, classifier="kan")  # noqa: E731
+    full = run(cfg(), tmp_path / "full")
+    part = run(cfg(), tmp_path / "part", stop_after=1)
+    assert not part["finished"]
+    resumed = run(cfg(), tmp_path / "part")
+    assert resumed["run_id"] == full["run_id"] != run(tiny_config(method, epochs=3), tmp_path / "lin")["run_id"]
+    rows = _rows(tmp_path / "full", full)
+    _same(rows, _rows(tmp_path / "part", resumed))
+    for k in ("train/loss", "test/acc", "val_noisy/acc"):
+        assert all(math.isfinite(r[k]) for r in rows), k
+    if getattr(get_method(method), "masked", False):
+        # the default sparsity 0.5 of the cnn's 128 x 10 edges, per row: 64 of 128 masked
+        assert rows[-1]["mask/sparsity"] == pytest.approx(0.5)
+        assert rows[-1]["mask/refreshes"] > 0

@@ -170,7 +170,10 @@ def test_empty_inputs_do_not_crash():
 
 @pytest.mark.parametrize("label, base", [("obd", "ce"), ("obd[sparsity=0.1]", "ce"),
                                          ("gce+obd[score=random,scope=layer]", "gce"),
-                                         ("dividemix+obd", "dividemix"), ("ce", None), ("gce", None)])
+                                         ("dividemix+obd", "dividemix"), ("ce", None), ("gce", None),
+                                         ("obd[classifier=kan,sparsity=0.3]", "ce[classifier=kan]"),
+                                         ("nce_rce+obd[classifier=kan]", "nce_rce[classifier=kan]"),
+                                         ("ce[classifier=kan]", None)])
 def test_mask_base(label, base):
     assert stats.mask_base(label) == base
 
