@@ -235,13 +235,16 @@ def _paired_html(paired: pd.DataFrame, summary: pd.DataFrame, proto: str) -> str
             cls = "pos" if r.ci_lo > 0 else ("neg" if r.ci_hi < 0 else "")
             band = (f'<span class="ci">[{_fmt_pp(r.ci_lo)}, {_fmt_pp(r.ci_hi)}]</span>'
                     if not math.isnan(r.ci_lo) else '<span class="ci">(n = 1)</span>')
+            mde = "" if math.isnan(r.mde) else f", MDE {100 * r.mde:.1f}"
             cells.append(f'<td class="{cls}">{_fmt_pp(r.mean_diff)} {band}<br>'
-                         f'<span class="ci">P={r.prob_improvement:.2f}, n={int(r.n_pairs)}</span></td>')
+                         f'<span class="ci">P={r.prob_improvement:.2f}, n={int(r.n_pairs)}{mde}</span></td>')
         body.append(f'<tr data-method="{e(m)}"><th scope="row">{e(m)}</th>{"".join(cells)}</tr>')
     return ('<table class="paired"><caption>Paired difference to CE on the same noise realisation '
             "(same seed = same noisy labels and split), percentage points: mean [95% Student-t "
             "interval; none for a single pair]; P = share of paired seeds where the method beats CE "
-            "(ties count ½). Green: interval above 0; red: below."
+            "(ties count ½); MDE = the smallest true difference these pairs would detect with 80% "
+            "power (two-sided paired t-test at 5%, from the spread of the differences). Green: "
+            "interval above 0; red: below."
             f"</caption><thead><tr><th>method</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
@@ -386,11 +389,14 @@ def _regime_html(dfp: pd.DataFrame) -> str:
                 "regime cannot be said.</p>")
     items = []
     for x in r.itertuples(index=False):
-        if x.memorises:
+        if x.band == "memorisation":
             verdict = "<strong>memorisation regime</strong>"
-        elif math.isnan(x.noisy_fit) and x.drop >= stats.REGIME_DROP:
+        elif x.band == "unknown":
             verdict = ("<strong>regime unknown</strong>: no memorisation probe was recorded "
                        "(memo_samples = 0), so whether CE fits the noisy labels cannot be said")
+        elif x.band == "borderline":
+            verdict = ('<strong class="warn">borderline</strong>: CE meets one criterion or comes close '
+                       "to both; read a comparison here with both figures in mind")
         else:
             verdict = ('<strong class="warn">CE does not memorise here</strong>: a comparison in this '
                        "setting says little about robustness to label noise")
@@ -400,7 +406,9 @@ def _regime_html(dfp: pd.DataFrame) -> str:
                      f"(n = {x.n_seeds}): {verdict}.</li>")
     return ('<div class="regime"><h3>Regime</h3><p class="muted">A setting is a memorisation regime when CE, '
             f"trained long enough, loses at least {100 * stats.REGIME_DROP:.0f} points after its best epoch "
-            f"and fits at least {100 * stats.REGIME_FIT:.0f}% of the noisy labels.</p><ul>"
+            f"and fits at least {100 * stats.REGIME_FIT:.0f}% of the noisy labels; it clearly does not "
+            f"when it loses under {50 * stats.REGIME_DROP:.0f} points and fits under "
+            f"{50 * stats.REGIME_FIT:.0f}%; in between it is borderline.</p><ul>"
             + "".join(items) + "</ul></div>")
 
 
@@ -412,6 +420,7 @@ def _mask_html(dfp: pd.DataFrame, runs: dict, proto: str, info: dict, root: Path
     parts = ["<h3>The mask against its unmasked base</h3>",
              '<p class="muted">Each masked method (<code>obd</code> = CE with the mask, <code>X+obd</code>) '
              "minus its own base on the same seed, hence the same noisy labels.</p>"]
+    parts += _verdict_html(dfp, runs, proto, info, root, written)
     frames = []
     for key in ("selected", "last", "last10"):
         metric = ACCURACIES[key][0]
@@ -441,6 +450,23 @@ def _mask_html(dfp: pd.DataFrame, runs: dict, proto: str, info: dict, root: Path
         parts.append('<div class="scroll">' + tables.to_html(t, css_class="paper gradient") + "</div>")
         parts.append(_write_table(t, root, f"gradient_error_{ps}", written, ("md", "csv")) + "</div>")
     return parts
+
+
+def _verdict_html(dfp: pd.DataFrame, runs: dict, proto: str, info: dict, root: Path, written: dict) -> list[str]:
+    """Every variant against its base (the mask on each host, the KAN head against the linear
+    one), with intervals, minimum detectable effects and the seeds a half-point would need."""
+    sel, last = ACCURACIES["selected"][0], ACCURACIES["last"][0]
+    effects = {m: pd.concat([stats.mask_effect(dfp, m, runs=runs), stats.classifier_effect(dfp, m, runs=runs)],
+                            ignore_index=True) for m in (sel, last)}
+    if effects[sel].empty:
+        return []
+    t = tables.verdict_table(stats.cell_summary(dfp, sel), effects[sel], effects[last], protocol=proto,
+                             regime=stats.regime(dfp), info=info)
+    if t.empty:
+        return []
+    return ['<div class="tablebox"><h3>Verdict: each variant against its base</h3>',
+            '<div class="scroll">' + tables.to_html(t, css_class="paper verdict") + "</div>",
+            _write_table(t, root, f"verdict_{slug(proto)}", written) + "</div>"]
 
 
 def _protocol_section(proto: str, dfp: pd.DataFrame, runs: dict, root: Path, palette: dict,

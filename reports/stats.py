@@ -23,6 +23,7 @@ Intervals (every table says which one it shows):
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Iterable
 
@@ -59,6 +60,62 @@ def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     m, sem = float(x.mean()), float(x.std(ddof=1)) / math.sqrt(x.size)
     half = float(sps.t.ppf((1.0 + level) / 2.0, x.size - 1)) * sem
     return (m - half, m + half)
+
+
+def min_detectable_effect(sd: float, n: int, *, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean difference a two-sided paired t-test at level ``alpha`` detects with
+    probability ``power``, from ``n`` pairs whose differences have standard deviation ``sd``.
+
+    Exact: ``sd`` times the standardised effect d_z that solves P(|T| > t_{1-alpha/2, n-1}) =
+    power for T noncentral t with n - 1 degrees of freedom and noncentrality d_z sqrt(n)
+    (scipy.stats.nct). Units are those of ``sd``. NaN below 2 pairs or for a NaN sd; 0 for sd = 0.
+    Taking the observed sd as the true one makes this an estimate: with few pairs the sd itself
+    is uncertain.
+    """
+    if n < 2 or sd is None or math.isnan(sd):
+        return math.nan
+    if not (0 < alpha < 1 and 0 < power < 1):
+        raise ValueError(f"alpha and power must be in (0, 1), got {alpha}, {power}")
+    return float(sd) * _standardised_mde(int(n), float(alpha), float(power))
+
+
+@functools.lru_cache(maxsize=None)
+def _standardised_mde(n: int, alpha: float, power: float) -> float:
+    """d_z = MDE / sd of a paired t-test with n pairs (depends on n, alpha and power only)."""
+    from scipy import optimize
+    from scipy import stats as sps
+    df = n - 1
+    crit = float(sps.t.ppf(1 - alpha / 2, df))
+
+    def gap(dz: float) -> float:
+        ncp = dz * math.sqrt(n)
+        lower = float(sps.nct.cdf(-crit, df, ncp))  # scipy gives NaN where it underflows to 0
+        return float(sps.nct.sf(crit, df, ncp)) + (0.0 if math.isnan(lower) else lower) - power
+
+    hi = 1.0
+    while gap(hi) < 0:
+        hi *= 2
+    return float(optimize.brentq(gap, 0.0, hi, xtol=1e-12))
+
+
+def seeds_for_half_width(sd: float, half_width: float, *, level: float = 0.95,
+                         limit: int = 100_000) -> float:
+    """The fewest pairs n >= 2 whose Student-t interval of the mean, t_{(1+level)/2, n-1} sd /
+    sqrt(n), is at most ``half_width`` when the differences have standard deviation ``sd``
+    (NaN for a NaN sd; inf when more than ``limit`` would be needed)."""
+    from scipy import stats as sps
+    if sd is None or math.isnan(sd):
+        return math.nan
+    if half_width <= 0:
+        raise ValueError(f"half_width must be > 0, got {half_width}")
+    n = max(2, math.ceil((1.96 * sd / half_width) ** 2))  # the normal approximation: a lower bound
+    while n > 2 and float(sps.t.ppf((1 + level) / 2, n - 2)) * sd / math.sqrt(n - 1) <= half_width:
+        n -= 1
+    while float(sps.t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n) > half_width:
+        n += 1
+        if n > limit:
+            return math.inf
+    return float(n)
 
 
 def iqm(values: np.ndarray) -> float:
@@ -164,13 +221,15 @@ def paired_differences(df: pd.DataFrame, metric: str, baseline: str = "ce", *, r
     the noise realisation, so both runs trained on the same noisy labels. If ``runs`` is given and
     both runs record a noise SHA-256 (result.noise.sha256), pairs whose hashes differ are dropped.
     Columns: cell keys, ``method, baseline, metric, n_pairs, mean_diff, ci_lo, ci_hi,
-    prob_improvement``; ``prob_improvement`` is the fraction of pairs where the method is better
-    (a tie, |difference| <= 1e-12, counts 0.5: a paired win rate); the CI is the Student-t
-    interval of the mean difference (NaN for a single pair). Cells without the baseline give no
-    rows. One run per (label, seed) enters, as in :func:`cell_summary`.
+    prob_improvement, sd_diff, mde``; ``prob_improvement`` is the fraction of pairs where the
+    method is better (a tie, |difference| <= 1e-12, counts 0.5: a paired win rate); the CI is the
+    Student-t interval of the mean difference (NaN for a single pair); ``sd_diff`` is the standard
+    deviation of the paired differences and ``mde`` the minimum detectable effect of the cell
+    (:func:`min_detectable_effect`: 80% power, two-sided 5%), what the table can resolve. Cells
+    without the baseline give no rows. One run per (label, seed) enters, as in :func:`cell_summary`.
     """
     columns = list(GROUP_KEYS) + ["baseline", "metric", "n_pairs", "mean_diff", "ci_lo", "ci_hi",
-                                  "prob_improvement"]
+                                  "prob_improvement", "sd_diff", "mde"]
     vals = _final_values(df, metric)
     if vals.empty:
         return pd.DataFrame(columns=columns)
@@ -196,9 +255,11 @@ def paired_differences(df: pd.DataFrame, metric: str, baseline: str = "ce", *, r
         lo, hi = t_interval(d, level)
         tie = np.abs(d) <= 1e-12  # equal accuracies up to floating-point noise
         wins = (~tie & (d > 0)).sum() + 0.5 * tie.sum()
+        sd = float(d.std(ddof=1)) if d.size > 1 else math.nan
         records.append({**dict(zip(list(CELL_KEYS) + ["method"], key)), "baseline": baseline,
                         "metric": metric, "n_pairs": int(d.size), "mean_diff": float(d.mean()),
-                        "ci_lo": lo, "ci_hi": hi, "prob_improvement": float(wins / d.size)})
+                        "ci_lo": lo, "ci_hi": hi, "prob_improvement": float(wins / d.size),
+                        "sd_diff": sd, "mde": min_detectable_effect(sd, int(d.size))})
     if not records:
         return pd.DataFrame(columns=columns)
     out = pd.DataFrame.from_records(records)
@@ -384,6 +445,24 @@ REGIME_FIT = 0.5
 """... and it predicts at least this share of mislabelled training images as their noisy label."""
 
 
+REGIME_BANDS = ("memorisation", "borderline", "none", "unknown")
+
+
+def regime_band(drop: float, noisy_fit: float) -> str:
+    """memorisation (drop >= REGIME_DROP and fit >= REGIME_FIT); none (drop below half of
+    REGIME_DROP and fit below half of REGIME_FIT: clearly no memorisation); unknown (a drop that
+    meets the rule but no memorisation probe); borderline otherwise (a criterion met or close):
+    a fixed threshold must not turn a setting one point either side of it into a verdict."""
+    fit_known = not math.isnan(noisy_fit)
+    if drop >= REGIME_DROP and fit_known and noisy_fit >= REGIME_FIT:
+        return "memorisation"
+    if not fit_known:
+        return "unknown" if drop >= REGIME_DROP / 2 else "none"
+    if drop < REGIME_DROP / 2 and noisy_fit < REGIME_FIT / 2:
+        return "none"
+    return "borderline"
+
+
 def regime(df: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
     """Per cell: is it a memorisation regime? Judged on the baseline (CE) trained in the cell.
 
@@ -391,9 +470,10 @@ def regime(df: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
     cell where CE does not (its last-epoch accuracy near its best, few noisy labels fitted) says
     little about them. Columns: cell keys, ``n_seeds, drop`` (mean over seeds of best minus last
     test accuracy), ``noisy_fit`` (mean memo/noisy_fit at the last epoch), ``memorises`` (drop >=
-    REGIME_DROP and noisy_fit >= REGIME_FIT). Cells without the baseline give no row.
+    REGIME_DROP and noisy_fit >= REGIME_FIT) and ``band`` (:func:`regime_band`). Cells without
+    the baseline give no row.
     """
-    cols = list(CELL_KEYS) + ["n_seeds", "drop", "noisy_fit", "memorises"]
+    cols = list(CELL_KEYS) + ["n_seeds", "drop", "noisy_fit", "memorises", "band"]
     b = df[df["method"] == baseline]
     best, last, fit = (_per_seed(b, m) for m in ("test/acc_best", "test/acc_last", "memo/noisy_fit"))
     if best.empty or last.empty:
@@ -408,7 +488,8 @@ def regime(df: pd.DataFrame, baseline: str = "ce") -> pd.DataFrame:
         drop = float((g["value_best"] - g["value_last"]).mean())
         nf = float(f.mean()) if len(f) else math.nan
         rows.append({**dict(zip(CELL_KEYS, key)), "n_seeds": int(len(g)), "drop": drop, "noisy_fit": nf,
-                     "memorises": bool(drop >= REGIME_DROP and nf >= REGIME_FIT)})
+                     "memorises": bool(drop >= REGIME_DROP and nf >= REGIME_FIT),
+                     "band": regime_band(drop, nf)})
     out = pd.DataFrame(rows, columns=cols)
     out["rate"] = out["rate"].where(out["rate"] >= 0, np.nan)
     return out
@@ -454,11 +535,37 @@ def mask_effect(df: pd.DataFrame, metric: str, *, runs: dict | None = None,
     noise realisation and split; noise hashes checked when ``runs`` is given), with ``baseline``
     set per row to the base method. Masked labels whose base has no run give no rows.
     """
+    return variant_effect(df, metric, mask_base, runs=runs, level=level)
+
+
+def classifier_base(method: str) -> str | None:
+    """The linear-classifier label a KAN-head label is compared with, None for a linear one:
+    "ce[classifier=kan]" -> "ce"; "obd[classifier=kan,sparsity=0.3]" -> "obd[sparsity=0.3]"."""
+    name, sep, hp = method.partition(" (")
+    name, _, bracket = name.partition("[")
+    items = [s for s in bracket.rstrip("]").split(",") if s] if bracket else []
+    if not any(s.startswith("classifier=") for s in items):
+        return None
+    rest = [s for s in items if not s.startswith("classifier=")]
+    return name + (f"[{','.join(rest)}]" if rest else "") + (f" ({hp}" if sep else "")
+
+
+def classifier_effect(df: pd.DataFrame, metric: str, *, runs: dict | None = None,
+                      level: float = 0.95) -> pd.DataFrame:
+    """Paired difference of every KAN-head label to the same method with the linear classifier
+    (see :func:`classifier_base`); columns as :func:`paired_differences`."""
+    return variant_effect(df, metric, classifier_base, runs=runs, level=level)
+
+
+def variant_effect(df: pd.DataFrame, metric: str, base_of, *, runs: dict | None = None,
+                   level: float = 0.95) -> pd.DataFrame:
+    """Paired difference of every label ``m`` with ``base_of(m)`` not None to that base, on the
+    same cell and seed (columns as :func:`paired_differences`, ``baseline`` per row)."""
     methods = df["method"].unique() if not df.empty else []
-    bases = sorted({b for m in methods if (b := mask_base(str(m))) is not None})
+    bases = sorted({b for m in methods if (b := base_of(str(m))) is not None})
     parts = []
     for base in bases:
-        family = [m for m in methods if m == base or mask_base(str(m)) == base]
+        family = [m for m in methods if m == base or base_of(str(m)) == base]
         p = paired_differences(df[df["method"].isin(family)], metric, base, runs=runs, level=level)
         if not p.empty:
             parts.append(p)

@@ -494,7 +494,7 @@ def effect_table(effect: pd.DataFrame, *, protocol: str, info: dict[str, str] | 
         n_pairs |= set(cell["n_pairs"].astype(int))
     attrs["notes"] = [f"Mean paired difference over seeds ({', '.join(map(str, sorted(n_pairs)))} pairs per cell) "
                       "in percentage points, [95% Student-t interval of the mean difference; none for "
-                      "a single pair]; bold: the interval excludes zero."]
+                      "a single pair]; bold: the interval excludes zero.", MDE_NOTE]
     t = pd.DataFrame(data, index=pd.Index(methods, name="method"))
     t.attrs.update(attrs)
     return t
@@ -548,18 +548,121 @@ def host_table(summary: pd.DataFrame, effect: pd.DataFrame, *, protocol: str,
     attrs["notes"] = [f"Host rows and their masked variants (indented; obd is CE with the mask): mean {PM} "
                       f"std over seeds (ddof=1), accuracy in %, n = {max_n} seeds per cell. Gain rows: mean "
                       "paired difference, masked minus host, in points [95% Student-t interval; none "
-                      "for a single pair]; bold: the interval excludes zero."]
+                      "for a single pair]; bold: the interval excludes zero.", MDE_NOTE]
     t = pd.DataFrame(data, index=pd.Index([r[0] for r in rows], name="method"))
     t.attrs.update(attrs)
     return t
 
 
 def _diff_cell(r: pd.Series, decimals: int) -> str:
-    """'+1.2 [-0.4, +2.8]', or '+1.2 (n = 1)' without an interval."""
+    """'+1.2 [-0.4, +2.8] MDE 2.1' (mean paired difference, its interval and the cell's minimum
+    detectable effect, all in points), or '+1.2 (n = 1)' without an interval."""
     if math.isnan(r["ci_lo"]):
         return f"{signed_pp(r['mean_diff'], decimals)} (n = {int(r['n_pairs'])})"
+    mde = r.get("mde", math.nan)
+    tail = "" if mde is None or math.isnan(mde) else f" MDE {100.0 * mde:.{decimals}f}"
     return (f"{signed_pp(r['mean_diff'], decimals)} [{signed_pp(r['ci_lo'], decimals)}, "
-            f"{signed_pp(r['ci_hi'], decimals)}]")
+            f"{signed_pp(r['ci_hi'], decimals)}]{tail}")
+
+
+MDE_NOTE = ("MDE: the minimum detectable effect of the cell, the smallest true difference its "
+            "paired seeds would detect with 80% power in a two-sided paired t-test at 5%, from "
+            "the observed spread of the differences: a gain whose interval includes zero rules "
+            "out effects larger than about the MDE, not smaller ones.")
+
+
+VERDICT_HALF_WIDTH = 0.005
+"""The resolution a verdict aims for: a 95% half-width of half a point (the size of the gains
+the OBD-mask paper's reviewers describe)."""
+
+
+def verdict_table(summary: pd.DataFrame, selected: pd.DataFrame, last: pd.DataFrame, *,
+                  protocol: str, regime: pd.DataFrame | None = None, info: dict[str, str] | None = None,
+                  decimals: int = 1, half_width: float = VERDICT_HALF_WIDTH) -> pd.DataFrame:
+    """One row per (compared label, noise setting): what a paired comparison can and cannot say.
+
+    summary: :func:`reports.stats.cell_summary` of the selected accuracy; selected, last: paired
+    effects (mask_effect, classifier_effect, ...) of the selected and the last-epoch accuracy,
+    ``baseline`` per row. Columns: ``vs`` (the base), ``setting``, ``base`` and ``with``
+    ('mean ± std', selected), ``gain, selected`` and ``gain, last`` ('mean [95% interval] MDE m',
+    points), ``half-width`` (of the selected gain's interval, points), ``seeds for ±H`` (pairs
+    that would bring the half-width to ``half_width`` at the observed spread), ``regime`` (CE's
+    in the setting) and ``verdict`` (helps / hurts / cannot be told apart, at what resolution).
+    ``attrs['best']['verdict']`` marks the rows whose selected interval excludes zero.
+    """
+    from reports.stats import seeds_for_half_width
+    sel = selected[selected["protocol"] == protocol] if not selected.empty else selected
+    lst = last[last["protocol"] == protocol] if not last.empty else last
+    s = summary[summary["protocol"] == protocol] if not summary.empty else summary
+    attrs: dict[str, Any] = {"protocol": protocol, "metric": str(sel["metric"].iloc[0]) if not sel.empty else "",
+                             "info": dict(info or {}), "title": "Verdict: each variant against its base",
+                             "rule_label": "Pairing", "rule": "on seed (same noisy labels and split); "
+                             "points of test accuracy", "best": {"verdict": []}, "measured_rate": {},
+                             "notes": []}
+    if sel.empty:
+        t = pd.DataFrame()
+        t.index.name = "compared"
+        t.attrs.update(attrs)
+        return t
+    h = 100.0 * half_width
+    bands = {}
+    if regime is not None and not regime.empty:
+        r = regime[regime["protocol"] == protocol]
+        bands = {(x.dataset, x.noise_label): f"{x.band} (drop {100 * x.drop:.1f}, fit "
+                 f"{DASH if math.isnan(x.noisy_fit) else f'{100 * x.noisy_fit:.0f}%'})"
+                 for x in r.itertuples(index=False)}
+    rows, index = [], []
+    order = method_order(sel["method"].unique())
+    for col, ds, label in _settings(sel):
+        cs = s[(s["dataset"] == ds) & (s["noise_label"] == label)].set_index("method")
+        ce = sel[(sel["dataset"] == ds) & (sel["noise_label"] == label)].drop_duplicates("method").set_index("method")
+        cl = lst[(lst["dataset"] == ds) & (lst["noise_label"] == label)].drop_duplicates("method").set_index("method") \
+            if not lst.empty else lst
+        for m in [m for m in order if m in ce.index]:
+            r = ce.loc[m]
+            b = str(r["baseline"])
+            lo, hi = r["ci_lo"], r["ci_hi"]
+            half = (hi - lo) / 2 if not math.isnan(lo) else math.nan
+            need = seeds_for_half_width(r["sd_diff"], half_width)
+            if math.isnan(lo):
+                word = f"one pair: no interval (n = {int(r['n_pairs'])})"
+            elif lo > 0:
+                word = f"helps: {signed_pp(r['mean_diff'], decimals)} points, interval above zero"
+            elif hi < 0:
+                word = f"hurts: {signed_pp(r['mean_diff'], decimals)} points, interval below zero"
+            else:
+                word = (f"cannot be told apart from no effect; effects beyond ±{100 * r['mde']:.{decimals}f} "
+                        "points would have been detected (80% power)")
+            rows.append({
+                "vs": b, "setting": col,
+                "base": _mean_std(cs, b, decimals), "with": _mean_std(cs, m, decimals),
+                "gain, selected": _diff_cell(r, decimals),
+                "half-width": DASH if math.isnan(half) else f"{100 * half:.{decimals + 1}f}",
+                f"seeds for ±{h:g}": DASH if math.isnan(need) else (
+                    f"{int(need)}" if need <= int(r["n_pairs"]) else f"{int(need)} (have {int(r['n_pairs'])})"),
+                "gain, last": _diff_cell(cl.loc[m], decimals) if not cl.empty and m in cl.index else DASH,
+                "regime": bands.get((ds, label), DASH),
+                "verdict": word})
+            index.append(f"{m} · {col}")
+            if not math.isnan(lo) and (lo > 0 or hi < 0):
+                attrs["best"]["verdict"].append(index[-1])
+    attrs["notes"] = [
+        "Each row: a variant (the mask on a host, the KAN head, ...) against its base on the same "
+        f"seeds; base / with: accuracy at the epoch selected by noisy validation, mean {PM} std in %. "
+        "Gains: mean paired difference in points [95% Student-t interval] and the cell's MDE. "
+        f"half-width: of the selected gain's interval; seeds for ±{h:g}: pairs that would bring "
+        f"it to {h:g} points at the observed spread of the differences. Regime: CE's in the setting "
+        "(drop = best minus last test accuracy, fit = mislabelled training images fitted).", MDE_NOTE]
+    t = pd.DataFrame(rows, index=pd.Index(index, name="compared"))
+    t.attrs.update(attrs)
+    return t
+
+
+def _mean_std(cells: pd.DataFrame, m: str, decimals: int) -> str:
+    if m not in cells.index:
+        return DASH
+    r = cells.loc[m]
+    return format_cell(r["mean"], r["std"], int(r["n_seeds"]), decimals=decimals)
 
 
 def gradient_table(summary: pd.DataFrame, *, protocol: str, info: dict[str, str] | None = None) -> pd.DataFrame:

@@ -243,3 +243,68 @@ def test_regime_page_says_unknown_without_a_memorisation_probe():
              for metric, vals in (("test/acc_best", [0.82, 0.80]), ("test/acc_last", [0.53, 0.55]))]
     html = _regime_html(pd.concat(cells))
     assert "regime unknown" in html and "does not memorise" not in html
+
+
+def test_minimum_detectable_effect_of_a_paired_t_test():
+    """Standardised effects d_z of a two-sided paired t-test at 5% with 80% power, as G*Power
+    tabulates them (n = 10: 0.996, 20: 0.660, 30: 0.529), scaled by the sd of the differences."""
+    assert stats.min_detectable_effect(1.0, 10) == pytest.approx(0.996, abs=1e-3)
+    assert stats.min_detectable_effect(1.0, 20) == pytest.approx(0.660, abs=1e-3)
+    assert stats.min_detectable_effect(2.0, 30) == pytest.approx(2 * 0.529, abs=2e-3)
+    assert math.isnan(stats.min_detectable_effect(1.0, 1)) and stats.min_detectable_effect(0.0, 5) == 0.0
+    # and it is the power it claims: simulated paired t-tests at that true effect reject 80% of the time
+    from scipy import stats as sps
+    rng = np.random.default_rng(0)
+    d = stats.min_detectable_effect(1.0, 8)
+    x = rng.normal(d, 1.0, size=(20000, 8))
+    p = sps.ttest_1samp(x, 0.0, axis=1).pvalue
+    assert float((p < 0.05).mean()) == pytest.approx(0.80, abs=0.01)
+
+
+def test_seeds_for_a_half_width():
+    from scipy import stats as sps
+    n = stats.seeds_for_half_width(0.01, 0.005)
+    half = lambda k: sps.t.ppf(0.975, k - 1) * 0.01 / math.sqrt(k)  # noqa: E731
+    assert half(n) <= 0.005 < half(n - 1)
+    assert stats.seeds_for_half_width(0.0, 0.005) == 2 and math.isnan(stats.seeds_for_half_width(math.nan, 0.005))
+
+
+def test_paired_differences_carry_spread_and_mde():
+    df = toy_frame({"ce": [0.50, 0.60, 0.70, 0.65], "gce": [0.52, 0.63, 0.71, 0.69]})
+    p = stats.paired_differences(df, "test/acc_last").iloc[0]
+    d = np.array([0.02, 0.03, 0.01, 0.04])
+    assert p["sd_diff"] == pytest.approx(d.std(ddof=1))
+    assert p["mde"] == pytest.approx(stats.min_detectable_effect(d.std(ddof=1), 4))
+
+
+@pytest.mark.parametrize("drop, fit, band", [(0.25, 0.60, "memorisation"), (0.215, 0.49, "borderline"),
+                                             (0.077, 0.76, "borderline"), (0.01, 0.02, "none"),
+                                             (0.03, 0.30, "borderline"), (0.20, math.nan, "unknown"),
+                                             (0.01, math.nan, "none")])
+def test_regime_bands_do_not_turn_a_point_into_a_verdict(drop, fit, band):
+    """The quick preset's CE (fits 49%, 21.5 points below its best) is borderline, not 'does
+    not memorise'; the twin's asym 40% (7.7 points, 76%) likewise."""
+    assert stats.regime_band(drop, fit) == band
+
+
+def test_regime_page_words_the_borderline_band():
+    from reports.site import _regime_html
+    cells = [toy_frame({"ce": vals}, label="sym-20%", rate=0.2, metric=metric)
+             for metric, vals in (("test/acc_best", [0.80, 0.80]), ("test/acc_last", [0.585, 0.585]),
+                                  ("memo/noisy_fit", [0.49, 0.49]))]
+    html = _regime_html(pd.concat(cells))
+    assert "borderline" in html and "does not memorise" not in html and "49%" in html and "21.5 points" in html
+
+
+def test_classifier_base_and_effect():
+    assert stats.classifier_base("ce[classifier=kan]") == "ce"
+    assert stats.classifier_base("obd[classifier=kan,sparsity=0.3]") == "obd[sparsity=0.3]"
+    assert stats.classifier_base("gce[classifier=kan] (q=0.5)") == "gce (q=0.5)"
+    assert stats.classifier_base("obd[sparsity=0.3]") is None and stats.classifier_base("ce") is None
+    df = toy_frame({"ce": [0.50, 0.60, 0.70], "ce[classifier=kan]": [0.51, 0.62, 0.70],
+                    "obd[classifier=kan]": [0.52, 0.60, 0.69]})
+    k = stats.classifier_effect(df, "test/acc_last").set_index("method")
+    assert list(k.index) == ["ce[classifier=kan]"] and k.loc["ce[classifier=kan]", "baseline"] == "ce"
+    m = stats.mask_effect(df, "test/acc_last").set_index("method")
+    assert m.loc["obd[classifier=kan]", "baseline"] == "ce[classifier=kan]"
+    assert m.loc["obd[classifier=kan]", "mean_diff"] == pytest.approx((0.01 - 0.02 - 0.01) / 3)

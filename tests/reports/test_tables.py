@@ -1,6 +1,7 @@
 """Paper tables and their writers."""
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -158,9 +159,12 @@ def test_effect_table_cells_bold_and_markdown():
     # bold where the Student-t interval excludes zero: obd at pairflip (-10, -5, -8: [-13.9,
     # -1.4]); at sym-40% diffs +2, +3, +1 give [-0.5, +4.5], which a bootstrap would call +1..+3
     assert t.attrs["best"] == {"sym-40%": [], "pairflip-45%": ["obd"]}
-    assert t.loc["obd", "sym-40%"] == "+2.0 [-0.5, +4.5]"
+    # with the cell's minimum detectable effect: differences (+2, +3, +1) points, sd 1, 3 pairs
+    mde = stats.min_detectable_effect(1.0, 3)
+    assert t.loc["obd", "sym-40%"] == f"+2.0 [-0.5, +4.5] MDE {mde:.1f}"
     md = tables.to_markdown(t)
-    assert "Pairing: on seed" in md and "**-7.7 \\[-13.9, -1.4\\]**" in md and "Selection rule" not in md
+    assert "Pairing: on seed" in md and "**-7.7 \\[-13.9, -1.4\\] MDE" in md and "Selection rule" not in md
+    assert "minimum detectable effect" in md
 
 
 def test_gradient_table_masked_over_unmasked():
@@ -178,3 +182,28 @@ def test_gradient_table_masked_over_unmasked():
     assert t.loc["obd", "sym-40% feat"] == "1.100 / 1.000 (+10%)"
     assert t.loc["ce", "sym-40% fc"] == "0.800"
     assert tables.gradient_table(stats.gradient_error_summary(df.iloc[:0]), protocol="p").empty
+
+
+def test_verdict_table_says_what_each_comparison_can_resolve():
+    sel = {"ce": [0.50, 0.60, 0.70, 0.65], "obd": [0.60, 0.71, 0.79, 0.76],  # +10, +11, +9, +11: helps
+           "gce": [0.60, 0.60, 0.60, 0.60], "gce+obd": [0.61, 0.59, 0.60, 0.62]}  # +1, -1, 0, +2: unclear
+    last = {m: [v - 0.1 for v in vals] for m, vals in sel.items()}
+    df = pd.concat([toy_frame(sel, label="sym-50%", rate=0.5, metric="test/acc_at_best_val"),
+                    toy_frame(last, label="sym-50%", rate=0.5, metric="test/acc_last")])
+    eff_sel = stats.mask_effect(df, "test/acc_at_best_val")
+    t = tables.verdict_table(stats.cell_summary(df, "test/acc_at_best_val"), eff_sel,
+                             stats.mask_effect(df, "test/acc_last"), protocol="p")
+    assert list(t.index) == ["obd · sym-50%", "gce+obd · sym-50%"]
+    assert t.loc["obd · sym-50%", "vs"] == "ce" and t.loc["obd · sym-50%", "verdict"].startswith("helps: +10.2")
+    unclear = t.loc["gce+obd · sym-50%"]
+    mde = stats.min_detectable_effect(np.std([1, -1, 0, 2], ddof=1) / 100, 4)
+    assert unclear["verdict"] == ("cannot be told apart from no effect; effects beyond "
+                                  f"±{100 * mde:.1f} points would have been detected (80% power)")
+    need = stats.seeds_for_half_width(np.std([1, -1, 0, 2], ddof=1) / 100, 0.005)
+    assert unclear["seeds for ±0.5"] == f"{int(need)} (have 4)"
+    lo, hi = stats.t_interval(np.array([1, -1, 0, 2]) / 100)
+    assert unclear["half-width"] == f"{100 * (hi - lo) / 2:.2f}"
+    assert t.attrs["best"]["verdict"] == ["obd · sym-50%"]
+    assert "MDE" in unclear["gain, selected"] and "MDE" in unclear["gain, last"]
+    md = tables.to_markdown(t)
+    assert "minimum detectable effect" in md and "**helps" in md
