@@ -53,7 +53,7 @@ def test_site_layout(site):
     assert (effect["n_pairs"] == 2).all()
     assert {"sd_diff", "mde"} <= set(effect.columns) and effect["mde"].notna().all()
     verdict = (root / "tables" / "verdict_fmnist-cnn.md").read_text(encoding="utf-8")
-    assert "gce+obd · " in verdict and "seeds for ±0.5" in verdict and "minimum detectable effect" in verdict
+    assert "gce\\+obd · " in verdict and "seeds for ±0.5" in verdict and "minimum detectable effect" in verdict
     paired = pd.read_csv(root / "tables" / "paired_vs_ce_fmnist-cnn.csv")
     assert {"test/acc_last", "test/acc_at_best_val", "test/acc_best"} <= set(paired["metric"])
     assert (root / "figures" / "gradient_error_fmnist-cnn.png").is_file()
