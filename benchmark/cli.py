@@ -250,14 +250,14 @@ def _dry_run(a: argparse.Namespace, spec: dict[str, Any], cfgs: list, resolved: 
     from dataclasses import asdict
 
     from benchmark.noise_cache import spec_of
-    from benchmark.train import prepare, protocol_of
+    from benchmark.train import prepare, protocol_of, run_revisions
     rows = []
     for cfg, hp in zip(cfgs, resolved):
         if cfg.noise.file:
             prep = prepare(cfg, store)
             rid, label = prep.run_id, prep.artifact.spec.label()
         else:
-            rid, label = cfg.run_id("", asdict(hp)), spec_of(cfg).label()
+            rid, label = cfg.run_id("", asdict(hp), run_revisions(cfg.method)), spec_of(cfg).label()
         proto = {k: v for k, v in protocol_of(cfg, cfg.augment).items() if k not in ("id", "name", "selection")}
         rows.append({"run_id": rid, "method": cfg.method, "dataset": cfg.dataset, "noise": label,
                      "seed": cfg.seed, "status": "finished" if store.is_finished(rid) else "pending",

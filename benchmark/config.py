@@ -178,12 +178,15 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def identity(self, noise_sha: str = "", hp: dict[str, Any] | None = None) -> dict[str, Any]:
+    def identity(self, noise_sha: str = "", hp: dict[str, Any] | None = None,
+                 revisions: dict[str, int] | None = None) -> dict[str, Any]:
         """The fields that can change a run's numbers (paths and device excluded).
 
         An imported noise file is identified by its labels' SHA-256, not by its path. When the
         resolved hyperparameters ``hp`` are given (every default filled in, the mask included),
         they replace the user's overrides: changing a method's default then changes the run id.
+        ``revisions`` (the harness's and the method's, see methods.base.Method.revision) enter
+        only where they are above 1, so runs made before revisions existed keep their ids.
         """
         d = self.to_dict()
         for k in NOT_HASHED:
@@ -204,11 +207,15 @@ class RunConfig:
             d.pop("mask")
         if d["noise"]["file"]:
             d["noise"]["file"] = "sha256:" + noise_sha
+        bumped = {k: int(v) for k, v in (revisions or {}).items() if int(v) != 1}
+        if bumped:
+            d["revisions"] = bumped
         return d
 
-    def run_id(self, noise_sha: str = "", hp: dict[str, Any] | None = None) -> str:
+    def run_id(self, noise_sha: str = "", hp: dict[str, Any] | None = None,
+               revisions: dict[str, int] | None = None) -> str:
         """First 16 hex digits of the SHA-256 of the canonical JSON of identity()."""
-        blob = json.dumps(self.identity(noise_sha, hp), sort_keys=True, separators=(",", ":"))
+        blob = json.dumps(self.identity(noise_sha, hp, revisions), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def streams(self) -> dict[str, int]:

@@ -448,15 +448,16 @@ def _parse_metrics(data: bytes) -> list[dict[str, float]]:
 def _check_run_id(name: str, config: dict[str, Any]) -> None:
     """The run id recomputed from config.json equals the folder name.
 
-    train.prepare names a run ``cfg.run_id(artifact.sha256, asdict(resolved hp))``; config.json
-    holds ``cfg.to_dict()`` (after noise_for filled in an imported file's spec), the resolved
-    hyperparameters as ``hp_resolved`` and the artifact's hash as ``noise_artifact.sha256``, so
-    the same call on the rebuilt config gives the same id.
+    train.prepare names a run ``cfg.run_id(artifact.sha256, asdict(resolved hp), revisions)``;
+    config.json holds ``cfg.to_dict()`` (after noise_for filled in an imported file's spec), the
+    resolved hyperparameters as ``hp_resolved``, the revisions (absent in runs made before them:
+    all 1) and the artifact's hash as ``noise_artifact.sha256``, so the same call on the rebuilt
+    config gives the same id.
     """
     try:
         cfg = config_from_dict(config)
         sha = config["noise_artifact"]["sha256"]
-        computed = cfg.run_id(sha, config.get("hp_resolved"))
+        computed = cfg.run_id(sha, config.get("hp_resolved"), config.get("revisions"))
     except (KeyError, TypeError, AttributeError) as e:
         raise Refused(f"config.json does not describe a run config ({type(e).__name__}: {e})") from None
     if computed != name:

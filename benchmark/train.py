@@ -31,7 +31,7 @@ from benchmark.store import Store
 from benchmark.strong_augment import StrongAugmenter
 from benchmark.streaming import FileReader, decode_mode, take
 from benchmark.tracking import Tracker, resolve_mode
-from methods import RunContext, get_method, resolve_hp
+from methods import RunContext, get_method, resolve_hp, revisions_of
 from methods.params import ConfigError
 from noise import NoiseArtifact
 
@@ -39,6 +39,9 @@ LAST_K = 10
 """test/acc_last10_mean: the mean test accuracy over the last LAST_K epochs, when each was tested
 (test_every = 1, or test_last >= 10): the rule of the SED, DISC and JoCoR tables."""
 LAST_EPOCH_PREFIXES = ("select/", "correct/", "mask/", "grad/", "memo/")
+HARNESS_REVISION = 1
+"""The version of the training loop's numbers (data order, evaluation, selection): bumped when a
+change to the harness moves pinned results (tests/fingerprints.json); part of every run id from 2."""
 PROBE_SIZE = 512
 """Training samples in the fixed probe batch of the gradient diagnostics."""
 
@@ -164,7 +167,8 @@ def prepare(cfg: RunConfig, store: Store) -> Prepared:
     train_idx, val_idx = split_indices(len(data.train_y), cfg.subset, cfg.val_frac, streams["split"])
     if len(train_idx) < 2:
         raise UsageError("fewer than 2 training samples after the split")
-    run_id = cfg.run_id(artifact.sha256, asdict(hp))
+    revisions = run_revisions(cfg.method)
+    run_id = cfg.run_id(artifact.sha256, asdict(hp), revisions)
     numerics = runtime.numerics(cfg.threads, cfg.precision, dev)
     if (data.streamed and isinstance(data.train_x.reader, FileReader)
             and decode_mode(dev) != "pil"):  # nvJPEG's pixels are not Pillow's (a pack is not decoded)
@@ -283,11 +287,16 @@ def run(cfg: RunConfig, runs_dir: str | Path = "runs", *, stop_after: int | None
         return _run_locked(cfg, prep, store, meter, stop_after, progress, wandb, epoch_context)
 
 
+def run_revisions(method: str) -> dict[str, int]:
+    """The revisions a run's numbers depend on: the harness's and the method's (and the mask's)."""
+    return {"harness": HARNESS_REVISION, **revisions_of(method)}
+
+
 def _config_record(cfg: RunConfig, prep: Prepared) -> dict[str, Any]:
     art = prep.artifact
     return {**cfg.to_dict(), "run_id": prep.run_id, "streams": cfg.streams(),
             "protocol": prep.protocol, "noise_label": art.spec.label(),
-            "hp_resolved": asdict(prep.hp), "numerics": prep.numerics,
+            "hp_resolved": asdict(prep.hp), "revisions": run_revisions(cfg.method), "numerics": prep.numerics,
             "noise_artifact": {k: v for k, v in art.summary().items() if k != "transition"},
             "n_train": int(len(prep.train_idx)), "n_val": int(len(prep.val_idx))}
 

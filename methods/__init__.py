@@ -1,9 +1,10 @@
 """Training methods. Each file registers one method; importing them here fills the registry."""
-from methods.base import Method, RunContext, get_method, list_methods, register_method, resolve_hp
+from methods.base import (Method, RunContext, get_method, list_methods, register_method, resolve_hp,
+                          revisions_of)
 from methods import ce, gce, coteaching, dividemix  # noqa: F401  (registration side effects)
 from methods import losses, regularisers, selection  # noqa: F401  (robust losses; regularisers; selection)
 
-__all__ = ["Method", "RunContext", "get_method", "list_methods", "register_method", "resolve_hp"]
+__all__ = ["Method", "RunContext", "get_method", "list_methods", "register_method", "resolve_hp", "revisions_of"]
 
 # X+obd for every method registered above (methods/obd.py; also registers "obd"). Keep this last.
 from methods.obd import register_masked_variants  # noqa: E402

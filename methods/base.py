@@ -80,6 +80,11 @@ class Method:
 
     name: ClassVar[str] = ""
     Config: ClassVar[type] = object
+    revision: ClassVar[int] = 1
+    """The version of this method's numbers: bumped (with a line in the method card) whenever a
+    change moves its pinned results (tests/fingerprints.json). Part of the run id from 2 on, so a
+    run trained by an older revision is never mistaken for one of this code (1 is not hashed:
+    runs made before revisions existed keep their ids)."""
 
     def setup(self, ctx: RunContext, cfg: Any) -> None:
         raise NotImplementedError
@@ -191,3 +196,14 @@ def config_with(cls: type, overrides: dict[str, Any], owner: str, prefix: str = 
     out = dataclasses.replace(cls(), **overrides)
     check_fields(out, prefix, owner)
     return out
+
+
+def revisions_of(name: str) -> dict[str, int]:
+    """The revisions that define a method's numbers: {method: revision}, and for a masked method
+    {its base: revision, "mask": the mask's revision} (methods/mask.py MASK_REVISION)."""
+    cls = get_method(name)
+    base = getattr(cls, "base_method", None)
+    if getattr(cls, "masked", False) and base is not None:
+        from methods.mask import MASK_REVISION
+        return {base.name: base.revision, "mask": MASK_REVISION}
+    return {cls.name: cls.revision}

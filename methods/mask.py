@@ -43,6 +43,9 @@ from torch import Tensor, nn
 
 from methods.params import param
 
+MASK_REVISION = 1
+"""The version of the mask's numbers (see methods.base.Method.revision): part of every masked
+run's id from 2 on."""
 SCORES = ("obd", "actstd", "magnitude", "random")
 SCOPES = ("row", "layer")
 OBD_PROBS = ("unmasked", "masked")

@@ -44,8 +44,9 @@ Method card
   6. SCR's weight divides by max(var_c, 1e-12): the official code divides by var_c itself, which
      is NaN (0 / 0) only if a class's EMA variance reaches 0 (every max-probability of that class
      exactly equal, for hundreds of epochs); above 1e-12 the two are the same. The class means
-     and variances are torch.mean / torch.var of each class's samples, as in SCR.py (an earlier
-     one-pass float32 formula from sums gave 0 for variances near 1e-8).
+     and variances are torch.mean / torch.var of each class's samples, as in SCR.py (revision 1 used a
+     one-pass float32 formula from sums, which gave 0 for variances near 1e-8; runs of revision 1
+     have other run ids).
 """
 from __future__ import annotations
 
@@ -168,6 +169,8 @@ def scr_update(probs_ema: Tensor, mu: Tensor, var: Tensor, m: float,
 @register_method("sed")
 class SED(Method):
     Config = SEDConfig
+    revision = 2
+    """2: SCR's class variance is torch.var, as SCR.py (1: a one-pass float32 formula)."""
 
     def setup(self, ctx: RunContext, cfg: SEDConfig) -> None:
         self.ctx, self.cfg = ctx, cfg

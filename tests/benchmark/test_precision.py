@@ -38,6 +38,22 @@ def test_run_ids_and_protocol_ids_are_stable():
     assert protocol_of(cfg, "none")["id"] == "377f7603"
 
 
+def test_revisions_enter_the_run_id_from_two_on():
+    """A revision at 1 is not hashed (runs made before revisions keep their ids); a bumped one
+    is, so a store's runs of an older revision are never taken for this code's."""
+    from benchmark.train import run_revisions
+    cfg = build_config({"dataset": "digits", "method": "gce", "epochs": 3})
+    assert cfg.run_id("", None, {"harness": 1, "gce": 1}) == cfg.run_id() == "cdfd50ecfb2f66df"
+    assert cfg.run_id("", None, {"harness": 1, "gce": 2}) != cfg.run_id()
+    assert run_revisions("gce") == {"harness": 1, "gce": 1}
+    # SED's SCR variance fix moved its numbers: revision 2; its masked variant carries it and the mask's
+    assert run_revisions("sed") == {"harness": 1, "sed": 2}
+    assert run_revisions("sed+obd") == {"harness": 1, "sed": 2, "mask": 1}
+    assert run_revisions("obd") == {"harness": 1, "ce": 1, "mask": 1}
+    sed = build_config({"dataset": "digits", "method": "sed", "epochs": 3})
+    assert sed.run_id("", None, run_revisions("sed")) != sed.run_id()
+
+
 def test_bf16_is_hashed_and_named_in_the_protocol_channels_last_is_hashed_only():
     fp32, bf16 = digits_cfg(), digits_cfg(precision="bf16")
     cl = digits_cfg(channels_last=True)
