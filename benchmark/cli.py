@@ -166,7 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--runs", default="runs"); rp.add_argument("--out", help="output directory (default RUNS/report)")
     rp.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                     help="keep runs whose column (method, dataset, noise, noise_label, protocol, model, seed) matches; repeatable")
-    rp.add_argument("--study", help="instead: plots of the Optuna study NAME (history, importances, sparsity)")
+    rp.add_argument("--study", action="append", metavar="NAME",
+                    help="instead: plots of the Optuna study NAME (history, importances, sparsity with "
+                         "the seeds' spread); repeatable, and a pattern such as 'verdict-*' matches "
+                         "study names; several studies add a side-by-side sparsity sensitivity")
     rp.add_argument("--storage"); rp.add_argument("--json", action="store_true")
     _wandb_flag(rp)
 
@@ -620,17 +623,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     if out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"--out {a.out}: exists and is not a directory")
     if a.study:
-        from benchmark.grid import check_name
-        from benchmark.studies import default_storage, load_definition
-        from benchmark.study_plots import plot_study
-        check_name(a.study, "study name")
-        study, _ = load_definition(a.study, a.storage or default_storage(a.runs))
-        paths = plot_study(study, out or Path(a.runs) / "studies" / a.study)
-        if a.json:
-            print(json.dumps({"study": a.study, "plots": [str(p) for p in paths]}))
-        else:
-            print("\n".join(str(p) for p in paths) or "no complete trial to plot")
-        return 0
+        return _report_studies(a, out)
     out = out or Path(a.runs) / "report"
     index = build(a.runs, out, filters=parse_filters(a.filter))
     log_to_wandb(index, resolve_mode(a.wandb), Path(a.runs), out.name)
@@ -638,6 +631,38 @@ def cmd_report(a: argparse.Namespace) -> int:
         print(json.dumps({"index": str(index.resolve())}))
     else:
         print(f"report: {index.resolve()}")
+    return 0
+
+
+def _report_studies(a: argparse.Namespace, out: Path | None) -> int:
+    """report --study NAME (repeatable; shell-style patterns such as 'verdict-*' match the
+    storage's study names): each study's plots, and with several a side-by-side sensitivity."""
+    import fnmatch
+
+    from benchmark.grid import check_name
+    from benchmark.studies import default_storage, list_studies, load_definition
+    from benchmark.study_plots import plot_sensitivity, plot_study
+    storage = a.storage or default_storage(a.runs)
+    known = list_studies(storage)
+    names: list[str] = []
+    for pat in a.study:
+        hits = sorted(n for n in known if fnmatch.fnmatchcase(n, pat)) if any(c in pat for c in "*?[") \
+            else [pat]
+        if not hits:
+            raise UsageError(f"--study {pat}: no study matches. Studies: {', '.join(known) or 'none'}")
+        # names become folders: one from a storage made elsewhere is checked like a typed one
+        names += [check_name(n, "study name") for n in hits if n not in names]
+    studies = [load_definition(n, storage)[0] for n in names]
+    paths: list[Path] = []
+    for n, study in zip(names, studies):
+        paths += plot_study(study, (out / n if out and len(names) > 1 else out) or Path(a.runs) / "studies" / n)
+    if len(studies) > 1:
+        p = plot_sensitivity(studies, (out or Path(a.runs) / "studies") / "sparsity_sensitivity.png")
+        paths += [p] if p else []
+    if a.json:
+        print(json.dumps({"studies": names, "plots": [str(p) for p in paths]}))
+    else:
+        print("\n".join(str(p) for p in paths) or "no complete trial to plot")
     return 0
 
 

@@ -244,6 +244,14 @@ def _set_definition(study: optuna.Study, attrs: dict[str, Any]) -> None:
     study.set_user_attr(ATTR, attrs)
 
 
+def list_studies(storage: str) -> list[str]:
+    """Names of the suite's studies in ``storage`` (sorted; read-only: a missing SQLite file is a
+    UsageError)."""
+    st = open_storage(storage, create=False)
+    return sorted(s.study_name for s in optuna.get_all_study_summaries(st, include_best_trial=False)
+                  if ATTR in s.user_attrs)
+
+
 def load_definition(name: str, storage: str) -> tuple[optuna.Study, dict[str, Any]]:
     from benchmark.tracking import scrub
     try:

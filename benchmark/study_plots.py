@@ -1,7 +1,12 @@
-"""Plots of an Optuna study: optimisation history, parameter importances, sparsity vs accuracy."""
+"""Plots of an Optuna study: optimisation history, parameter importances, sparsity vs accuracy
+(with the spread of the tuning seeds), and the sparsity sensitivity of several studies side by side."""
 from __future__ import annotations
 
+import contextlib
+import math
+import warnings
 from pathlib import Path
+from typing import Iterator
 
 import matplotlib
 
@@ -9,6 +14,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 import seaborn as sns  # noqa: E402
+
+
+@contextlib.contextmanager
+def _known_experimental() -> Iterator[None]:
+    """Optuna marks its matplotlib plots experimental and warns on every call; the suite uses
+    them knowingly (pinned Optuna version), so that one warning class is silenced here only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 def plot_study(study: optuna.Study, out_dir: Path) -> list[Path]:
@@ -19,26 +33,69 @@ def plot_study(study: optuna.Study, out_dir: Path) -> list[Path]:
     if not done:
         return written
     sns.set_theme(style="whitegrid", context="paper")
-    ax = optuna.visualization.matplotlib.plot_optimization_history(study)
+    with _known_experimental():
+        ax = optuna.visualization.matplotlib.plot_optimization_history(study)
     ax.set_ylabel("mean noisy-validation accuracy")
     written.append(_save(ax.figure, out_dir / "history.png"))
     varying = [p for p in done[0].params if len({repr(t.params.get(p)) for t in done}) > 1]
     if len(done) >= 2 and varying:
         try:
-            ax = optuna.visualization.matplotlib.plot_param_importances(study)
+            with _known_experimental():
+                ax = optuna.visualization.matplotlib.plot_param_importances(study)
             written.append(_save(ax.figure, out_dir / "importances.png"))
         except (RuntimeError, ValueError):
             pass  # too few distinct trials for an importance estimate
     if any("mask.sparsity" in t.params for t in done):
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        xs = [t.params["mask.sparsity"] for t in done if "mask.sparsity" in t.params]
-        ys = [t.value for t in done if "mask.sparsity" in t.params]
-        sns.scatterplot(x=xs, y=ys, ax=ax)
-        ax.set_xlabel("mask sparsity (fraction of classifier edges masked)")
-        ax.set_ylabel("mean noisy-validation accuracy")
+        _sensitivity(ax, study)
         ax.set_title(f"{study.study_name}: sparsity sensitivity")
         written.append(_save(fig, out_dir / "sparsity.png"))
     return written
+
+
+def sensitivity_points(study: optuna.Study, param: str = "mask.sparsity") -> list[tuple[float, float, list[float]]]:
+    """(value of ``param``, objective, per-seed objectives) of every complete trial, sorted by the
+    value. The per-seed objectives (noisy-validation accuracy at the selected epoch, one per
+    tuning seed) are the spread the mean hides."""
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        if t.state == optuna.trial.TrialState.COMPLETE and param in t.params:
+            seeds = [float(v) for v in t.user_attrs.get("val_per_seed", [t.value])]
+            out.append((float(t.params[param]), float(t.value), seeds))
+    return sorted(out)
+
+
+def _sensitivity(ax, study: optuna.Study, param: str = "mask.sparsity") -> None:
+    pts = sensitivity_points(study, param)
+    for x, y, seeds in pts:
+        ax.plot([x, x], [min(seeds), max(seeds)], color="0.7", lw=1, zorder=1)
+        ax.scatter([x] * len(seeds), seeds, s=8, color="0.5", zorder=2)
+    ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=22, color="C0", zorder=3, label="mean over seeds")
+    best = max(pts, key=lambda p: p[1]) if pts else None
+    if best:
+        ax.scatter([best[0]], [best[1]], s=60, facecolors="none", edgecolors="C3", zorder=4, label="chosen")
+    ax.set_xlabel("mask sparsity (fraction of classifier edges masked)")
+    ax.set_ylabel("noisy-validation accuracy, selected epoch")
+
+
+def plot_sensitivity(studies: list[optuna.Study], path: Path, param: str = "mask.sparsity") -> Path | None:
+    """One panel per study: the objective against ``param`` over complete trials, each trial's
+    tuning seeds as grey points and their range, the mean in blue, the chosen trial circled.
+    None when no study has a complete trial that sets ``param``."""
+    studies = [s for s in studies if sensitivity_points(s, param)]
+    if not studies:
+        return None
+    sns.set_theme(style="whitegrid", context="paper")
+    cols = min(4, len(studies))
+    rows = math.ceil(len(studies) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.8 * rows), squeeze=False)
+    for ax, study in zip(axes.flat, studies):
+        _sensitivity(ax, study, param)
+        ax.set_title(study.study_name, fontsize=8)
+    for ax in list(axes.flat)[len(studies):]:
+        ax.set_visible(False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return _save(fig, path)
 
 
 def _save(fig, path: Path) -> Path:

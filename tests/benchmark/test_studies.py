@@ -276,6 +276,41 @@ def test_the_pruner_sees_the_best_validation_accuracy_so_far(tmp_path):
     assert p._n_warmup_steps == 10 and p._n_startup_trials == 3
 
 
+def test_tune_on_a_preset_protocol_then_report_the_sensitivity(tmp_path):
+    """tune --preset takes the preset's cell of the method (its base, [hp.X], protocol name) at
+    the chosen noise; --only-params searches just what is given; report --study with a pattern
+    draws each study and the studies side by side, without Optuna's experimental warnings."""
+    runs = tmp_path / "runs"
+    common = ["--preset", "obd-paper-fmnist", "--method", "nce_rce+obd", "--param", "mask.sparsity=0.1:0.9",
+              "--only-params", "--trials", "2", "--seeds", "2", "--set", "epochs=2", "--set", "subset=400",
+              "--runs", str(runs), "--wandb", "disabled", "--json"]
+    for kind, rate in (("sym", "0.5"), ("asym", "0.4")):
+        r = subprocess.run([sys.executable, "runner.py", "tune", "--noise", kind, "--rate", rate,
+                            "--study", f"v-{kind}", *common], cwd=ROOT, env=ENV, capture_output=True,
+                           text=True, timeout=900)
+        assert r.returncode == 0, r.stderr
+        assert "ExperimentalWarning" not in r.stderr
+        assert set(json.loads(r.stdout.splitlines()[-1])["best_params"]) == {"mask.sparsity"}
+    cfgs = [json.loads(p.read_text()) for p in runs.glob("*/config.json")]
+    assert {c["protocol_name"] for c in cfgs} == {"obd-paper-fmnist"} and {c["model"] for c in cfgs} == {"lenet"}
+    assert all(c["hp"] == {"alpha": 1.0, "beta": 1.0} for c in cfgs)  # the preset's [hp.nce_rce]
+    assert {(c["noise"]["kind"], c["noise"]["rate"]) for c in cfgs} == {("sym", 0.5), ("asym", 0.4)}
+    rep = subprocess.run([sys.executable, "runner.py", "report", "--study", "v-*", "--runs", str(runs), "--json"],
+                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert rep.returncode == 0, rep.stderr
+    out = json.loads(rep.stdout)
+    assert out["studies"] == ["v-asym", "v-sym"]
+    assert any(p.endswith("sparsity_sensitivity.png") for p in out["plots"])
+    assert "ExperimentalWarning" not in rep.stderr
+    # a preset with two noise settings needs one named; a pattern that matches nothing is refused
+    bad = subprocess.run([sys.executable, "runner.py", "tune", *common[:-1]], cwd=ROOT, env=ENV,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "has 2 noise settings (sym 0.5, asym 0.4)" in bad.stderr
+    nope = subprocess.run([sys.executable, "runner.py", "report", "--study", "w-*", "--runs", str(runs)],
+                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert nope.returncode == 2 and "no study matches" in nope.stderr
+
+
 # ----- secrets --------------------------------------------------------------------------------
 
 SECRET = "Pw-9f3c7e1b-secret"
