@@ -227,9 +227,20 @@ def create_grid_study(name: str, storage: str, cfgs: list[RunConfig], preset: st
     return study
 
 
+def _comparable(defn: dict[str, Any]) -> dict[str, Any]:
+    """A definition with its configs rebuilt through RunConfig: a field added to the config since
+    the study was made (at its default) does not make the same study look like another one."""
+    d = dict(defn)
+    if isinstance(d.get("base"), dict):
+        d["base"] = config_from_dict(d["base"]).to_dict()
+    if isinstance(d.get("cells"), list):
+        d["cells"] = [config_from_dict(c).to_dict() for c in d["cells"]]
+    return d
+
+
 def _set_definition(study: optuna.Study, attrs: dict[str, Any]) -> None:
     old = study.user_attrs.get(ATTR)
-    if old is not None and old != attrs:
+    if old is not None and _comparable(old) != _comparable(attrs):
         live = [t for t in study.get_trials(deepcopy=False) if t.state in (
             optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
             optuna.trial.TrialState.RUNNING)]

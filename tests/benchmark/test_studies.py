@@ -359,6 +359,26 @@ def test_no_password_reaches_a_file_a_log_or_a_command_line(tmp_path):
         assert "password authentication failed" in q.stderr and "wrong-password-123" not in q.stderr
 
 
+def test_a_study_made_before_a_config_field_existed_reopens(tmp_path):
+    """A study's stored base config lacks a field added since (at its default): running the
+    same tune again continues that study instead of calling it another definition."""
+    from benchmark.config import build_config
+    from benchmark.studies import ATTR, create_tune_study, load_definition
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    base = build_config({"dataset": "digits", "method": "gce", "epochs": 1, "subset": 200})
+    study = create_tune_study("t", db, base, {"hp.q": [0.2, 0.9]}, seeds=1, trials=1, pruner="none")
+    old = dict(study.user_attrs[ATTR])
+    old["base"] = {k: v for k, v in old["base"].items() if k != "classifier"}  # as stored before it existed
+    study.set_user_attr(ATTR, old)
+    work("t", db, str(tmp_path / "runs"), "disabled")
+    create_tune_study("t", db, base, {"hp.q": [0.2, 0.9]}, seeds=1, trials=1, pruner="none")
+    assert len(load_definition("t", db)[0].get_trials()) == 1
+    with pytest.raises(UsageError, match="already exists with another definition"):
+        create_tune_study("t", db, build_config({"dataset": "digits", "method": "gce", "epochs": 2,
+                                                 "subset": 200}), {"hp.q": [0.2, 0.9]}, seeds=1, trials=1,
+                          pruner="none")
+
+
 def test_a_failed_tune_does_not_block_its_study_name(tmp_path):
     from benchmark.config import build_config
     from benchmark.studies import create_tune_study, load_definition
