@@ -11,8 +11,11 @@ hardware and software:
   cuBLAS gets the workspace setting it needs), cuDNN benchmark off, TF32 off: fixed, not options.
 
 ``numerics(cfg, dev)`` is the record of that setting, stored in config.json, meta.json and every
-checkpoint. A checkpoint written under another setting (another device type, thread count or
-torch version) is not resumed: a run mixing two settings would match neither.
+checkpoint, together with the machine's kernel set (CPU capability, model and ISA extensions;
+the GPU's name on a GPU): the same run id gives the same numbers bit for bit on the same kernel
+set, and may differ in the last digits on another. A checkpoint written under another setting
+(another device type, thread count, torch version or kernel set) is not resumed: a run mixing
+two settings would match neither.
 
 Resources. ``ResourceMeter`` measures one run in one process: wall time, and peak memory (CUDA:
 the device's peak allocation; CPU: the peak resident set size, VmHWM, reset at the run's start
@@ -39,10 +42,54 @@ FIXED = {"deterministic_algorithms": True, "cudnn_benchmark": False, "tf32": Fal
 """The settings the suite fixes for every run (recorded with each run)."""
 
 
+MACHINE_KEYS = ("device_type", "torch", "cpu", "gpu")
+"""Numerics that describe the machine rather than the run's settings: a finished run made on
+another machine (merged) is that machine's result of the same run, so these may differ there;
+bit-for-bit equality holds only where they agree."""
+
+_ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+              "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")
+
+
+def cpu_record() -> dict[str, Any]:
+    """The CPU kernels torch dispatches to: its CPU capability (ATen's vectorised kernels), the
+    CPU model, the ISA extensions oneDNN chooses its kernels from (it takes the best the CPU
+    has, unless ONEDNN_MAX_CPU_ISA caps it; recorded too). Two machines with the same record run
+    the same kernels; the same run id then gives the same numbers bit for bit."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("model name", "Model name") and not model:
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    if not model:
+        import platform
+        model = platform.processor() or platform.machine()
+    isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+    return {"capability": str(torch.backends.cpu.get_cpu_capability()), "model": model,
+            "isa": [f for f in _ISA_FLAGS if f in flags], "onednn_max_isa": isa_cap}
+
+
 def numerics(threads: int, precision: str, dev: torch.device) -> dict[str, Any]:
-    """What decides a run's floating-point results besides its config and data."""
-    return {"device_type": dev.type, "threads": int(threads), "precision": precision,
-            "torch": str(torch.__version__), **FIXED}
+    """What decides a run's floating-point results besides its config and data: the settings the
+    suite pins, and the machine's kernel set (``cpu``; on a GPU also ``gpu``: its name)."""
+    out = {"device_type": dev.type, "threads": int(threads), "precision": precision,
+           "torch": str(torch.__version__), **FIXED, "cpu": cpu_record()}
+    if dev.type == "cuda":
+        out["gpu"] = torch.cuda.get_device_name(dev)
+    return out
+
+
+def same_machine(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two numerics records name the same machine kernels (a record made before a key was
+    recorded counts as agreeing on it)."""
+    return all(a.get(k) == b.get(k) for k in MACHINE_KEYS if k in a and k in b)
 
 
 @contextlib.contextmanager

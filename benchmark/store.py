@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from benchmark import runtime
+
 RUN_ID = re.compile(r"[0-9a-f]{16}")
 SUITE_FILES = {"config.json", "metrics.csv", "result.json", "meta.json", "failure.json",
                "stopped.json", "wandb.json", "checkpoint.pt", "checkpoint.prev.pt", ".lock"}
@@ -239,7 +241,7 @@ class Store:
         if stored is None:
             raise StoreError(f"run {run_id} in {self.root} records no numerical setting (made by an "
                              f"earlier version?); move it out of the store to recompute it")
-        keys = [k for k in numerics if k not in ("device_type", "torch")]
+        keys = [k for k in numerics if k not in runtime.MACHINE_KEYS]
         diff = {k: (stored.get(k), numerics[k]) for k in keys if stored.get(k) != numerics[k]}
         if diff:
             what = ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in diff.items())

@@ -307,7 +307,10 @@ def _resume_state(store: Store, rid: str, numerics: dict[str, Any]) -> dict[str,
     ckpt = store.load_checkpoint(rid)
     if ckpt is None:
         return None
-    if ckpt.get("numerics") != numerics:
+    theirs = ckpt.get("numerics") or {}
+    settings = [k for k in set(theirs) | set(numerics) if k not in runtime.MACHINE_KEYS]
+    if not theirs or any(theirs.get(k) != numerics.get(k) for k in settings) \
+            or not runtime.same_machine(theirs, numerics):
         found = ckpt.get("numerics") or "not recorded"
         for name in ("checkpoint.pt", "checkpoint.prev.pt"):
             if (store.run_dir(rid) / name).is_file():

@@ -88,11 +88,34 @@ def test_a_finished_run_made_under_another_setting_is_refused(tmp_path):
         run(tiny_config("ce"), tmp_path, wandb="disabled")
 
 
-def test_a_checkpoint_from_another_setting_is_not_resumed(tmp_path):
+def test_numerics_name_the_cpu_kernels():
+    """Which kernels torch dispatches to decides the last digits: recorded with every run."""
+    from benchmark import runtime
+    n = runtime.numerics(1, "fp32", torch.device("cpu"))
+    assert n["cpu"]["capability"] == torch.backends.cpu.get_cpu_capability() and n["cpu"]["model"]
+    assert isinstance(n["cpu"]["isa"], list)
+    other = {**n, "cpu": {**n["cpu"], "capability": "AVX2"}}
+    assert runtime.same_machine(n, n) and not runtime.same_machine(n, other)
+    assert runtime.same_machine(n, {k: v for k, v in n.items() if k != "cpu"})  # recorded before: agrees
+
+
+def test_a_finished_run_from_another_kernel_set_is_still_the_same_run(tmp_path):
+    """A run merged from a machine with other CPU kernels is that machine's result of the same
+    run: reused, not refused (its numbers may differ in the last digits)."""
+    res = run(tiny_config("ce"), tmp_path, wandb="disabled")
+    cfg_file = Path(res["run_dir"]) / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg["numerics"]["cpu"]["capability"] = "AVX2"
+    cfg_file.write_text(json.dumps(cfg))
+    assert run(tiny_config("ce"), tmp_path, wandb="disabled")["test/acc_last"] == res["test/acc_last"]
+
+
+@pytest.mark.parametrize("key, value", [("torch", "1.0.0"), ("cpu", {"capability": "AVX2"})])
+def test_a_checkpoint_from_another_setting_is_not_resumed(tmp_path, key, value):
     part = run(tiny_config("ce", epochs=3), tmp_path, stop_after=1, wandb="disabled")
     ck = Path(part["run_dir"]) / "checkpoint.pt"
     state = torch.load(ck, weights_only=True)
-    state["numerics"]["torch"] = "1.0.0"
+    state["numerics"][key] = value  # another torch, or another machine's kernels
     torch.save(state, ck)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
