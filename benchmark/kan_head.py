@@ -17,10 +17,16 @@ Deviations from pykan (numbered):
      trains (coef, scale_base, scale_sp): an L1 penalty over all parameters (ANL-CE), CDR's
      gradient rule and the weight EMAs of SED / ELR+ treat only those as weights. Cannot change
      results except through such penalties, where pykan's frozen tensors would only add a constant.
-  2. The grid stays where pykan puts it: ``MultKAN.fit``'s periodic ``update_grid_from_samples``
-     belongs to pykan's own training loop, not to the layer, and the suite trains with each
-     method's loop. Features outside [-2.2, 2.2] reach the logits through the SiLU branch only.
-     Can change results (a data-adapted grid would place the spline where the features are).
+  2. The grid stays where pykan's KANLayer puts it ([-1, 1], 5 intervals). pykan's own training
+     loop (``MultKAN.fit``) refits it to the batch before steps 0, 5, ..., 45
+     (``update_grid_from_samples``); on a classifier head that refit is unsafe: a feature that is
+     0 for the whole batch (a dead ReLU unit, common in these backbones) gets a grid of 12 equal
+     knots, and the B-spline's backward then divides by zero-width intervals, so the gradient
+     reaching the backbone is NaN and the run diverges (tests/benchmark/test_kan_head.py shows it
+     on pykan's layer; every conformance run diverged in its first epoch when the refit was
+     tried). The cost: features of a trained backbone that leave [-2.2, 2.2] (the grid with its
+     3 extension knots; 30% of LeNet's after 5 epochs of Fashion-MNIST) reach the logits through
+     the SiLU branch only. Can change results.
 """
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ def _pair(d=6, c=4, seed=0):
 
 def test_head_is_pykans_layer_initialised_and_evaluated_as_pykan():
     ours, ref = _pair()
+    ours.eval()
     for name in ("grid", "coef", "scale_base", "scale_sp", "mask"):
         assert torch.equal(getattr(ours.layer, name), getattr(ref, name)), name
     x = torch.randn(16, 6) * 1.5  # inside and outside the grid's range
@@ -65,6 +66,7 @@ def test_edge_scores_generalise_the_linear_ones():
 
 def test_kan_scores_follow_the_batch():
     ours, _ = _pair(d=6, c=3)
+    ours.eval()
     x = torch.randn(64, 6)
     x[:, 2] = 0.0  # a dead feature: phi_i2 is constant, so its std is zero and it goes first
     layer = MaskedEdges(ours, MaskConfig(sparsity=1 / 6, score="actstd"))
@@ -96,3 +98,25 @@ def test_build_model_with_a_kan_head_keeps_the_backbone_initialisation():
     assert kan(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     with pytest.raises(ValueError, match="Valid: linear, kan"):
         build_model("lenet", num_classes=10, in_channels=1, image_size=28, classifier="mlp")
+
+
+def test_the_grid_stays_because_pykans_refit_breaks_on_a_dead_feature():
+    """Deviation 2: pykan's update_grid_from_samples on a batch where one feature is 0 throughout
+    (a dead ReLU unit) gives NaN gradients to the inputs, that is, to the backbone; the head
+    keeps pykan's initial grid through training instead."""
+    torch.manual_seed(0)
+    ref = KANLayer(in_dim=6, out_dim=3)
+    x = torch.relu(torch.randn(64, 6))
+    x[:, 2] = 0.0
+    ref.update_grid_from_samples(x)
+    xi = x.clone().requires_grad_(True)
+    ref(xi)[0].sum().backward()
+    assert not torch.isfinite(xi.grad[:, 2]).any()
+    ours, ref = _pair()
+    opt = torch.optim.SGD(ours.parameters(), lr=0.1)
+    for _ in range(60):  # pykan would have refitted ten times by now
+        loss = ours(torch.rand(32, 6) * 8).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert torch.equal(ours.layer.grid, ref.grid)
