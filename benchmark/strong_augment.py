@@ -34,8 +34,6 @@ does not matter.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import kornia.enhance as KE
 import kornia.geometry.transform as KG
@@ -43,10 +41,8 @@ import torch
 from kornia.augmentation.auto.autoaugment.autoaugment import cifar10_policy
 from torch import Tensor
 
-from methods.params import param
+from methods.base import POLICIES, POOLS, StrongSpec  # what a method asks for (the method contract)
 
-POLICIES = ("autoaugment", "randaugment", "none")
-POOLS = ("disc", "fixmatch")
 GEOMETRIC = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
 
 # AutoAugment: level l in 0..9 reads linspace(lo, hi, 10)[l] (DeepVoltaire SubPolicy ``ranges``;
@@ -75,26 +71,6 @@ RA_POOLS = {
 }
 RA_SIGNED = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y", "solarize_add")
 RA_CUTOUT = {"disc": 0.15, "fixmatch": 0.5}
-
-
-@dataclass(frozen=True)
-class StrongSpec:
-    """The strong view a method uses (weak crop/flip of the protocol first, then this)."""
-
-    policy: str = param("autoaugment", choices=POLICIES)
-    """autoaugment (CIFAR-10 policy), randaugment (FixMatch-form RandAugment) or none."""
-    pool: str = param("disc", choices=POOLS)
-    """randaugment: the operation pool, DISC's new_augment_pool or FixMatch's."""
-    n: int = param(2, ge=1, le=16)
-    """randaugment: operations per image, drawn with replacement."""
-    m: int = param(10, ge=2, le=10)
-    """randaugment: level bound; each operation's level is drawn from 1..m-1."""
-    cutout_frac: float = param(-1.0, ge=0.0, le=1.0, also=(-1.0,))
-    """Side of the final grey Cutout square as a fraction of the image side; -1: the pool's
-    (disc 0.15, fixmatch 0.5; AutoAugment none), 0: no Cutout."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _warp(x: Tensor, fill: float, fn) -> Tensor:

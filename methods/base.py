@@ -12,7 +12,33 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
-from methods.params import ConfigError, check_fields
+from methods.params import ConfigError, check_fields, param
+
+
+POLICIES = ("autoaugment", "randaugment", "none")
+POOLS = ("disc", "fixmatch")
+
+
+@dataclass(frozen=True)
+class StrongSpec:
+    """The strong view a method asks for through ``RunContext.strong_view`` (the protocol's weak
+    crop/flip first, then this). The engine that renders it lives in the harness
+    (benchmark's strong augmentation), which imports this from here."""
+
+    policy: str = param("autoaugment", choices=POLICIES)
+    """autoaugment (CIFAR-10 policy), randaugment (FixMatch-form RandAugment) or none."""
+    pool: str = param("disc", choices=POOLS)
+    """randaugment: the operation pool, DISC's new_augment_pool or FixMatch's."""
+    n: int = param(2, ge=1, le=16)
+    """randaugment: operations per image, drawn with replacement."""
+    m: int = param(10, ge=2, le=10)
+    """randaugment: level bound; each operation's level is drawn from 1..m-1."""
+    cutout_frac: float = param(-1.0, ge=0.0, le=1.0, also=(-1.0,))
+    """Side of the final grey Cutout square as a fraction of the image side; -1: the pool's
+    (disc 0.15, fixmatch 0.5; AutoAugment none), 0: no Cutout."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -61,8 +87,8 @@ class RunContext:
     of true class i labelled j. Oracle knowledge (it is computed from the clean labels): only a
     method asked to use it may read it (forward_t with estimator = oracle), and it records so."""
 
-    strong_view: Callable[[Any], Callable[[Tensor, torch.Generator], Tensor]] | None = None
-    """strong_view(spec: benchmark.strong_augment.StrongSpec) -> f(x_uint8 (B,C,H,W), gen) ->
+    strong_view: Callable[[StrongSpec], Callable[[Tensor, torch.Generator], Tensor]] | None = None
+    """strong_view(spec: StrongSpec) -> f(x_uint8 (B,C,H,W), gen) ->
     float (B,C,H,W): the protocol's crop/flip, then the spec's strong policy per image, then
     normalisation (DISC's and SED's second view)."""
 

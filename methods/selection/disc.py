@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods.base import Method, RunContext, register_method
+from methods.base import Method, RunContext, StrongSpec, register_method
 from methods.common import batches, gce_per_sample, one_hot
 from methods.coteaching import official_plan
 from methods.mask import one_step
@@ -148,7 +148,6 @@ class DISC(Method):
             self.opt = torch.optim.Adam(self.net.parameters(), lr=0.001)
         else:
             self.opt = torch.optim.SGD(self.net.parameters(), lr=0.1, momentum=0.0, weight_decay=1e-3)
-        from benchmark.strong_augment import StrongSpec  # here: benchmark imports the methods
         self.strong = ctx.strong_view(StrongSpec(policy=cfg.strong_policy, pool="disc", n=2,
                                                  m=int(self.s["strong_m"])))
         n, c, dev = ctx.num_train, ctx.num_classes, ctx.device

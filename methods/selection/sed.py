@@ -58,7 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods.base import Method, RunContext, register_method
+from methods.base import Method, RunContext, StrongSpec, register_method
 from methods.common import batches, ce_per_sample
 from methods.mask import one_step
 from methods.params import param
@@ -181,7 +181,6 @@ class SED(Method):
                                        nesterov=True, weight_decay=5e-4)
         else:
             self.opt = ctx.make_optimizer(self.net.parameters())
-        from benchmark.strong_augment import StrongSpec  # here: benchmark imports the methods
         self.strong = ctx.strong_view(StrongSpec(policy=cfg.strong_policy))
         c, n, dev = ctx.num_classes, ctx.num_train, ctx.device
         self.local = torch.full((c,), 1.0 / c, device=dev)
