@@ -139,7 +139,7 @@ def autocast(cfg: RunConfig, dev: torch.device):
     """The forward-pass precision context of a run: bf16 autocast, or a no-op at fp32.
 
     Losses are safe under it: the methods cast logits to fp32 before every softmax and
-    per-sample loss (see methods/common.py), and optimiser steps run on fp32 weights.
+    per-sample loss (see methods/per_sample.py), and optimiser steps run on fp32 weights.
     The weight-cast cache is off: the context spans a whole epoch, and a cached bf16 copy of a
     weight would go stale after the first optimiser step (training would then never move).
     """

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from methods.base import register_method
-from methods.ce import SingleNetwork
+from methods.single import SingleNetwork
 from methods.losses.terms import l1_of, nce, nnce
 from methods.params import param
 

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from methods.base import register_method
-from methods.ce import SingleNetwork
-from methods.common import one_hot
+from methods.single import SingleNetwork
+from methods.per_sample import one_hot
 from methods.params import param
 
 MODES = ("soft", "hard")

@@ -38,8 +38,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from methods.base import RunContext, register_method
-from methods.ce import SingleNetwork
-from methods.common import ce_per_sample, ordered
+from methods.single import SingleNetwork
+from methods.batching import ordered
+from methods.per_sample import ce_per_sample
 from methods.params import param
 
 ESTIMATORS = ("anchor", "oracle")

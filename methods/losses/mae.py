@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from methods.base import register_method
-from methods.ce import SingleNetwork
+from methods.single import SingleNetwork
 from methods.losses.terms import mae
 from methods.params import param
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from methods.base import register_method
-from methods.ce import SingleNetwork
-from methods.common import ce_per_sample
+from methods.single import SingleNetwork
+from methods.per_sample import ce_per_sample
 from methods.losses.terms import rce
 from methods.params import param
 

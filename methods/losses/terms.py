@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods.common import one_hot
+from methods.per_sample import one_hot
 
 
 def mae(logits: Tensor, y: Tensor) -> Tensor:

@@ -31,8 +31,8 @@ import torch
 from torch import Tensor, nn
 
 from methods.base import RunContext, register_method
-from methods.ce import SingleNetwork
-from methods.common import ce_per_sample
+from methods.single import SingleNetwork
+from methods.per_sample import ce_per_sample
 from methods.params import param
 
 SCOPES = ("all", "classifier")

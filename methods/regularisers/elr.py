@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from methods.base import RunContext, register_method
-from methods.ce import SingleNetwork
-from methods.common import PerSampleState
+from methods.single import SingleNetwork
+from methods.per_sample import PerSampleState
 from methods.params import param
 
 

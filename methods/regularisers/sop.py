@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.base import RunContext, register_method
-from methods.ce import SingleNetwork
-from methods.common import PerSampleState, one_hot
+from methods.single import SingleNetwork
+from methods.per_sample import PerSampleState, one_hot
 from methods.params import param
 
 UV_STREAM = 7  # order-stream key of u and v's initial draw (epoch 0: never a training epoch)

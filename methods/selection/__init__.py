@@ -1,2 +1,8 @@
-"""Selection and semi-supervised methods beyond Co-teaching and DivideMix: each file registers one."""
-from methods.selection import coteaching_plus, disc, elr_plus, jocor, sed  # noqa: F401
+"""Selection and semi-supervised methods: each file registers one.
+
+Small-loss selection with two networks (coteaching, coteaching_plus, jocor), division into clean
+and noisy sets with semi-supervised training (dividemix, disc, sed, elr_plus); their shared
+pieces: mixup.py (mixing, ramps, soft targets), division.py (the loss mixture), ema.py
+(weight-averaged copies).
+"""
+from methods.selection import coteaching, coteaching_plus, disc, dividemix, elr_plus, jocor, sed  # noqa: F401

@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from methods.base import RunContext, register_method
-from methods.common import batches
-from methods.coteaching import SmallLossPair, drop_rate, small_loss_subset
+from methods.batching import batches
+from methods.selection.coteaching import SmallLossPair, drop_rate, small_loss_subset
 from methods.params import param
 
 SCHEDULES = ("protocol", "official")

@@ -56,11 +56,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from methods.base import Method, RunContext, StrongSpec, register_method
-from methods.common import batches, gce_per_sample, one_hot
-from methods.coteaching import official_plan
+from methods.batching import batches
+from methods.per_sample import gce_per_sample, one_hot
+from methods.selection.coteaching import official_plan
 from methods.mask import one_step
 from methods.params import param
-from methods.selection.views import epoch_rng, mixup_lambda, soft_ce
+from methods.selection.mixup import epoch_rng, mixup_lambda, soft_ce
 
 SCHEDULES = ("official", "protocol")
 

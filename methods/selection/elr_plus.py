@@ -39,9 +39,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from methods.base import Method, RunContext, register_method
-from methods.common import batches, one_hot
+from methods.batching import batches
+from methods.per_sample import one_hot
 from methods.params import param
-from methods.selection.views import ema_update, epoch_rng, frozen, mixup_lambda, sigmoid_rampup, soft_ce
+from methods.selection.ema import ema_update, frozen
+from methods.selection.mixup import epoch_rng, mixup_lambda, sigmoid_rampup, soft_ce
 
 
 @dataclass

@@ -59,10 +59,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from methods.base import Method, RunContext, StrongSpec, register_method
-from methods.common import batches, ce_per_sample
+from methods.batching import batches
+from methods.per_sample import ce_per_sample
 from methods.mask import one_step
 from methods.params import param
-from methods.selection.views import ema_copy, ema_update
+from methods.selection.ema import ema_copy, ema_update
 
 SCHEDULES = ("official", "protocol")
 

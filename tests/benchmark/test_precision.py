@@ -85,7 +85,7 @@ def test_bf16_training_learns_like_fp32(tmp_path):
 def test_per_sample_losses_stay_fp32_under_autocast():
     from types import SimpleNamespace
 
-    from methods.common import per_sample_losses
+    from methods.per_sample import per_sample_losses
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5))
     x = torch.randint(0, 256, (10, 3, 2, 2), dtype=torch.uint8)

@@ -14,7 +14,7 @@ from torch import nn
 
 from benchmark.models import build_model
 from methods import RunContext, get_method, resolve_hp
-from methods.coteaching import drop_rate, num_kept, official_plan, small_loss_subset
+from methods.selection.coteaching import drop_rate, num_kept, official_plan, small_loss_subset
 
 
 class TableNet(nn.Module):

@@ -9,10 +9,11 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-import methods.dividemix as dm
-from methods.dividemix import guess_labels, refine_labels, warmup_epochs
-from methods.semi import (cycled_order, gmm_clean_prob, linear_rampup, minmax, mix, mixup_lambdas,
-                          negative_entropy, sharpen, uniform_prior_penalty)
+import methods.selection.dividemix as dm
+from methods.selection.dividemix import guess_labels, refine_labels, warmup_epochs
+from methods.batching import cycled_order
+from methods.selection.division import gmm_clean_prob, minmax
+from methods.selection.mixup import linear_rampup, mix, mixup_lambdas, negative_entropy, sharpen, uniform_prior_penalty
 from tests.methods.test_coteaching import fake_ctx, make
 
 

@@ -13,7 +13,7 @@ from benchmark.optim import build_optimizer
 from methods.losses.bootstrap import bootstrap_loss
 from methods.losses.forward_t import anchor_transition, forward_loss
 from methods.losses.terms import l1_of, mae, nce, nnce, rce
-from methods.common import ce_per_sample
+from methods.per_sample import ce_per_sample
 
 P = torch.tensor([[0.7, 0.2, 0.1]])
 LOGITS = P.log()  # softmax(log p) = p

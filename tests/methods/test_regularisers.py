@@ -10,7 +10,7 @@ from torch import nn
 
 from benchmark.config import OptimConfig
 from benchmark.optim import lr_at
-from methods.common import PerSampleState
+from methods.per_sample import PerSampleState
 from methods.regularisers.cdr import critical_gradient_mask
 from methods.regularisers.elr import elr_loss
 from methods.regularisers.sop import sop_loss

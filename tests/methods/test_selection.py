@@ -9,7 +9,7 @@ from methods.selection.disc import DISCConfig, resolve_settings, select, update_
 from methods.selection.elr_plus import elr_plus_loss
 from methods.selection.jocor import joint_loss
 from methods.selection.sed import SEDConfig, scr_update, scs_update, sed_lr
-from methods.selection.views import sigmoid_rampup
+from methods.selection.mixup import sigmoid_rampup
 
 
 def test_disc_sets_and_correction_by_hand():

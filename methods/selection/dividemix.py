@@ -72,10 +72,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from methods.base import Method, RunContext, register_method
-from methods.common import batches, ce_per_sample, one_hot, per_sample_losses
+from methods.batching import batches
+from methods.per_sample import ce_per_sample, one_hot, per_sample_losses
 from methods.params import param
-from methods.semi import (cycled_order, gmm_clean_prob, linear_rampup, minmax, mix, mixup_lambdas,
-                          negative_entropy, sharpen, soft_cross_entropy, uniform_prior_penalty)
+from methods.batching import cycled_order
+from methods.selection.division import gmm_clean_prob, minmax
+from methods.selection.mixup import linear_rampup, mix, mixup_lambdas, negative_entropy, sharpen, soft_cross_entropy, uniform_prior_penalty
 
 
 @dataclass

@@ -49,7 +49,8 @@ import torch
 from torch import Tensor
 
 from methods.base import Method, RunContext, register_method
-from methods.common import batches, ce_per_sample
+from methods.batching import batches
+from methods.per_sample import ce_per_sample
 from methods.params import param
 
 SCHEDULES = ("protocol", "official")

@@ -1,12 +1,10 @@
-"""Pieces the selection methods share: strong-view settings, weight-EMA copies, seeded mixup."""
+"""Weight-averaged copies of a network (mean teachers, ELR+'s averaged networks): made, frozen, updated."""
 from __future__ import annotations
 
 import copy
-import math
 
-import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 
 def ema_copy(net: nn.Module) -> nn.Module:
@@ -41,26 +39,3 @@ def ema_update(ema: nn.Module, net: nn.Module, alpha: float) -> None:
         e.mul_(alpha).add_(p.detach(), alpha=1.0 - alpha)
 
 
-def epoch_rng(gen: torch.Generator) -> np.random.Generator:
-    """A numpy generator for an epoch's Beta draws, seeded from the epoch's torch generator."""
-    seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device))
-    return np.random.default_rng(seed)
-
-
-def mixup_lambda(rng: np.random.Generator, alpha: float) -> float:
-    """max(l, 1 - l) with l ~ Beta(alpha, alpha): the mixed sample stays nearer its first input."""
-    lam = float(rng.beta(alpha, alpha))
-    return max(lam, 1.0 - lam)
-
-
-def sigmoid_rampup(current: float, length: float) -> float:
-    """exp(-5 (1 - clip(current, 0, length) / length)^2); 1 when length is 0 (ELR+'s util.py)."""
-    if length == 0:
-        return 1.0
-    t = min(max(current, 0.0), length) / length
-    return float(math.exp(-5.0 * (1.0 - t) ** 2))
-
-
-def soft_ce(logits: Tensor, targets: Tensor) -> Tensor:
-    """(B, C) logits, (B, C) soft targets -> (B,) -sum_c t_c log softmax_c, in fp32."""
-    return -(torch.log_softmax(logits.float(), dim=1) * targets).sum(dim=1)

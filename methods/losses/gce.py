@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from methods.base import register_method
-from methods.ce import SingleNetwork
-from methods.common import gce_per_sample
+from methods.single import SingleNetwork
+from methods.per_sample import gce_per_sample
 from methods.params import param
 
 

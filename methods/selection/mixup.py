@@ -1,4 +1,5 @@
-"""Semi-supervised building blocks shared by methods that divide the data (DivideMix and kin).
+"""Mixup and semi-supervised building blocks (DivideMix, DISC, ELR+): sharpening, mixing,
+Beta draws, ramps, soft-target losses and the regularisers that go with them.
 
 Pure functions: no module state, no global random numbers. Randomness comes in explicitly as a
 ``torch.Generator`` or a ``numpy.random.Generator``, or as a seed.
@@ -6,7 +7,6 @@ Pure functions: no module state, no global random numbers. Randomness comes in e
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import torch
@@ -63,7 +63,7 @@ def linear_rampup(current: float, start: float, length: float) -> float:
 
 def soft_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     """(B, C) logits, (B, C) target distributions -> scalar mean of -sum_c t_c log softmax_c."""
-    return -(F.log_softmax(logits.float(), dim=1) * targets).sum(dim=1).mean()
+    return soft_ce(logits, targets).mean()
 
 
 def uniform_prior_penalty(probs: Tensor) -> Tensor:
@@ -87,51 +87,26 @@ def negative_entropy(logits: Tensor) -> Tensor:
     return (logp.exp() * logp).sum(dim=1).mean()
 
 
-def minmax(x: Tensor) -> Tensor:
-    """(N,) -> (N,) scaled to [0, 1]; a constant vector maps to zeros (no division by zero)."""
-    lo, hi = x.min(), x.max()
-    return (x - lo) / (hi - lo).clamp_min(1e-12)
+def epoch_rng(gen: torch.Generator) -> np.random.Generator:
+    """A numpy generator for an epoch's Beta draws, seeded from the epoch's torch generator."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=gen, device=gen.device))
+    return np.random.default_rng(seed)
 
 
-def gmm_clean_prob(losses: Tensor, seed: int, max_iter: int = 10, tol: float = 1e-2,
-                   reg_covar: float = 5e-4) -> Tensor:
-    """(N,) per-sample losses -> (N,) float32 P(clean): the posterior of the low-mean component
-    of a two-component 1-D Gaussian mixture fitted to the losses (DivideMix's co-divide step).
-
-    The defaults are the official settings (max_iter 10, tol 1e-2, reg_covar 5e-4); ``seed`` fixes
-    scikit-learn's k-means initialisation so a resumed run refits exactly the same mixture.
-    The result lives on the device of ``losses``. Non-finite losses are treated as the largest.
-    """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.mixture import GaussianMixture
-
-    x = losses.detach().double()
-    finite = torch.isfinite(x)
-    if not bool(finite.all()):
-        x = torch.where(finite, x, x[finite].max() if bool(finite.any()) else torch.zeros_like(x))
-    arr = x.cpu().numpy().reshape(-1, 1)
-    gmm = GaussianMixture(n_components=2, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
-                          random_state=seed)
-    with warnings.catch_warnings():
-        # 10 EM iterations often stop short of tol, on purpose (the official setting)
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gmm.fit(arr)
-        post = gmm.predict_proba(arr)
-    low = int(np.argmin(gmm.means_.reshape(-1)))
-    return torch.as_tensor(post[:, low], dtype=torch.float32, device=losses.device)
+def mixup_lambda(rng: np.random.Generator, alpha: float) -> float:
+    """max(l, 1 - l) with l ~ Beta(alpha, alpha): the mixed sample stays nearer its first input."""
+    lam = float(rng.beta(alpha, alpha))
+    return max(lam, 1.0 - lam)
 
 
-def cycled_order(n: int, total: int, gen: torch.Generator, device: torch.device) -> Tensor:
-    """(total,) int64 indices into range(n): fresh random permutations of range(n) laid end to end.
+def sigmoid_rampup(current: float, length: float) -> float:
+    """exp(-5 (1 - clip(current, 0, length) / length)^2); 1 when length is 0 (ELR+'s util.py)."""
+    if length == 0:
+        return 1.0
+    t = min(max(current, 0.0), length) / length
+    return float(math.exp(-5.0 * (1.0 - t) ** 2))
 
-    The index stream of a loader that is re-shuffled each time it runs out (DivideMix's unlabelled
-    loader). All permutations are drawn at once (argsort of a (k, n) uniform matrix): no Python
-    loop over passes or samples. n must be positive.
-    """
-    if n <= 0:
-        raise ValueError("cycled_order needs n > 0")
-    k = max(1, -(-total // n))
-    if k == 1:
-        return torch.randperm(n, generator=gen, device=gen.device)[:total].to(device)
-    keys = torch.rand(k, n, generator=gen, device=gen.device)
-    return keys.argsort(dim=1).reshape(-1)[:total].to(device)
+
+def soft_ce(logits: Tensor, targets: Tensor) -> Tensor:
+    """(B, C) logits, (B, C) soft targets -> (B,) -sum_c t_c log softmax_c, in fp32."""
+    return -(torch.log_softmax(logits.float(), dim=1) * targets).sum(dim=1)
