@@ -23,13 +23,16 @@ def mae(logits: Tensor, y: Tensor) -> Tensor:
     return 1.0 - F.softmax(logits.float(), dim=1).gather(1, y[:, None]).squeeze(1)
 
 
-def rce(logits: Tensor, y: Tensor, label_clamp: float = 1e-4) -> Tensor:
+def rce(logits: Tensor, y: Tensor, label_clamp: float = 1e-4, clip_p: bool = True) -> Tensor:
     """(B, C), (B,) -> (B,) reverse cross-entropy -sum_k p_k log q_k.
 
-    p clamped to [1e-7, 1] and the one-hot q to [label_clamp, 1] (APL loss.py:52-57; the SCE code
-    loss.py:9-20 does the same), so RCE = -ln(label_clamp) * (1 - p_y) up to the p clamp.
+    The one-hot q clamped to [label_clamp, 1] and, with ``clip_p`` (APL loss.py:52-57), p to
+    [1e-7, 1], so RCE = -ln(label_clamp) * (1 - p_y) up to the p clamp; the SCE authors' Keras
+    loss (loss.py:18-20) leaves p unclipped (``clip_p=False``).
     """
-    p = F.softmax(logits.float(), dim=1).clamp(1e-7, 1.0)
+    p = F.softmax(logits.float(), dim=1)
+    if clip_p:
+        p = p.clamp(1e-7, 1.0)
     q = one_hot(y, logits.shape[1]).clamp(label_clamp, 1.0)
     return -(p * q.log()).sum(dim=1)
 

@@ -27,6 +27,20 @@ Method card
   4. The "official" schedule scales with the epoch budget (decay from 40% of the epochs), and
      epoch e reads the plan's entry e - 1 (main.py reads alpha_plan[epoch] for epochs 1, 2, ...:
      its decay and beta1 0.1 start one epoch earlier), as the suite's Co-teaching (deviation 5).
+  5. Ties in the ranking are broken by position (a stable sort); the official np.argsort is
+     numpy's quicksort, whose order of equal losses depends on the numpy version and SIMD path.
+     After init_epoch the losses are CE of softmax outputs, which saturate to exactly equal
+     values late in training, so the tie rule decides some picks there: can change results.
+  6. The official index-0 quirk is not reproduced: loss.py:53-58 finds the disagreeing samples by
+     multiplying dataset indices by the disagreement mask and dropping zeros, which also drops a
+     disagreeing sample of dataset index 0; the length check then trims the list of batch
+     positions, removing the batch's last disagreeing position instead (the index-0 sample stays),
+     and when index 0 is the only disagreement, step >= 5000 trains on CE_mean / B instead of
+     nothing. Here every disagreeing sample is used. It concerns at most one batch per epoch
+     (the one holding index 0, when the networks disagree on it): can change results slightly.
+  7. Kept count: int((1 - R) x |disagree|) as loss.py:19-20, with R bit for bit np.linspace's;
+     revision 1 added 1e-6 before truncating, which kept one more sample where the product falls
+     just below an integer (at tau 0.8, every |disagree| that is a multiple of 5).
 """
 from __future__ import annotations
 
@@ -37,9 +51,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from methods.base import RunContext, register_method
+from methods.base import register_method
 from methods.batching import batches
-from methods.selection.coteaching import SmallLossPair, drop_rate, small_loss_subset
+from methods.selection.coteaching import SmallLossPair, cross_update, drop_rate
 from methods.params import param
 
 SCHEDULES = ("protocol", "official")
@@ -71,23 +85,20 @@ def disagreement(logits1: Tensor, logits2: Tensor) -> Tensor:
 
 def exchange(inputs1: Tensor, inputs2: Tensor, y: Tensor, rate: float) -> tuple[Tensor, Tensor, Tensor]:
     """Co-teaching on one set: (M, C) scores of each network, (M,) labels -> the losses of
-    network 1 and network 2 on the partner's small-loss picks and net 1's picks (positions)."""
+    network 1 and network 2 on the partner's small-loss picks and net 1's picks (positions).
+    The count kept is int((1 - R) x M) as loss.py:19-20 truncates it, all M when that is 0
+    (loss.py:24-27)."""
     l1 = F.cross_entropy(inputs1.float(), y, reduction="none")
     l2 = F.cross_entropy(inputs2.float(), y, reduction="none")
-    keep = max(int((1.0 - rate) * len(y) + 1e-6), 0) or len(y)  # official: all when 0 remain
-    s1 = small_loss_subset(l1.detach(), keep)
-    s2 = small_loss_subset(l2.detach(), keep)
-    return l1[s2].mean(), l2[s1].mean(), s1
+    return cross_update(l1, l2, int((1.0 - rate) * len(y)) or len(y))
 
 
 @register_method("coteaching_plus")
 class CoteachingPlus(SmallLossPair):
     Config = CoteachingPlusConfig
-
-    def setup(self, ctx: RunContext, cfg: CoteachingPlusConfig) -> None:
-        self.tau_is_oracle = cfg.forget_rate < 0
-        self.tau = float(ctx.noise_rate if self.tau_is_oracle else cfg.forget_rate)
-        self._setup_pair(ctx, cfg)
+    revision = 2
+    """2: the official kept count, int((1 - R) x M) with np.linspace's R (revision 1 added 1e-6;
+    deviation 7): the pinned results did not move, but counts differ at some set sizes."""
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         ctx, cfg = self.ctx, self.cfg

@@ -28,6 +28,13 @@ Method card
   2. The EMA copies start as fresh networks (init keys 2 and 3), as the official copies do
      (config.initialize builds new networks); the OBD mask is off on them (methods/obd.py).
   3. Each network draws its own batch order (order streams 0 and 1), as its own loader does.
+  4. Label re-weighting (CIFAR-100, loss.py:28-30) divides the mixed labels x targets by their
+     sum as the official code does, except where that sum is exactly 0: the official result is
+     then NaN for the batch's loss, and every parameter of that network after the step; here
+     the row gets a zero target (the sample adds no CE term). That needs the EMA network's
+     history at both mixed labels to be exactly 0 in float32 (a logit gap of about 90 since the
+     first update, or about 880 epochs of decay): not reached in a normal run. Revision 1
+     divided by max(sum, 1e-12), which also scaled down rows whose sum was below 1e-12.
 """
 from __future__ import annotations
 
@@ -72,13 +79,18 @@ def elr_plus_loss(logits: Tensor, y_mix: Tensor, q: Tensor, lam: float, reweight
     reg = mean(log(1 - <q, clamp(softmax z, 1e-4, 1 - 1e-4)>)); the loss is ce + lam x reg."""
     if reweight:
         y_mix = y_mix * q
-        y_mix = y_mix / y_mix.sum(1, keepdim=True).clamp_min(1e-12)
+        s = y_mix.sum(1, keepdim=True)
+        # loss.py:30 divides by s unguarded: equal wherever that is finite; a row with s = 0
+        # (official: 0 / 0 = NaN, and the whole run NaN) gets a zero target here (deviation)
+        y_mix = torch.where(s > 0, y_mix / s, torch.zeros_like(y_mix))
     p = F.softmax(logits.float(), 1).clamp(1e-4, 1 - 1e-4)
     return soft_ce(logits, y_mix).mean(), torch.log(1 - (q * p).sum(1)).mean()
 
 
 @register_method("elr_plus")
 class ELRPlus(Method):
+    revision = 2
+    """2: the re-weighted targets divide by their sum unguarded where it is positive (deviation 4)."""
     Config = ELRPlusConfig
 
     def setup(self, ctx: RunContext, cfg: ELRPlusConfig) -> None:

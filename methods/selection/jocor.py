@@ -21,7 +21,14 @@ Method card
   1. KL is computed from log-probabilities (``log_target``): the same value and gradient, without
      the 0 x log 0 = NaN the official softmax targets produce when a probability underflows (an
      official run logged Loss1: nan at epoch 175; noisypy made the same change).
-  2. At least one sample is kept (the official code has no guard for 0).
+  2. Kept count int((1 - R) x B) as loss.py:30-31 truncates it (float64; the ramp's R is
+     np.linspace's value bit for bit), but at least one sample: the official mean over an empty
+     pick is NaN. Revision 1 added 1e-6 before flooring, which kept one more sample where
+     (1 - R) x B falls just below an integer (never at B = 128; at R = 0.8, B = 5 the official
+     count is 0).
+  6. Ties in the ranking are broken by position (a stable sort); the official np.argsort is
+     numpy's quicksort, whose order of equal losses depends on the numpy version and SIMD path.
+     Changes results only where two joint losses are exactly equal at the cut.
   3. The official loader drops the last partial batch; here it is kept (a 1-sample batch is skipped).
   4. Augmentation follows the run's protocol (the official code uses none).
   5. The "official" schedule scales with the epoch budget and epoch e reads the plan's entry e - 1
@@ -77,16 +84,14 @@ def joint_loss(logits1: Tensor, logits2: Tensor, y: Tensor, co_lambda: float) ->
 @register_method("jocor")
 class JoCoR(SmallLossPair):
     Config = JoCoRConfig
+    revision = 2
+    """2: the official kept count, int((1 - R) x B) with np.linspace's R (revision 1 added 1e-6;
+    deviation 2): the pinned results did not move, but counts differ at some batch sizes."""
     shared_optimizer = True  # one optimiser over both networks, one backward and one step
 
-    def setup(self, ctx: RunContext, cfg: JoCoRConfig) -> None:
-        self.tau_is_oracle = cfg.forget_rate < 0
-        if self.tau_is_oracle:
-            # jocor.py:21 halves for "asymmetric" only; pair flip is its own type there (not halved)
-            self.tau = float(ctx.noise_rate) / (2.0 if ctx.noise_kind == "asym" else 1.0)
-        else:
-            self.tau = float(cfg.forget_rate)
-        self._setup_pair(ctx, cfg)
+    def oracle_tau(self, ctx: RunContext) -> float:
+        # jocor.py:21 halves for "asymmetric" only; pair flip is its own type there (not halved)
+        return float(ctx.noise_rate) / (2.0 if ctx.noise_kind == "asym" else 1.0)
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         ctx, cfg = self.ctx, self.cfg

@@ -99,15 +99,27 @@ def test_official_indexing_is_main_pys_rate_schedule():
     for tau, tk in ((0.5, 10), (0.45, 5), (0.2, 2), (0.3, 1), (0.3, 0)):
         schedule = np.ones(200) * tau
         schedule[:tk] = np.linspace(0, tau, tk)
-        assert [drop_rate(e, tau, tk) for e in range(1, 30)] == pytest.approx(list(schedule[1:30]))
-    assert drop_rate(1, 0.5, 10) == pytest.approx(0.5 / 9) and drop_rate(9, 0.5, 10) == 0.5
+        assert [drop_rate(e, tau, tk) for e in range(1, 30)] == list(schedule[1:30])  # bit for bit
+    # every ramp of the usual grid: the rate is np.linspace's value exactly (0.54, e=6: 0.36000000000000004)
+    for tk in range(2, 21):
+        for k in range(1, 100):
+            tau = k / 100
+            ramp = np.linspace(0, tau, tk)
+            assert all(drop_rate(e, tau, tk) == ramp[e] for e in range(1, tk)), (tau, tk)
+    assert drop_rate(6, 0.54, 10) == 0.36000000000000004
 
 
-def test_kept_counts_floor_with_round_off_guard():
-    assert num_kept(128, 0.2) == 102          # floor(102.4)
-    assert num_kept(100, 0.71) == 29          # 0.29 * 100 = 28.999... in floating point
+def test_kept_counts_truncate_as_loss_py():
+    """int((1 - R) * B) in float64, as the official loss.py, but at least 1."""
+    assert num_kept(128, 0.2) == 102          # int(102.4)
+    assert num_kept(90, 0.3) == 62            # (1 - 0.3) * 90 = 62.99999999999999: 62, as the official
+    assert num_kept(10, 0.9) == 1             # int(0.9999999999999998) = 0 there: at least 1 here
     assert num_kept(10, 0.0) == 10
     assert num_kept(3, 0.9) == 1              # never empty
+    from methods.selection.coteaching_plus import exchange
+    z = torch.randn(5, 3)
+    _, _, picks = exchange(z, z, torch.zeros(5, dtype=torch.long), 0.8)
+    assert len(picks) == 5                    # Co-teaching+: int(0.9999999999999998) = 0 -> all 5
 
 
 def test_official_plan_scales_to_the_budget():
@@ -151,12 +163,26 @@ def test_cross_update_each_network_trains_on_the_partners_choice():
     assert s[ids % 2 == 0].min() > s[ids % 2 == 1].max()
 
 
-def test_networks_differ_in_initialisation_and_data_order():
+def test_one_shared_batch_and_one_forward_per_network_as_the_official_code():
+    """main.py feeds one loader's batch to both networks, one forward each with gradients."""
     ctx = fake_ctx(n=64, batch=16)
     m = make("coteaching", ctx)
     assert ctx.built == [0, 1]
     net1, net2 = m.nets
     assert not torch.equal(net1.table, net2.table)
+    m.train_epoch(1)
+    assert all(grad for grad, _ in net1.calls + net2.calls)  # no separate ranking pass
+    seen1, seen2 = [ids for _, ids in net1.calls], [ids for _, ids in net2.calls]
+    assert seen1 == seen2 and len(seen1) == 4                # the same batches, in the same order
+    assert sorted(sum(seen1, [])) == list(range(64))
+
+
+def test_independent_orders_remain_an_option():
+    """batch_order = independent (revision 1): each network ranks its own batch without
+    gradients, and is updated on the partner's batch."""
+    ctx = fake_ctx(n=64, batch=16)
+    m = make("coteaching", ctx, batch_order="independent")
+    net1, net2 = m.nets
     m.train_epoch(1)
     rank1 = [ids for grad, ids in net1.calls if not grad]   # net 1 ranks its own batches
     rank2 = [ids for grad, ids in net2.calls if not grad]
@@ -171,7 +197,7 @@ def test_oracle_tau_is_recorded():
     m = make("coteaching", fake_ctx(noise_rate=0.4))
     out = m.train_epoch(6)
     assert out["coteach/forget_rate"] == 0.4 and out["coteach/tau_is_oracle"] == 1.0
-    assert out["coteach/drop_rate"] == pytest.approx(0.4 * 6 / 9)  # official indexing, T_k = 10
+    assert out["coteach/drop_rate"] == 6 * (0.4 / 9)  # official indexing, T_k = 10
 
 
 def test_official_schedule_sets_adam_lr_and_beta1():

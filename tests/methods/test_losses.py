@@ -154,3 +154,28 @@ def test_forward_t_stages_resume_across_the_estimate_and_oracle_is_recorded(tiny
     assert row["fwd/T_is_oracle"] == 1.0 and row["fwd/stage"] == 2.0
     # the oracle T is the artifact's realised matrix: its mean diagonal is one minus the flip rate
     assert row["fwd/T_diag_mean"] == pytest.approx(1 - oracle["noise/actual_rate"], abs=0.05)
+
+
+def test_sce_keras_variant_caps_ce_and_leaves_rce_p_unclipped():
+    """The SCE authors' Keras loss: CE of p clipped at 1e-7 (16.118 and no gradient when p_y is
+    below), RCE with p unclipped; APL's PyTorch loss (the default) keeps the full CE."""
+    import torch
+    from methods.losses.sce import SCE, SCEConfig, keras_ce
+    from methods.losses.terms import rce
+    z = torch.tensor([[0.0, 20.0, 0.0], [2.0, 1.0, 0.0]], requires_grad=True)
+    y = torch.tensor([0, 0])
+    ce = keras_ce(z, y)
+    assert float(ce[0]) == pytest.approx(-math.log(1e-7), rel=1e-6)  # p_y = 2.1e-9 < 1e-7: capped
+    ce[0].backward()
+    assert torch.all(z.grad[0] == 0)
+    assert float(ce[1]) == pytest.approx(float(torch.nn.functional.cross_entropy(z[1:], y[1:])), rel=1e-6)
+    m = SCE()
+    m.cfg = SCEConfig(variant="keras")
+    p = torch.softmax(z.detach(), 1)
+    expect_rce = -(p * torch.nn.functional.one_hot(y, 3).float().clamp(1e-4, 1).log()).sum(1)
+    assert torch.allclose(rce(z.detach(), y, clip_p=False), expect_rce)
+    keras = m.loss(z.detach(), y)
+    m.cfg = SCEConfig(variant="apl")
+    apl = m.loss(z.detach(), y)
+    assert float(keras[0]) == pytest.approx(0.1 * 16.118095 + float(expect_rce[0]), rel=1e-5)
+    assert float(apl[0]) == pytest.approx(0.1 * 20.0 + float(rce(z.detach(), y)[0]), rel=1e-5)

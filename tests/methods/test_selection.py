@@ -159,6 +159,20 @@ def test_elr_plus_loss_and_ramp():
     assert sigmoid_rampup(100, 100) == 1.0
 
 
+def test_elr_plus_reweighting_matches_the_official_division_wherever_it_is_finite():
+    """loss.py:30 divides by the row sum unguarded: a tiny sum (1e-13 on both labels) still gives a
+    proper distribution (0.7, 0.3), where revision 1's clamp at 1e-12 gave (0.07, 0.03); a zero
+    sum (official NaN) gives a zero target here."""
+    logits = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    y_mix = torch.tensor([[0.7, 0.3], [0.6, 0.4]])
+    q = torch.tensor([[1e-13, 1e-13], [0.0, 0.0]])
+    ce, _ = elr_plus_loss(logits, y_mix, q, 3.0, reweight=True)
+    logp = logits.log_softmax(1)
+    expect = -(torch.tensor([0.7, 0.3]) * logp[0]).sum() / 2  # row 2 contributes nothing
+    assert float(ce) == pytest.approx(float(expect), rel=1e-6)
+    assert math.isfinite(float(ce))
+
+
 def test_correction_quality_by_hand():
     from benchmark.diagnostics import correction_quality
     clean = torch.tensor([0, 1, 2, 3, 0, 1])
