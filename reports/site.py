@@ -183,19 +183,21 @@ def environment_rows(runs: dict, env: dict | None = None) -> tuple[list[tuple[st
 # ----- per-protocol pieces -----------------------------------------------------------------
 
 def _ranking_html(lb: pd.DataFrame, proto: str, metric: str, n_cells: int) -> str:
-    def iv(v, lo, hi, fmt) -> str:
+    def iv(v, lo, hi, fmt, single: bool) -> str:
         if v is None or (isinstance(v, float) and math.isnan(v)):
             return DASH
-        band = "" if math.isnan(lo) else f' <span class="ci">[{fmt(lo)}, {fmt(hi)}]</span>'
-        return f"{fmt(v)}{band}"
+        if math.isnan(lo):  # a single run per setting has no spread to resample
+            return f'{fmt(v)} <span class="ci">(n = 1)</span>' if single else fmt(v)
+        return f'{fmt(v)} <span class="ci">[{fmt(lo)}, {fmt(hi)}]</span>'
     rows = []
     for i, r in enumerate(lb.itertuples(index=False), 1):
+        single = r.max_seeds <= 1
         seeds = str(r.min_seeds) if r.min_seeds == r.max_seeds else f"{r.min_seeds}–{r.max_seeds}"
         rows.append(
             f'<tr data-method="{e(str(r.method))}"><td>{i}</td><th scope="row">{e(str(r.method))}</th>'
             f"<td>{_fmt_num(r.mean_rank)}</td><td>{r.n_cells}</td>"
-            f"<td>{iv(r.iqm, r.iqm_lo, r.iqm_hi, pct)}</td>"
-            f"<td>{_fmt_pp(r.mean_diff)}</td><td>{iv(r.poi, r.poi_lo, r.poi_hi, _fmt_num)}</td>"
+            f"<td>{iv(r.iqm, r.iqm_lo, r.iqm_hi, pct, single)}</td>"
+            f"<td>{_fmt_pp(r.mean_diff)}</td><td>{iv(r.poi, r.poi_lo, r.poi_hi, _fmt_num, single)}</td>"
             f"<td>{e(seeds)}</td></tr>")
     return (f'<table class="ranking" data-protocol="{e(proto)}">'
             f"<caption>Overall ranking for protocol <code>{e(proto)}</code>: mean rank of "

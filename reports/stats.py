@@ -384,11 +384,13 @@ def stratified_bootstrap_ci(func, *samples: list[np.ndarray], reps: int = 2000, 
     with replacement on its own (runs within cells; for two methods, independently: rliable's
     StratifiedBootstrap / StratifiedIndependentBootstrap). ``reps`` resamples from
     numpy.random.default_rng(seed): deterministic. Functions with a ``batch`` attribute (the two
-    above) evaluate all resamples at once.
+    above) evaluate all resamples at once. With a single run in every cell of every sample there
+    is nothing to resample (every draw is the data itself): no interval, (nan, nan), rather than a
+    degenerate one that looks like certainty.
     """
     rng = np.random.default_rng(seed)
     arrays = [[np.asarray(c, float).ravel() for c in sample if np.size(c)] for sample in samples]
-    if not all(arrays):
+    if not all(arrays) or all(c.size < 2 for sample in arrays for c in sample):
         return (math.nan, math.nan)
     drawn = [[c[rng.integers(0, c.size, (int(reps), c.size))] for c in sample] for sample in arrays]
     batch = getattr(func, "batch", None)

@@ -308,3 +308,19 @@ def test_classifier_base_and_effect():
     m = stats.mask_effect(df, "test/acc_last").set_index("method")
     assert m.loc["obd[classifier=kan]", "baseline"] == "ce[classifier=kan]"
     assert m.loc["obd[classifier=kan]", "mean_diff"] == pytest.approx((0.01 - 0.02 - 0.01) / 3)
+
+
+def test_one_run_per_setting_gives_no_bootstrap_interval():
+    """'1.00 [1.00, 1.00]' from resampling single runs looked like certainty: no interval instead,
+    and the ranking says n = 1."""
+    from reports.site import _ranking_html
+    df = pd.concat([toy_frame({"ce": [0.5], "gce": [0.6]}, label=f"sym-{r}%", rate=r / 100)
+                    for r in (20, 40)])
+    agg = stats.aggregates(df, "test/acc_last").set_index("method")
+    assert math.isnan(agg.loc["gce", "iqm_lo"]) and math.isnan(agg.loc["gce", "poi_lo"])
+    assert agg.loc["gce", "poi"] == 1.0
+    lb = stats.leaderboard(stats.cell_summary(df, "test/acc_last"), None, agg.reset_index())
+    html = _ranking_html(lb, "p", "test/acc_last", 2)
+    assert "(n = 1)" in html and "[1.00, 1.00]" not in html
+    two = pd.concat([toy_frame({"ce": [0.5, 0.52], "gce": [0.6, 0.58]}, label="sym-20%", rate=0.2)])
+    assert not math.isnan(stats.aggregates(two, "test/acc_last").set_index("method").loc["gce", "iqm_lo"])
