@@ -391,6 +391,7 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, meter: runtime.Res
 
     rows: list[dict[str, float]] = []
     start = 1
+    prepared = 0
     before: dict[str, Any] = {}
     best = _BestVal()
     ckpt = _resume_state(store, rid, prep.numerics)
@@ -406,22 +407,44 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, meter: runtime.Res
         else:
             rows = ckpt["rows"]
             start = ckpt["epoch"] + 1
+            prepared = int(ckpt.get("prepared", 0))
             before = ckpt.get("resources", {})
             best = _BestVal.from_state(ckpt.get("best"))
             for r in rows:  # the W&B mirror of a resumed run holds every epoch, not just the new ones
                 tracker.log_epoch(r)
-    train_time = sum(r["time/epoch_s"] for r in rows)
+    prep_time = float(before.get("prepare_s", 0.0))
+    train_time = sum(r["time/epoch_s"] for r in rows) + prep_time
     book_time = float(before.get("bookkeeping_s", 0.0))
     saved = {"epoch": start - 1, "at": time.monotonic()}
 
     def checkpoint(epoch: int) -> None:
-        store.save_checkpoint(rid, {"epoch": epoch, "method": method.state_dict(), "rows": rows,
-                                    "numerics": prep.numerics, "best": best.state(),
-                                    "resources": {**meter.totals(before), "bookkeeping_s": book_time}})
+        store.save_checkpoint(rid, {"epoch": epoch, "prepared": prepared, "method": method.state_dict(),
+                                    "rows": rows, "numerics": prep.numerics, "best": best.state(),
+                                    "resources": {**meter.totals(before), "bookkeeping_s": book_time,
+                                                  "prepare_s": prep_time}})
         saved.update(epoch=epoch, at=time.monotonic())
 
     norm, eb = aug.normalise, cfg.eval_batch_size
     try:
+        # the method's preparation epochs (Confident Learning's cross-validation) come first:
+        # checkpointed like epochs, nothing evaluated or recorded per step
+        for step in range(prepared + 1, method.preparation_epochs() + 1):
+            torch.manual_seed(sub_seed(streams["init"], 20_000 + step))
+            t0 = time.perf_counter()
+            with autocast(cfg, dev):
+                figures = method.prepare_epoch(step)
+            dt = time.perf_counter() - t0
+            prep_time += dt
+            train_time += dt
+            bad = [k for k, v in figures.items() if not math.isfinite(v) and "loss" in k]
+            if bad:
+                store.fail(rid, f"non-finite {', '.join(bad)} in preparation epoch {step}", 0)
+                tracker.finish({"state": "failed", "failed_epoch": 0}, exit_code=1)
+                raise TrainingDiverged(f"run {rid}: non-finite {', '.join(bad)} in preparation epoch {step}; "
+                                       f"recorded in {store.run_dir(rid) / 'failure.json'}")
+            prepared = step
+            if time.monotonic() - saved["at"] >= cfg.checkpoint_s:
+                checkpoint(0)
         for epoch in range(start, cfg.epochs + 1):
             torch.manual_seed(sub_seed(streams["init"], 10_000 + epoch))  # dropout etc., resumable
             t0 = time.perf_counter()
@@ -494,6 +517,8 @@ def _run_locked(cfg: RunConfig, prep: Prepared, store: Store, meter: runtime.Res
     result["noise/actual_rate"] = float((noisy_train != clean_train).float().mean())
     result["noise/actual_rate_full"] = art.actual_rate
     result["time/total_s"] = train_time
+    if prep_time:
+        result["time/prepare_s"] = prep_time
     result["time/samples_per_s"] = len(tr) * len(rows) / train_time if train_time > 0 else math.nan
     book_time += time.perf_counter() - t1
     totals = meter.totals(before)

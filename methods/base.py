@@ -119,6 +119,18 @@ class Method:
         """Train one epoch (1-based). Returns metrics such as train/loss, train/acc."""
         raise NotImplementedError
 
+    def preparation_epochs(self) -> int:
+        """Epochs of work the method does before its first training epoch (default 0): Confident
+        Learning's cross-validation, K networks x the run's epochs. The runner calls
+        ``prepare_epoch(1..P)`` first, checkpointing between them as between epochs; nothing is
+        evaluated or recorded per preparation epoch (metrics.csv rows are training epochs)."""
+        return 0
+
+    def prepare_epoch(self, step: int) -> dict[str, float]:
+        """Preparation epoch ``step`` (1-based) of ``preparation_epochs()``; returns progress figures
+        (shown, not recorded)."""
+        raise NotImplementedError
+
     @torch.no_grad()
     def predict_logits(self, x: Tensor) -> Tensor:
         """(B, C, H, W) float normalised -> (B, num_classes) logits, eval mode, no side effects."""

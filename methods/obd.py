@@ -50,6 +50,9 @@ Method card
      removing the edge's activation, equal to the linear obd score for phi = w x. ``magnitude``
      is refused (a KAN edge has no single weight). The paper does not say which score its KAN
      runs used; the suite's default stays ``obd``.
+  9. Preparation epochs (Confident Learning's cross-validation networks) are masked from their
+     first step unless ``mask.warmup_epochs`` > 0, which then keeps them unmasked throughout
+     (the warm-up counts training epochs).
 """
 from __future__ import annotations
 
@@ -119,8 +122,17 @@ class MaskedMethod(Method):
         self._mask_active = cfg.mask.warmup_epochs == 0  # epoch 1's setting
 
         super().setup(dataclasses.replace(ctx, build_model=masked_build), cfg.base)
-        if not self.mask_layers:
+        # a method with preparation epochs (Confident Learning) builds its networks later
+        if not self.mask_layers and not self.preparation_epochs():
             raise RuntimeError(f"{self.name}: the base method built no network to mask")
+
+    def prepare_epoch(self, step: int) -> dict[str, float]:
+        # preparation epochs (Confident Learning's fold networks) train masked unless there is a
+        # mask warm-up, which counts training epochs only
+        self._mask_active = self.mask_cfg.warmup_epochs == 0
+        for layer in self.mask_layers:
+            layer.active = self._mask_active
+        return super().prepare_epoch(step)
 
     @property
     def mask_layers(self) -> list[EdgeMask]:

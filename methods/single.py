@@ -14,7 +14,8 @@ from methods.batching import batches
 def supervised_epoch(model: nn.Module, opt: torch.optim.Optimizer, ctx: RunContext, epoch: int,
                      batch_loss: Callable[[Tensor, Tensor, Tensor], Tensor], stream: int = 0,
                      penalty: Callable[[], Tensor | None] | None = None,
-                     before_step: Callable[[], None] | None = None) -> dict[str, float]:
+                     before_step: Callable[[], None] | None = None,
+                     positions: Tensor | None = None) -> dict[str, float]:
     """One epoch of plain supervised training on the noisy labels.
 
     batch_loss: (B, C) logits, (B,) noisy labels, (B,) training positions -> scalar loss (the
@@ -23,7 +24,9 @@ def supervised_epoch(model: nn.Module, opt: torch.optim.Optimizer, ctx: RunConte
     optional hook between backward and the optimiser step (CDR's gradient mask; the protocol's
     gradient clipping, a step pre-hook of the optimiser, runs after it). Returns train/loss (the
     data term, penalty excluded, so runs with and without it stay comparable), train/acc
-    (accuracy against the noisy labels) and train/penalty when there is one.
+    (accuracy against the noisy labels) and train/penalty when there is one. ``positions``
+    ((M,) int64 training positions) trains on that subset only (Confident Learning's folds and
+    its kept set); batch_loss then receives the samples' training positions as ``idx``.
     """
     model.train()
     gen = ctx.generator(epoch, stream)
@@ -31,7 +34,10 @@ def supervised_epoch(model: nn.Module, opt: torch.optim.Optimizer, ctx: RunConte
     total_pen = torch.zeros((), device=ctx.device)
     correct = torch.zeros((), device=ctx.device, dtype=torch.long)
     seen = steps = 0
-    for idx in batches(ctx.num_train, ctx.batch_size, gen, ctx.device):
+    n = ctx.num_train if positions is None else len(positions)
+    for idx in batches(n, ctx.batch_size, gen, ctx.device):
+        if positions is not None:
+            idx = positions[idx]
         x = ctx.augment(ctx.train_x[idx], gen)
         y = ctx.noisy_labels[idx]
         logits = model(x)

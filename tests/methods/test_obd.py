@@ -93,12 +93,15 @@ def test_search_space_merges_the_base_methods(name):
 @pytest.mark.parametrize("name", MASKED)
 def test_every_network_is_masked_and_the_epoch_reports_the_mask(name):
     method = _setup(name, sparsity=0.5)
+    for step in range(1, method.preparation_epochs() + 1):  # Confident Learning's folds, masked too
+        method.prepare_epoch(step)
+        assert all(isinstance(n.classifier, MaskedLinear) for n in method.networks())
+    out = method.train_epoch(1)
     nets = method.networks()
     assert nets and len(method.mask_layers) == len(nets)
     assert all(isinstance(n.classifier, MaskedLinear) for n in nets)
     assert [n.classifier for n in nets] == method.mask_layers
     assert len({layer.seed for layer in method.mask_layers}) == len(nets)
-    out = method.train_epoch(1)
     assert out["mask/sparsity"] == 0.5  # 64 of 128 edges in every row of every network
     assert out["mask/churn"] == 0.5  # from all ones to half masked
     assert out["mask/refreshes"] >= 1 and out["mask/active"] == 1.0
@@ -108,6 +111,7 @@ def test_every_network_is_masked_and_the_epoch_reports_the_mask(name):
     other = get_method(name)()
     other.setup(fake_ctx(), resolve_hp(name, {}, {"sparsity": 0.5}))
     other.load_state_dict(method.state_dict())
+    assert len(other.mask_layers) == len(method.mask_layers)
     for a, b in zip(method.mask_layers, other.mask_layers):
         assert torch.equal(a.mask, b.mask) and a.get_extra_state() == b.get_extra_state()
     # evaluation is unmasked by default: network 1's prediction uses the full classifier
