@@ -441,7 +441,7 @@ def _mask_html(dfp: pd.DataFrame, runs: dict, proto: str, info: dict, root: Path
             parts.append(_write_table(h, root, f"hosts_mask_{key}_{ps}", written) + "</div>")
     if frames:
         path = root / "tables" / f"mask_effect_{ps}.csv"
-        pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+        tables.csv_safe_frame(pd.concat(frames, ignore_index=True)).to_csv(path, index=False)
         written["tables"].append(_rel(path, root))
     else:
         parts.append('<p class="muted">No masked run shares a seed with its unmasked base.</p>')
@@ -492,14 +492,14 @@ def _protocol_section(proto: str, dfp: pd.DataFrame, runs: dict, root: Path, pal
     tidy = [s for s in summaries.values() if not s.empty]
     if tidy:
         path = root / "tables" / f"summary_{ps}.csv"
-        pd.concat(tidy, ignore_index=True).to_csv(path, index=False)
+        tables.csv_safe_frame(pd.concat(tidy, ignore_index=True)).to_csv(path, index=False)
         written["tables"].append(_rel(path, root))
     # paired differences to CE for every accuracy (last epoch, selected, oracle), not only the
     # headline: in the memorisation regime the last epoch is where methods differ most
     every = [p for p in [paired] + [v for k, v in paireds.items() if k != head_key] if not p.empty]
     if every:
         path = root / "tables" / f"paired_vs_ce_{ps}.csv"
-        pd.concat(every, ignore_index=True).to_csv(path, index=False)
+        tables.csv_safe_frame(pd.concat(every, ignore_index=True)).to_csv(path, index=False)
         written["tables"].append(_rel(path, root))
 
     measured = sorted({f"{lab}: {pct(v)}%" for lab, v in

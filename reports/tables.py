@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -314,9 +315,38 @@ def _write(text: str, path: str | Path | None) -> str:
 _MD_SPECIAL = set("\\`*_{}[]<>()#+!|~")
 
 
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
 def md_escape(s: Any) -> str:
-    """Backslash-escape Markdown punctuation (CommonMark allows escaping any ASCII punctuation)."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(s))
+    """Escape text for a Markdown cell: ``&``, ``<`` and ``>`` as HTML entities (no renderer
+    turns an entity into a tag, whatever it does with raw HTML or backslashes), other Markdown
+    punctuation backslash-escaped (CommonMark allows escaping any ASCII punctuation)."""
+    return "".join(_MD_ENTITIES.get(ch) or ("\\" + ch if ch in _MD_SPECIAL else ch) for ch in str(s))
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER_LIKE = re.compile(r"[+-]?(\d|\.\d|nan\b|inf\b)", re.IGNORECASE)
+
+
+def csv_safe(v: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting with =, +, -, @, a tab or a carriage
+    return gets a leading apostrophe (the usual neutralisation of formula injection), unless it
+    reads as a number or a signed figure such as "+1.2 [-0.4, +2.8]". Non-text passes unchanged."""
+    if not isinstance(v, str) or not v.startswith(_FORMULA_START) or _NUMBER_LIKE.match(v):
+        return v
+    return "'" + v
+
+
+def csv_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every text cell, column name and index label passed through :func:`csv_safe`."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object or pd.api.types.is_string_dtype(out[c]):
+            out[c] = out[c].map(csv_safe)
+    out.columns = [csv_safe(c) for c in out.columns]
+    out.index = pd.Index([csv_safe(i) for i in out.index], name=out.index.name)
+    return out
 
 
 def to_markdown(table: pd.DataFrame, path: str | Path | None = None) -> str:
@@ -440,7 +470,7 @@ def to_csv(table: pd.DataFrame, path: str | Path | None = None) -> str:
     if mr is not None:
         t.loc["measured flip rate"] = mr
     t.index.name = "method"
-    return _write(t.to_csv(lineterminator="\n"), path)
+    return _write(csv_safe_frame(t).to_csv(lineterminator="\n"), path)
 
 
 # ----- the OBD mask: paired effect and gradient error ------------------------------------------

@@ -207,3 +207,22 @@ def test_verdict_table_says_what_each_comparison_can_resolve():
     assert "MDE" in unclear["gain, selected"] and "MDE" in unclear["gain, last"]
     md = tables.to_markdown(t)
     assert "minimum detectable effect" in md and "**helps" in md
+
+
+def test_names_cannot_inject_html_into_markdown_or_formulas_into_csv():
+    """A method name received with a store (merge) holding HTML or a spreadsheet formula is text in
+    every table: entities in Markdown, an apostrophe in front of a formula in CSV; signed figures
+    such as +1.2 or -0.4 stay as they are."""
+    evil = '<img src=x onerror=alert(1)>'
+    formula = '=HYPERLINK("http://x","y")'
+    df = toy_frame({"ce": [0.5, 0.6], evil: [0.4, 0.5], formula: [0.3, 0.2]})
+    t = tables.paper_table(stats.cell_summary(df, "test/acc_last"), protocol="p")
+    md = tables.to_markdown(t)
+    assert "<img" not in md and "&lt;img src=x onerror=alert\\(1\\)&gt;" in md
+    csv = tables.to_csv(t)
+    lines = csv.splitlines()
+    assert any(line.startswith('"\'=HYPERLINK') for line in lines)
+    assert not any(line.lstrip('"').startswith("=") for line in lines)
+    assert tables.csv_safe("+1.2 [-0.4, +2.8]") == "+1.2 [-0.4, +2.8]" and tables.csv_safe("-0.4") == "-0.4"
+    assert tables.csv_safe("-cmd|' /C calc'!A0") == "'-cmd|' /C calc'!A0"
+    assert tables.csv_safe("@SUM(A1)") == "'@SUM(A1)" and tables.csv_safe(3.5) == 3.5
