@@ -77,6 +77,18 @@ def test_the_nvjpeg_path_decodes_close_to_pillow(tmp_path):
     assert (got - want).abs().mean() < 6.0
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_nvjpeg_on_the_gpu_decodes_close_to_pillow(tmp_path):
+    """The same path with nvJPEG on a CUDA device: close to Pillow (not equal: another decoder)."""
+    paths = _files(tmp_path, 6)
+    reader = FileReader(paths, 16)
+    pos = np.array([5, 1, 2])
+    got = reader.read_gpu(pos, torch.device("cuda"))
+    assert got.device.type == "cuda"
+    assert (got.float().cpu() - reader.read(pos).float()).abs().mean() < 6.0
+
+
 def test_budget_and_decoder_settings_are_checked(monkeypatch):
     monkeypatch.setenv("NLB_MEMORY_BUDGET_GB", "0.5")
     assert memory_budget() == 500_000_000
