@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.config import UsageError, build_config, flatten
+from benchmark.config import build_config, flatten
+from benchmark.errors import (INTERRUPT_EXIT, RUN_EXIT, USAGE_EXIT, RunFault, RunInterrupted, UsageError,
+                              UsageFault)
 from benchmark.store import json_safe
 
 
@@ -904,31 +906,26 @@ def _fail(message: str, code: int, as_json: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmark.data import DataError
-    from benchmark.image_folders import DatasetNotFound
-    from benchmark.slurm import SlurmError
-    from benchmark.store import StoreError
-    from benchmark.studies import StorageError
+    """Run one command; map the suite's two fault bases (benchmark/errors.py) to exit codes."""
     from benchmark.tracking import scrub, scrub_argv
-    from benchmark.train import RunInterrupted, TrainingDiverged
     argv = sys.argv[1:] if argv is None else list(argv)
     as_json = "--json" in argv
     scrub_argv()  # W&B records the program's arguments: never a password from --storage
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
-    except (UsageError, DatasetNotFound) as e:
-        return _fail(scrub(str(e)), 2, as_json)
-    except (DataError, TrainingDiverged, StoreError, StorageError, SlurmError) as e:
-        return _fail(scrub(str(e)), 1, as_json)
+    except UsageFault as e:
+        return _fail(scrub(str(e)), USAGE_EXIT, as_json)
     except RunInterrupted as e:
         if os.environ.get("NLB_CHILD"):  # a worker of a local study: its parent says it once
-            return 130
-        return _fail(str(e), 130, as_json)
+            return INTERRUPT_EXIT
+        return _fail(str(e), INTERRUPT_EXIT, as_json)
+    except RunFault as e:
+        return _fail(scrub(str(e)), RUN_EXIT, as_json)
     except KeyboardInterrupt:
         if os.environ.get("NLB_CHILD"):  # a worker of a local study: its parent says it once
-            return 130
-        return _fail(INTERRUPTED, 130, as_json)
+            return INTERRUPT_EXIT
+        return _fail(INTERRUPTED, INTERRUPT_EXIT, as_json)
     except OSError as e:  # disk full, permissions, a path that is not what it should be
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         return _fail(f"{e.strerror or e}{where}", 1, as_json)

@@ -16,12 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.errors import UsageError
 from methods.params import ConfigError, check_fields, field_check, param
 from noise.spec import KINDS, MODES
-
-
-class UsageError(ValueError):
-    """Bad user input (unknown name, malformed value). The CLI exits with code 2."""
 
 
 OPTIMIZERS = ("sgd", "adam")

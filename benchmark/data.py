@@ -42,13 +42,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from benchmark.errors import DataError
+
 __all__ = ["DataError", "DatasetArrays", "register_dataset", "list_datasets", "load_dataset",
            "clear_cache", "cache_dir", "FASHION_MNIST_SHA256", "SYSTEM_FASHION_MNIST_DIRS"]
-
-
-class DataError(Exception):
-    """Data that is missing, corrupt or inconsistent. The message says what was expected where
-    and how to get it."""
 
 
 @dataclass

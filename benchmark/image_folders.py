@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.data import DataError, DatasetArrays, _channel_stats, _search_roots, register_dataset
+from benchmark.data import DatasetArrays, _channel_stats, _search_roots, register_dataset
+from benchmark.errors import DataError, DatasetNotFound
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 ANIMAL10N_CLASSES = ["cat", "lynx", "wolf", "coyote", "cheetah", "jaguar", "chimpanzee", "orangutan",
@@ -37,11 +38,6 @@ ANIMAL10N_COUNTS = {"training": 50_000, "testing": 5_000}
 ANIMAL10N_NAME = re.compile(r"^(\d+)_(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
 ALLOW_UNVERIFIED = "NLB_ALLOW_UNVERIFIED_DATA"
 """Set to 1 to load a copy whose image counts differ from the official ones (test fixtures)."""
-
-
-class DatasetNotFound(DataError):
-    """The dataset is not where it was looked for: a usage error (exit code 2). The message names
-    the layout expected, what is missing and where to obtain the data."""
 
 
 def decode_images(paths: list[Path], size: int | None) -> torch.Tensor:

@@ -50,7 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from benchmark.config import UsageError, config_from_dict, flatten
+from benchmark.config import config_from_dict, flatten
+from benchmark.errors import Refused, UsageError
 # the cache entry's lock: workers building the same artifact in the target take it too
 from benchmark.noise_cache import _cache_lock, cache_path, spec_of
 from benchmark.store import FINAL_METRICS, RUN_ID, json_safe
@@ -75,10 +76,6 @@ MAX_LISTED = 8
 """Differences listed per file of a conflict; the rest are counted."""
 
 TMP_PREFIX = ".merge-"
-
-
-class Refused(ValueError):
-    """A run folder that fails verification; the message says which check and why."""
 
 
 @dataclass

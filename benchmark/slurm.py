@@ -24,11 +24,7 @@ from typing import Any, Callable
 
 import submitit
 
-from benchmark.config import UsageError
-
-
-class SlurmError(RuntimeError):
-    """Slurm refused the submission (exit code 1, with sbatch's own message)."""
+from benchmark.errors import SlurmError, UsageError
 
 
 @dataclass

@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 
 from benchmark import runtime
+from benchmark.errors import StoreError
 
 RUN_ID = re.compile(r"[0-9a-f]{16}")
 SUITE_FILES = {"config.json", "metrics.csv", "result.json", "meta.json", "failure.json",
@@ -46,10 +47,6 @@ def _read_or_empty(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return obj if isinstance(obj, dict) else {}
-
-
-class StoreError(RuntimeError):
-    """The store holds something that contradicts the request (exit code 1, with the reason)."""
 
 
 FINAL_METRICS = ("test/acc_last", "test/acc_best", "test/acc_at_best_val", "noise/actual_rate",

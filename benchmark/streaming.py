@@ -34,6 +34,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from benchmark.errors import DataError, UsageError
+
 __all__ = ["StreamedImages", "FileReader", "PackedReader", "decode_resized", "fits_in_memory",
            "memory_budget", "decode_mode", "MEMORY_BUDGET_ENV", "DECODE_ENV"]
 
@@ -50,7 +52,6 @@ def memory_budget() -> int:
         try:
             gb = float(env)
         except ValueError:
-            from benchmark.config import UsageError
             raise UsageError(f"{MEMORY_BUDGET_ENV}={env!r} is not a number of GB") from None
         return int(max(gb, 0.0) * 1e9)
     try:
@@ -68,7 +69,6 @@ def decode_mode(device: torch.device) -> str:
     """The decoder a streamed run on ``device`` uses: "pil" or "nvjpeg" (GPU, opt-in)."""
     want = os.environ.get(DECODE_ENV, "cpu").lower()
     if want not in ("cpu", "gpu"):
-        from benchmark.config import UsageError
         raise UsageError(f"{DECODE_ENV}={want!r}: valid values are cpu, gpu")
     return "nvjpeg" if want == "gpu" and device.type == "cuda" else "pil"
 
@@ -129,7 +129,6 @@ class FileReader:
         return {**self.__dict__, "_pool": None}
 
     def _decode_into(self, out: np.ndarray, rows: np.ndarray, pos: np.ndarray) -> None:
-        from benchmark.data import DataError
         for r, p in zip(rows, pos):
             try:
                 out[r] = decode_resized(self.paths[p], self.size, self.channels, self.crop)

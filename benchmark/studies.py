@@ -28,7 +28,8 @@ from typing import Any
 
 import optuna
 
-from benchmark.config import RunConfig, UsageError, apply_override, config_from_dict
+from benchmark.config import RunConfig, apply_override, config_from_dict
+from benchmark.errors import StorageError, UsageError
 
 ATTR = "nlb"
 # a dead worker's trial is re-queued GRACE_S seconds after its last heartbeat (env overrides: tests)
@@ -43,10 +44,6 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def default_storage(runs_dir: str | Path) -> str:
     return f"sqlite:///{Path(runs_dir).resolve() / 'optuna.db'}"
-
-
-class StorageError(RuntimeError):
-    """The study storage cannot be reached or read (exit code 1); the message has no password."""
 
 
 _STORAGES: dict[str, optuna.storages.BaseStorage] = {}

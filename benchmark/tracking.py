@@ -21,6 +21,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from benchmark.errors import UsageError
+
 MODES = ("offline", "online", "disabled")
 PROJECT = os.environ.get("WANDB_PROJECT", "noisy-label-bench")
 _SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|credential)", re.I)
@@ -32,7 +34,6 @@ def resolve_mode(flag: str | None) -> str:
     mode = flag or os.environ.get("WANDB_MODE", "offline")
     mode = {"dryrun": "offline", "run": "online", "disable": "disabled"}.get(mode, mode)
     if mode not in MODES:
-        from benchmark.config import UsageError
         raise UsageError(f"unknown W&B mode '{mode}'. Valid: {', '.join(MODES)}")
     return mode
 

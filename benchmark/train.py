@@ -23,6 +23,7 @@ from benchmark import env, optim, runtime
 from benchmark.augment import Augmenter
 from benchmark.config import AUGMENTS, OPTIM_NEW_DEFAULTS, RunConfig, UsageError, check_config, sub_seed
 from benchmark.data import DatasetArrays, load_dataset
+from benchmark.errors import RunInterrupted, TrainingDiverged
 from benchmark.diagnostics import correction_quality, memorisation, selection_quality
 from benchmark.grad_error import probe_metrics
 from benchmark.models import build_model
@@ -44,19 +45,6 @@ HARNESS_REVISION = 1
 change to the harness moves pinned results (tests/fingerprints.json); part of every run id from 2."""
 PROBE_SIZE = 512
 """Training samples in the fixed probe batch of the gradient diagnostics."""
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run is recorded as failed, never as finished."""
-
-
-class RunInterrupted(RuntimeError):
-    """Ctrl-C (or SIGTERM) during a run: its last checkpoint is kept, the same command resumes it."""
-
-    def __init__(self, run_id: str, run_dir: str, epoch: int):
-        super().__init__(f"interrupted: run {run_id} stopped after epoch {epoch}; run the same "
-                         f"command again to resume it from its last checkpoint ({run_dir})")
-        self.run_id, self.run_dir, self.epoch = run_id, run_dir, epoch
 
 
 @dataclass
