@@ -12,7 +12,6 @@ A directory may hold the file directly or in a ``cifar-n`` sub-folder.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import urllib.request
@@ -20,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.data import DataError, cache_dir, file_digest
+from benchmark import settings
+from benchmark.data import CIFAR_TRAIN_SIZE, DataError, cache_dir, file_digest
 
 __all__ = ["HUMAN_SETS", "HUMAN_KEYS", "CIFAR_N_FILES", "CIFAR_N_SHA256", "CIFAR_N_URLS",
-           "find_cifar_n", "load_cifar_n", "sha256_file", "how_to_get"]
+           "find_cifar_n", "load_cifar_n", "how_to_get"]
 
 CIFAR_N_FILES = {"cifar10": "CIFAR-10_human.pt", "cifar100": "CIFAR-100_human.pt"}
 
@@ -48,7 +48,6 @@ HUMAN_KEYS = {
 """Set name -> key in the official file. The clean labels are under ``clean_label``."""
 
 _NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
-_N = 50000
 
 
 def _check_dataset(dataset: str) -> None:
@@ -64,10 +63,6 @@ def how_to_get(dataset: str) -> str:
             f"{cache_dir() / 'cifar-n'}; or load with download=True.")
 
 
-def sha256_file(path: Path) -> str:
-    return file_digest(path)
-
-
 def find_cifar_n(dataset: str, path: str | os.PathLike | None = None,
                  data_dir: str | os.PathLike | None = None) -> Path | None:
     """The first existing CIFAR-N file for ``dataset`` in the search order above, or None."""
@@ -79,7 +74,7 @@ def find_cifar_n(dataset: str, path: str | os.PathLike | None = None,
         if p.is_file():
             return p
         candidates += [p / fname, p / "cifar-n" / fname]
-    env = os.environ.get("NLB_CIFAR_N_DIR")
+    env = settings.cifar_n_dir()
     if env:
         candidates += [Path(env).expanduser() / fname, Path(env).expanduser() / "cifar-n" / fname]
     if data_dir is not None:
@@ -89,7 +84,7 @@ def find_cifar_n(dataset: str, path: str | os.PathLike | None = None,
 
 
 def _verify(dataset: str, path: Path) -> None:
-    got, want = sha256_file(path), CIFAR_N_SHA256[dataset]
+    got, want = file_digest(path), CIFAR_N_SHA256[dataset]
     if got != want:
         raise DataError(f"CIFAR-N file {path}: sha256 {got} does not match the official sha256 "
                         f"{want}; refusing to unpickle it. {how_to_get(dataset)}")
@@ -158,7 +153,7 @@ def load_cifar_n(dataset: str, path: str | os.PathLike | None = None,
         if key not in raw:
             raise DataError(f"CIFAR-N file {found}: missing key '{key}'")
         a = np.asarray(raw[key]).astype(np.int64, copy=False)
-        if a.shape != (_N,) or a.min() < 0 or a.max() >= _NUM_CLASSES[dataset]:
+        if a.shape != (CIFAR_TRAIN_SIZE,) or a.min() < 0 or a.max() >= _NUM_CLASSES[dataset]:
             raise DataError(f"CIFAR-N file {found}: '{key}' has shape {a.shape} or labels outside "
                             f"[0, {_NUM_CLASSES[dataset]})")
         out[name] = a

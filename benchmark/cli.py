@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark import settings
 from benchmark.config import build_config, flatten
 from benchmark.errors import (INTERRUPT_EXIT, RUN_EXIT, USAGE_EXIT, RunFault, RunInterrupted, UsageError,
                               UsageFault)
@@ -475,7 +476,7 @@ def _run_workers(name: str, storage: str, runs: str, n: int, wandb: str | None) 
     # intra-op threads are each run's `threads` setting)
     threads = str(max(1, (os.cpu_count() or 1) // n))
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads),
-           "NLB_CHILD": "1", **secret}
+           settings.CHILD: "1", **secret}
     procs = [subprocess.Popen(cmd, env=env) for _ in range(n)]
     try:
         codes = [p.wait() for p in procs]
@@ -917,13 +918,13 @@ def main(argv: list[str] | None = None) -> int:
     except UsageFault as e:
         return _fail(scrub(str(e)), USAGE_EXIT, as_json)
     except RunInterrupted as e:
-        if os.environ.get("NLB_CHILD"):  # a worker of a local study: its parent says it once
+        if settings.is_child():  # a worker of a local study: its parent says it once
             return INTERRUPT_EXIT
         return _fail(str(e), INTERRUPT_EXIT, as_json)
     except RunFault as e:
         return _fail(scrub(str(e)), RUN_EXIT, as_json)
     except KeyboardInterrupt:
-        if os.environ.get("NLB_CHILD"):  # a worker of a local study: its parent says it once
+        if settings.is_child():  # a worker of a local study: its parent says it once
             return INTERRUPT_EXIT
         return _fail(INTERRUPTED, INTERRUPT_EXIT, as_json)
     except OSError as e:  # disk full, permissions, a path that is not what it should be

@@ -42,6 +42,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from benchmark import settings
 from benchmark.errors import DataError
 
 __all__ = ["DataError", "DatasetArrays", "register_dataset", "list_datasets", "load_dataset",
@@ -151,9 +152,7 @@ def load_dataset(name: str, *, data_dir: str | None = None, download: bool = Tru
     if prefix is None and name not in _REGISTRY:
         raise ValueError(f"unknown dataset '{name}'. Valid: {', '.join(list_datasets())}, "
                          "folder:PATH, list:FILE")
-    env = tuple(os.environ.get(k) for k in ("NLB_DATA_DIR", "NLB_CACHE_DIR", "NLB_CIFAR_N_DIR",
-                                            "NLB_MEMORY_BUDGET_GB"))
-    key = (name, _norm(data_dir), bool(download), _norm(cifar_n_path), env)
+    key = (name, _norm(data_dir), bool(download), _norm(cifar_n_path), settings.data_memo_key())
     with _LOCK:
         if key not in _CACHE:
             if prefix is not None:
@@ -174,9 +173,7 @@ def _norm(p: str | os.PathLike | None) -> str | None:
     return None if p is None else str(Path(p).expanduser().resolve())
 
 
-def cache_dir() -> Path:
-    """Env NLB_CACHE_DIR, default ~/.cache/noisy-label-bench (not created here)."""
-    return Path(os.environ.get("NLB_CACHE_DIR") or Path.home() / ".cache" / "noisy-label-bench").expanduser()
+cache_dir = settings.cache_dir
 
 
 def _search_roots(data_dir: str | None, extra: tuple[Path, ...] = ()) -> list[Path]:
@@ -186,7 +183,7 @@ def _search_roots(data_dir: str | None, extra: tuple[Path, ...] = ()) -> list[Pa
     if data_dir:
         return [Path(data_dir).expanduser()]
     roots: list[Path] = []
-    for p in (os.environ.get("NLB_DATA_DIR"), *extra, cache_dir()):
+    for p in (settings.data_dir(), *extra, cache_dir()):
         if p:
             p = Path(p).expanduser()
             if p not in roots:
@@ -463,9 +460,6 @@ def _find_cifar_dir(spec: _CifarSpec, roots: list[Path]) -> tuple[Path | None, l
     return None, tried
 
 
-ALLOW_UNVERIFIED_ENV = "NLB_ALLOW_UNVERIFIED_DATA"
-"""Set to 1 to load CIFAR files whose MD5 is not torchvision's (tiny test copies, private subsets)."""
-
 # the only globals a CIFAR batch file needs: numpy arrays, their dtypes, and the bytes decoding of
 # Python 2 pickles. Anything else (os.system, eval, ...) is refused before it can be called.
 _CIFAR_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -504,14 +498,14 @@ def _verify_cifar_files(spec: _CifarSpec, d: Path) -> bool:
     bad = [f for f, md5 in (*spec.train_files, spec.test_file, spec.meta_file) if file_digest(d / f, "md5") != md5]
     if not bad:
         return True
-    if os.environ.get(ALLOW_UNVERIFIED_ENV) == "1":
+    if settings.allow_unverified():
         warnings.warn(f"{spec.name}: {', '.join(bad)} in {d} are not torchvision's files (md5 differs); "
-                      f"loading them unverified because {ALLOW_UNVERIFIED_ENV}=1")
+                      f"loading them unverified because {settings.ALLOW_UNVERIFIED}=1")
         return False
     raise DataError(f"CIFAR file {d / bad[0]}: md5 {file_digest(d / bad[0], 'md5')}, expected torchvision's "
                     f"{dict((*spec.train_files, spec.test_file, spec.meta_file))[bad[0]]} (corrupt, "
                     f"modified or not the official file; {len(bad)} file(s) differ); refusing to "
-                    f"unpickle it. For a deliberate subset or test copy set {ALLOW_UNVERIFIED_ENV}=1. "
+                    f"unpickle it. For a deliberate subset or test copy set {settings.ALLOW_UNVERIFIED}=1. "
                     f"{_cifar_get(spec)}")
 
 

@@ -21,13 +21,13 @@ wrong count or a wrong image size raises :class:`benchmark.data.DataError` namin
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmark import settings
 from benchmark.data import DatasetArrays, _channel_stats, _search_roots, register_dataset
 from benchmark.errors import DataError, DatasetNotFound
 
@@ -36,8 +36,6 @@ ANIMAL10N_CLASSES = ["cat", "lynx", "wolf", "coyote", "cheetah", "jaguar", "chim
                      "hamster", "guinea pig"]
 ANIMAL10N_COUNTS = {"training": 50_000, "testing": 5_000}
 ANIMAL10N_NAME = re.compile(r"^(\d+)_(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
-ALLOW_UNVERIFIED = "NLB_ALLOW_UNVERIFIED_DATA"
-"""Set to 1 to load a copy whose image counts differ from the official ones (test fixtures)."""
 
 
 def decode_images(paths: list[Path], size: int | None) -> torch.Tensor:
@@ -241,9 +239,9 @@ def _animal_split(d: Path) -> tuple[list[Path], np.ndarray]:
     if len(labels) and (labels.min() < 0 or labels.max() > 9):
         raise DataError(f"{d}: labels outside 0..9 ({sorted(set(labels.tolist()) - set(range(10)))})")
     expected = ANIMAL10N_COUNTS[d.name]
-    if len(files) != expected and os.environ.get(ALLOW_UNVERIFIED) != "1":
+    if len(files) != expected and not settings.allow_unverified():
         raise DataError(f"{d}: {len(files)} images, Animal-10N has {expected} (an incomplete copy?; "
-                        f"{ALLOW_UNVERIFIED}=1 loads it anyway)")
+                        f"{settings.ALLOW_UNVERIFIED}=1 loads it anyway)")
     return files, labels
 
 

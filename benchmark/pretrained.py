@@ -15,7 +15,6 @@ run's init stream (the ImageNet head is dropped, as the official Clothing1M code
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from benchmark.data import DataError
-
-OFFLINE_ENV = "NLB_OFFLINE"
-"""Set to 1 to never try a download (the error then says how to pre-fetch the weights)."""
+from benchmark import settings
+from benchmark.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -74,9 +71,9 @@ def load_state(spec: WeightsSpec) -> dict[str, Tensor]:
     absent and cannot be downloaded, or when its hash does not match its name."""
     path = checkpoint_dir() / spec.file_name
     if not path.is_file():
-        if os.environ.get(OFFLINE_ENV) == "1":
+        if settings.offline():
             raise DataError(f"pretrained weights {spec.file_name} are not in {checkpoint_dir()} and "
-                            f"{OFFLINE_ENV}=1 forbids a download: {_prefetch_help(spec)}")
+                            f"{settings.OFFLINE}=1 forbids a download: {_prefetch_help(spec)}")
         try:
             torch.hub.download_url_to_file(spec.url, str(path), hash_prefix=spec.hash_prefix, progress=False)
         except Exception as e:  # noqa: BLE001 - any network failure: say how to pre-fetch

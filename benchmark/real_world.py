@@ -48,9 +48,9 @@ from typing import Callable
 
 import numpy as np
 
+from benchmark import settings
 from benchmark.data import DataError, DatasetArrays, register_dataset
-from benchmark.image_folders import (ALLOW_UNVERIFIED, IMAGE_SUFFIXES, DatasetNotFound, find_folder,
-                                     need_files)
+from benchmark.image_folders import IMAGE_SUFFIXES, DatasetNotFound, find_folder, need_files
 from benchmark.listing import Listing, Split, materialise
 
 __all__ = ["LISTINGS", "listing_for", "CLOTHING1M_COUNTS", "FOOD101N_COUNTS", "WEBVISION_MINI_COUNTS"]
@@ -80,9 +80,9 @@ def _register(name: str):
 
 
 def _count(name: str, what: str, got: int, want: int) -> None:
-    if got != want and os.environ.get(ALLOW_UNVERIFIED) != "1":
+    if got != want and not settings.allow_unverified():
         raise DataError(f"{name}: {got} {what}, the official release has {want} (an incomplete "
-                        f"copy?; {ALLOW_UNVERIFIED}=1 loads it anyway)")
+                        f"copy?; {settings.ALLOW_UNVERIFIED}=1 loads it anyway)")
 
 
 def _lines(file: Path) -> list[str]:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark import runtime
+from benchmark import runtime, settings
 from benchmark.errors import StoreError
 
 RUN_ID = re.compile(r"[0-9a-f]{16}")
@@ -53,15 +53,14 @@ FINAL_METRICS = ("test/acc_last", "test/acc_best", "test/acc_at_best_val", "nois
                  "time/total_s", "time/samples_per_s", "mem/peak_mb")
 
 
-FAULT_ENV = "NLB_KILL_AT"
-"""Fault injection for tests/test_faults.py: ``NLB_KILL_AT=checkpoint:3`` SIGKILLs this process in
-the middle of its 3rd checkpoint write (temporary file written, not yet renamed). Kinds: the file's
-stem (checkpoint, metrics, result, meta, config) or ``any``. Unset in normal use."""
 _WRITES: dict[str, int] = {}
 
 
 def _maybe_die(path: Path) -> None:
-    spec = os.environ.get(FAULT_ENV)
+    """Fault injection for tests/test_faults.py: ``NLB_KILL_AT=checkpoint:3`` SIGKILLs this process
+    in the middle of its 3rd checkpoint write (temporary file written, not yet renamed). Kinds: the
+    file's stem (checkpoint, metrics, result, meta, config) or ``any``. Unset in normal use."""
+    spec = settings.kill_at()
     if not spec:
         return
     kind, _, nth = spec.partition(":")

@@ -34,43 +34,23 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from benchmark.errors import DataError, UsageError
+from benchmark import settings
+from benchmark.errors import DataError
 
 __all__ = ["StreamedImages", "FileReader", "PackedReader", "decode_resized", "fits_in_memory",
-           "memory_budget", "decode_mode", "MEMORY_BUDGET_ENV", "DECODE_ENV"]
-
-MEMORY_BUDGET_ENV = "NLB_MEMORY_BUDGET_GB"
-"""Decoded datasets up to this many GB are held in memory; larger ones stream."""
-DECODE_ENV = "NLB_DECODE"
-"""``cpu`` (default: Pillow in worker threads) or ``gpu`` (nvJPEG on a CUDA device)."""
-
-
-def memory_budget() -> int:
-    """Bytes a decoded dataset may take in memory: env NLB_MEMORY_BUDGET_GB, else 1/4 of RAM."""
-    env = os.environ.get(MEMORY_BUDGET_ENV)
-    if env:
-        try:
-            gb = float(env)
-        except ValueError:
-            raise UsageError(f"{MEMORY_BUDGET_ENV}={env!r} is not a number of GB") from None
-        return int(max(gb, 0.0) * 1e9)
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
-    except (ValueError, OSError, AttributeError):
-        return 4 * 10**9
+           "decode_mode"]
 
 
 def fits_in_memory(n_images: int, channels: int, size: int) -> bool:
-    """Whether n decoded (channels, size, size) uint8 images fit in the memory budget."""
-    return n_images * channels * size * size <= memory_budget()
+    """Whether n decoded (channels, size, size) uint8 images fit in the memory budget
+    (env NLB_MEMORY_BUDGET_GB, see benchmark/settings.py)."""
+    return n_images * channels * size * size <= settings.memory_budget()
 
 
 def decode_mode(device: torch.device) -> str:
-    """The decoder a streamed run on ``device`` uses: "pil" or "nvjpeg" (GPU, opt-in)."""
-    want = os.environ.get(DECODE_ENV, "cpu").lower()
-    if want not in ("cpu", "gpu"):
-        raise UsageError(f"{DECODE_ENV}={want!r}: valid values are cpu, gpu")
-    return "nvjpeg" if want == "gpu" and device.type == "cuda" else "pil"
+    """The decoder a streamed run on ``device`` uses: "pil" or "nvjpeg" (GPU, opt-in with
+    NLB_DECODE=gpu, see benchmark/settings.py)."""
+    return "nvjpeg" if settings.decode() == "gpu" and device.type == "cuda" else "pil"
 
 
 def _square_offset(long: int, size: int, crop: int) -> int:

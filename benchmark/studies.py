@@ -28,13 +28,11 @@ from typing import Any
 
 import optuna
 
+from benchmark import settings
 from benchmark.config import RunConfig, apply_override, config_from_dict
 from benchmark.errors import StorageError, UsageError
 
 ATTR = "nlb"
-# a dead worker's trial is re-queued GRACE_S seconds after its last heartbeat (env overrides: tests)
-HEARTBEAT_S = int(os.environ.get("NLB_HEARTBEAT_S", "10"))
-GRACE_S = int(os.environ.get("NLB_GRACE_S", "60"))
 TUNE_SEED_BASE = 1000
 PRUNERS = ("median", "hyperband", "none")
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -83,7 +81,9 @@ def _open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5 and documented as such
             warnings.simplefilter("ignore")
             return optuna.storages.RDBStorage(
-                url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                # a dead worker's trial is re-queued grace_s() after its last heartbeat
+                url, engine_kwargs=kwargs, heartbeat_interval=settings.heartbeat_s(),
+                grace_period=settings.grace_s(),
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
     except Exception as e:  # noqa: BLE001 - driver, network, auth, file format: all unusable
         raise StorageError(f"cannot open study storage {scrub(url)}: {_reason(e)}") from None

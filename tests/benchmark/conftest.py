@@ -1,17 +1,17 @@
 """Fixtures for the data and CIFAR-N tests (test_data.py, test_cifar_n.py)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from benchmark import settings
 from tests.benchmark.fake_cifar import FakeCifar, write_fake_cifar10, write_fake_cifar100
 
 
 def shared_cifar_n_dir() -> Path:
     """The shared CIFAR-N copy: $NLB_SHARED_DIR/data/cifar-n, else <repo>/../shared/data/cifar-n."""
-    env = os.environ.get("NLB_SHARED_DIR")
+    env = settings.shared_dir()
     shared = Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
     return shared / "data" / "cifar-n"
 

@@ -11,7 +11,7 @@ import torch
 
 from benchmark import cifar_n
 from benchmark.cifar_n import HUMAN_SETS, find_cifar_n, load_cifar_n
-from benchmark.data import DataError, DatasetArrays, attach_human_labels, load_dataset
+from benchmark.data import DataError, DatasetArrays, attach_human_labels, file_digest, load_dataset
 
 pytestmark = pytest.mark.usefixtures("data_env")
 
@@ -25,7 +25,7 @@ def test_embedded_digests_match_the_shared_sha256sums(cifar_n_dir):
                 if line.strip())
     for ds, fname in cifar_n.CIFAR_N_FILES.items():
         assert cifar_n.CIFAR_N_SHA256[ds] == sums[fname]
-        assert cifar_n.sha256_file(cifar_n_dir / fname) == sums[fname]
+        assert file_digest(cifar_n_dir / fname) == sums[fname]
         assert cifar_n.CIFAR_N_URLS[ds].endswith("/UCSC-REAL/cifar-10-100n/raw/main/data/" + fname)
 
 
@@ -51,7 +51,7 @@ def test_a_changed_byte_is_refused_before_unpickling(cifar_n_dir, tmp_path, monk
         load_cifar_n("cifar10", path=bad)
     msg = str(e.value)
     assert "sha256" in msg and cifar_n.CIFAR_N_SHA256["cifar10"] in msg
-    assert cifar_n.sha256_file(bad) in msg and cifar_n.CIFAR_N_URLS["cifar10"] in msg
+    assert file_digest(bad) in msg and cifar_n.CIFAR_N_URLS["cifar10"] in msg
     assert calls == []  # never unpickled
 
 
