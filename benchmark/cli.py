@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     _wandb_flag(r)
 
     g = sub.add_parser("grid", help="run a preset or grid file: cells x seeds, skipping finished runs")
-    g.add_argument("preset", help="preset name (benchmark/presets) or path to a .toml grid")
+    g.add_argument("preset", help="preset name (benchmark/config/presets) or path to a .toml grid")
     g.add_argument("--seeds", type=_seeds, help="comma-separated seeds, e.g. 0,1,2")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every cell")
     g.add_argument("--runs", default="runs"); g.add_argument("--data-dir"); g.add_argument("--device")
@@ -295,9 +295,9 @@ def _hp_text(method: str, hp: dict[str, Any]) -> str:
 
 
 def cmd_grid(a: argparse.Namespace) -> int:
-    from benchmark.grid import check_name, expand, load_preset
-    from benchmark.studies import default_storage
+    from benchmark.config import check_name, expand, load_preset
     from benchmark.store import Store
+    from benchmark.studies import default_storage
     from benchmark.train import TrainingDiverged, prepare, run, validate
     spec = load_preset(a.preset)
     if a.study:
@@ -532,9 +532,10 @@ def cmd_noise(a: argparse.Namespace) -> int:
 
 
 def cmd_tune(a: argparse.Namespace) -> int:
-    from benchmark.grid import check_name
+    from benchmark.config import check_name
     from benchmark.store import Store
-    from benchmark.studies import best, create_tune_study, default_storage, method_space, parse_param
+    from benchmark.studies import (best, create_tune_study, default_storage, load_definition, method_space,
+                                   parse_param)
     from benchmark.train import prepare
     storage = a.storage or default_storage(a.runs)
     if a.show:
@@ -565,7 +566,6 @@ def cmd_tune(a: argparse.Namespace) -> int:
     rc = _run_workers(name, storage, a.runs, a.workers, a.wandb)
     b = best(name, storage)
     from benchmark.reporting import log_study_to_wandb
-    from benchmark.studies import load_definition
     from benchmark.study_plots import plot_study
     from benchmark.tracking import resolve_mode
     plots = plot_study(load_definition(name, storage)[0], Path(a.runs) / "studies" / name)
@@ -581,7 +581,7 @@ def _tune_base(a: argparse.Namespace, sets: list[str]):
     """The base config of a tuning study: flags, --config and --set; or, with --preset, the
     preset's cell of this method at the noise setting of the flags (the preset's only one when
     the flags name none), with the other flags and --set applied on top."""
-    from benchmark.grid import cell, load_preset
+    from benchmark.config import cell, load_preset
     if not a.preset:
         return build_config(_base_from_args(a), sets, a.config)
     if a.config:
@@ -642,7 +642,7 @@ def _report_studies(a: argparse.Namespace, out: Path | None) -> int:
     storage's study names): each study's plots, and with several a side-by-side sensitivity."""
     import fnmatch
 
-    from benchmark.grid import check_name
+    from benchmark.config import check_name
     from benchmark.studies import default_storage, list_studies, load_definition
     from benchmark.study_plots import plot_sensitivity, plot_study
     storage = a.storage or default_storage(a.runs)
@@ -681,7 +681,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     if a.streaming:
         return _bench_streaming(a)
     if a.preset:
-        from benchmark.grid import load_preset
+        from benchmark.config import load_preset
         base = dict(load_preset(a.preset).get("base", {}))
         base.pop("protocol_name", None)
     else:
@@ -834,8 +834,8 @@ def cmd_merge(a: argparse.Namespace) -> int:
 
 def _bench_streaming(a: argparse.Namespace) -> int:
     from benchmark.bench_stream import time_streaming
-    from benchmark.train import resolve_device
     from benchmark.real_world import LISTINGS
+    from benchmark.train import resolve_device
     if a.dataset not in LISTINGS:
         raise UsageError(f"bench --streaming reads a real-world dataset. Valid: {', '.join(sorted(LISTINGS))}")
     if a.images < a.batch_size or a.loader_workers < 1:

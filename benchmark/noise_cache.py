@@ -12,8 +12,9 @@ from typing import Iterator
 
 import numpy as np
 
-from benchmark.config import RunConfig, UsageError
+from benchmark.config import RunConfig
 from benchmark.data import DatasetArrays
+from benchmark.errors import UsageError
 from noise import (NoiseArtifact, NoiseArtifactError, NoiseSpec, NoiseSpecError, build_artifact,
                    load_artifact, save_artifact, validate_spec, verify_artifact)
 

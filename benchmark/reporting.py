@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.config import UsageError
+from benchmark.errors import UsageError
 from benchmark.store import Store
 
 FILTER_KEYS = ("method", "dataset", "model", "noise", "noise_label", "protocol", "seed", "run_id")

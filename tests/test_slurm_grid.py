@@ -10,7 +10,7 @@ import time
 
 import optuna
 
-from benchmark.grid import expand, load_preset
+from benchmark.config import expand, load_preset
 from benchmark.store import Store, read_json
 from benchmark.studies import load_definition
 from tests.slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401  (fixture)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.config import UsageError
+from benchmark.errors import UsageError
 from benchmark.merge import RUN_FILES, merge
 from benchmark.store import Store, atomic_write_json
 from benchmark.train import run, summarise

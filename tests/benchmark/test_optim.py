@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from benchmark.config import OptimConfig, UsageError, build_config
+from benchmark.config import OptimConfig, build_config
+from benchmark.errors import UsageError
 from benchmark.optim import lr_at
 
 

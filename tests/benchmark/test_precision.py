@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from benchmark.augment import Augmenter
-from benchmark.config import RunConfig, UsageError, build_config
+from benchmark.config import RunConfig, build_config
+from benchmark.errors import UsageError
 from benchmark.train import autocast, protocol_of, run
 
 ROOT = Path(__file__).resolve().parents[2]

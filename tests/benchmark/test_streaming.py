@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 
 from benchmark.augment import Augmenter
-from benchmark.config import RunConfig, UsageError
+from benchmark.config import RunConfig
 from benchmark.data import clear_cache, load_dataset
+from benchmark.errors import UsageError
 from benchmark.settings import memory_budget
 from benchmark.streaming import FileReader, PackedReader, StreamedImages, decode_mode, decode_resized
 from tests.benchmark.real_world_fixtures import write_clothing1m

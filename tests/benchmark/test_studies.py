@@ -22,10 +22,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from benchmark.grid import expand, load_preset
+from benchmark.config import expand, load_preset
+from benchmark.errors import UsageError
 from benchmark.store import Store
 from benchmark.studies import create_grid_study, open_storage, parse_param, remaining, work
-from benchmark.config import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "NLB_HEARTBEAT_S": "1", "NLB_GRACE_S": "4", "WANDB_MODE": "disabled",

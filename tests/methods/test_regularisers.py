@@ -113,7 +113,8 @@ def test_cosine_restarts_and_eta_min():
 
 
 def test_new_optimiser_settings_are_checked_and_leave_old_run_ids_alone(tiny):
-    from benchmark.config import UsageError, check_config
+    from benchmark.config import check_config
+    from benchmark.errors import UsageError
     with pytest.raises(UsageError, match="restart_every"):
         check_config(tiny("ce", **{"optim.schedule": "cosine_restarts"}))
     with pytest.raises(UsageError, match="eta_min"):

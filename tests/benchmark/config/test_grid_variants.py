@@ -3,8 +3,8 @@ from collections import Counter
 
 import pytest
 
-from benchmark.config import UsageError
-from benchmark.grid import expand, load_preset
+from benchmark.config import expand, load_preset
+from benchmark.errors import UsageError
 from methods import list_methods
 
 HEAD = '[base]\ndataset = "digits"\n[[noise]]\nkind = "sym"\nrate = 0.2\n[[noise]]\nkind = "sym"\nrate = 0.4\n'

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from benchmark.grid import expand, load_preset
+from benchmark.config import expand, load_preset
 
 
 def test_obd_paper_lists_each_host_on_its_own_protocol():

@@ -3,7 +3,7 @@ published numbers attached only under the matching protocol."""
 import subprocess
 import sys
 
-from benchmark.grid import expand, load_preset
+from benchmark.config import expand, load_preset
 from benchmark.train import protocol_of
 from reports import published
 

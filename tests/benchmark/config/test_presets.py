@@ -1,7 +1,7 @@
 """Every preset parses and expands into valid cells (no data needed)."""
 import pytest
 
-from benchmark.grid import expand, list_presets, load_preset
+from benchmark.config import expand, list_presets, load_preset
 from methods import list_methods
 
 
@@ -42,7 +42,7 @@ def test_fmnist_grid_cells():
 
 def test_the_fidelity_cells_are_cells_of_the_fmnist_grid():
     """The fidelity table reuses the fmnist grid's runs: same run ids, not a protocol of its own."""
-    from benchmark.grid import _identity_key
+    from benchmark.config.grid import _identity_key
     fmnist = {_identity_key(c) for c in expand(load_preset("fmnist"))}
     fidelity = [_identity_key(c) for c in expand(load_preset("fidelity"))]
     assert len(fidelity) == 36 and set(fidelity) <= fmnist

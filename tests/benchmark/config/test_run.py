@@ -1,6 +1,7 @@
 import pytest
 
-from benchmark.config import RunConfig, UsageError, build_config, config_from_dict, derive_streams
+from benchmark.config import RunConfig, build_config, config_from_dict, derive_streams
+from benchmark.errors import UsageError
 
 
 def test_set_overrides_are_typed_and_nested():

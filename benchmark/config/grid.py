@@ -1,6 +1,6 @@
 """Presets and grids: a TOML file expands into cells x seeds, each one RunConfig.
 
-Preset format (benchmark/presets/*.toml)::
+Preset format (benchmark/config/presets/*.toml)::
 
     description = "what it is for"
     seeds = [0, 1, 2]
@@ -45,10 +45,13 @@ import fnmatch
 import json
 import re
 import tomllib
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import RunConfig, UsageError, apply_override, build_config, flatten
+from benchmark.config.run import NoiseConfig, RunConfig, apply_override, build_config, flatten
+from benchmark.errors import UsageError
+from methods import list_methods, resolve_hp
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -148,7 +151,6 @@ def _check_layout(spec: dict[str, Any], path: Path) -> None:
                     raise UsageError(f"{where}: [[{key}]] number {i}: '{sub}' must be a table, "
                                      f'e.g. {sub} = {{ method = "gce" }}')
             if key == "noise":
-                from benchmark.config import NoiseConfig
                 valid = {f.name for f in dataclasses.fields(NoiseConfig)} | {"dataset"}
                 bad = sorted(set(entry) - valid)
                 if bad:
@@ -177,7 +179,6 @@ def _matches(cfg: RunConfig, match: dict[str, Any]) -> bool:
 
 def select_methods(spec: dict[str, Any]) -> list[str]:
     """The preset's methods: ``methods`` names / patterns minus ``exclude_methods`` patterns."""
-    from methods import list_methods
     registered = list_methods()
     out: list[str] = []
     for entry in spec.get("methods", ["*"]):
@@ -198,9 +199,6 @@ def select_methods(spec: dict[str, Any]) -> list[str]:
 
 def _identity_key(cfg: RunConfig) -> str:
     """What makes two cells the same run (resolved hyperparameters and mask, not their spelling)."""
-    from dataclasses import asdict
-
-    from methods import resolve_hp
     try:
         hp = asdict(resolve_hp(cfg.method, cfg.hp, cfg.mask))
     except KeyError:  # a bad setting: prepare() reports it; compare the raw config meanwhile
@@ -218,7 +216,6 @@ def expand(spec: dict[str, Any], seeds: list[int] | None = None,
     unknown key or (in the file itself) matches no cell, a ``[[variant]]`` whose methods match none
     of the grid's methods.
     """
-    from methods import list_methods
     name = spec["name"]
     own = set(spec.get("_own", TOP_KEYS))
     methods = select_methods(spec)
