@@ -168,8 +168,8 @@ def time_loaders(dataset: str, n: int, batch_size: int, crop_pad: int, hflip: bo
     import torchvision.transforms as T
     from PIL import Image
 
-    from benchmark.augment import Augmenter
     from benchmark.data import load_dataset
+    from benchmark.data.augment import Augmenter
     data = load_dataset(dataset)
     x, y = data.train_x[:n], torch.as_tensor(data.train_y[:n])
     aug = Augmenter(data.mean, data.std, crop_pad=crop_pad, hflip=hflip)
@@ -210,7 +210,7 @@ def time_strong_views(dataset: str, n: int, batch_size: int, crop_pad: int, work
                       device: str = "cpu", threads: int = 1) -> list[dict[str, Any]]:
     """Seconds to produce one epoch of strong views of ``n`` images, ours against torchvision's.
 
-    ours: benchmark/strong_augment.py on uint8 batches held on ``device`` (per-image operations,
+    ours: benchmark/data/augment/strong.py on uint8 batches held on ``device`` (per-image operations,
     one Kornia call per distinct operation in a batch). torchvision: crop + flip + the policy on
     one PIL image at a time (``T.AutoAugment(CIFAR10)`` / ``T.RandAugment(2, 9)``), batched by a
     DataLoader with ``workers`` processes, the pipeline of the official code. Ours runs with
@@ -219,9 +219,9 @@ def time_strong_views(dataset: str, n: int, batch_size: int, crop_pad: int, work
     import torchvision.transforms as T
     from PIL import Image
 
-    from benchmark.augment import Augmenter
     from benchmark.data import load_dataset
-    from benchmark.strong_augment import StrongAugmenter, StrongSpec
+    from benchmark.data.augment import Augmenter, StrongAugmenter
+    from methods.base import StrongSpec
     data = load_dataset(dataset)
     dev = torch.device(device)
     x = data.train_x[:n].to(dev)

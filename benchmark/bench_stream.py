@@ -31,10 +31,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from benchmark.augment import Augmenter
-from benchmark.listing import Listing, Split, decode_all
-from benchmark.pack import write_pack
-from benchmark.streaming import PackedReader, StreamedImages
+from benchmark.data.augment import Augmenter
+from benchmark.data.files.listing import Listing, Split
+from benchmark.data.files.materialise import decode_all
+from benchmark.data.files.pack import write_pack
+from benchmark.data.files.streaming import PackedReader, StreamedImages
 
 
 def _epoch(get: Callable[[np.ndarray], torch.Tensor], order: np.ndarray, batch: int, aug: Augmenter,
@@ -62,7 +63,7 @@ def time_streaming(dataset: str, data_dir: str | None, images: int, batch: int, 
     import torchvision.transforms as T
     from PIL import Image
 
-    from benchmark.real_world import listing_for
+    from benchmark.data.real_world import listing_for
     dev = torch.device(device)
     listing = _sub_listing(listing_for(dataset, data_dir), images)
     paths = [str(listing.root / p) for p in listing.train.paths]

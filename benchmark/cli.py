@@ -834,7 +834,7 @@ def cmd_merge(a: argparse.Namespace) -> int:
 
 def _bench_streaming(a: argparse.Namespace) -> int:
     from benchmark.bench_stream import time_streaming
-    from benchmark.real_world import LISTINGS
+    from benchmark.data.real_world import LISTINGS
     from benchmark.train import resolve_device
     if a.dataset not in LISTINGS:
         raise UsageError(f"bench --streaming reads a real-world dataset. Valid: {', '.join(sorted(LISTINGS))}")
@@ -856,8 +856,8 @@ def _bench_streaming(a: argparse.Namespace) -> int:
 def cmd_pack(a: argparse.Namespace) -> int:
     """Write the pack of a listed dataset; a pack already there is verified, not rewritten."""
     from benchmark.data import cache_dir
-    from benchmark.pack import check_pack, pack_name, write_pack
-    from benchmark.real_world import LISTINGS, listing_for
+    from benchmark.data.files.pack import check_pack, pack_name, write_pack
+    from benchmark.data.real_world import LISTINGS, listing_for
     if a.dataset not in LISTINGS:
         raise UsageError(f"dataset '{a.dataset}' cannot be packed. Valid: {', '.join(sorted(LISTINGS))}")
     listing = listing_for(a.dataset, a.data_dir)

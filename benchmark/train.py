@@ -20,17 +20,16 @@ import numpy as np
 import torch
 
 from benchmark import env, optim, runtime
-from benchmark.augment import Augmenter
 from benchmark.config import AUGMENTS, OPTIM_NEW_DEFAULTS, RunConfig, check_config, sub_seed
 from benchmark.data import DatasetArrays, load_dataset
+from benchmark.data.augment import Augmenter, StrongAugmenter
+from benchmark.data.files.streaming import FileReader, decode_mode, take
 from benchmark.diagnostics import correction_quality, memorisation, selection_quality
 from benchmark.errors import RunInterrupted, TrainingDiverged, UsageError
 from benchmark.grad_error import probe_metrics
 from benchmark.models import build_model
 from benchmark.noise_cache import noise_for
 from benchmark.store import Store
-from benchmark.streaming import FileReader, decode_mode, take
-from benchmark.strong_augment import StrongAugmenter
 from benchmark.tracking import Tracker, resolve_mode
 from methods import RunContext, get_method, resolve_hp, revisions_of
 from methods.params import ConfigError

@@ -1,4 +1,4 @@
-"""Fixtures for the data and CIFAR-N tests (test_data.py, test_cifar_n.py)."""
+"""Fixtures shared by the harness tests: data locations, fake CIFAR copies, the real-world fixtures."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from benchmark import settings
-from tests.benchmark.fake_cifar import FakeCifar, write_fake_cifar10, write_fake_cifar100
+from tests.benchmark.data.fake_cifar import FakeCifar, write_fake_cifar10, write_fake_cifar100
 
 
 def shared_cifar_n_dir() -> Path:
@@ -31,9 +31,10 @@ def data_env(tmp_path, monkeypatch):
 
 @pytest.fixture
 def no_system_fmnist(monkeypatch):
-    """Hide /usr/share/datasets/fashion-mnist from the loader."""
-    from benchmark import data
-    monkeypatch.setattr(data, "SYSTEM_FASHION_MNIST_DIRS", ())
+    """Hide /usr/share/datasets/fashion-mnist from the loader: patched in the module that reads
+    it (a patch on the package's face would leave the loader's own name in place)."""
+    from benchmark.data import fashion_mnist
+    monkeypatch.setattr(fashion_mnist, "SYSTEM_FASHION_MNIST_DIRS", ())
 
 
 @pytest.fixture

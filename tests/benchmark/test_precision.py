@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.augment import Augmenter
 from benchmark.config import RunConfig, build_config
+from benchmark.data.augment import Augmenter
 from benchmark.errors import UsageError
 from benchmark.train import autocast, protocol_of, run
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.augment import Augmenter
+from benchmark.data.augment import Augmenter
 
 
 def _gen(seed: int) -> torch.Generator:

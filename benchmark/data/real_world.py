@@ -2,7 +2,7 @@
 
 The data are licence-gated: the suite never downloads them. Each is looked for under
 ``--data-dir``, env ``NLB_DATA_DIR`` or the cache dir (in the folder itself or its usual
-sub-folder); a missing copy raises :class:`benchmark.image_folders.DatasetNotFound` (exit code 2)
+sub-folder); a missing copy raises :class:`benchmark.errors.DatasetNotFound` (exit code 2)
 naming the layout expected, the files missing and where to request the data. Every list and
 label file is parsed completely and checked (format, duplicates, labels in range, every listed
 image present, the official counts unless ``NLB_ALLOW_UNVERIFIED_DATA=1``).
@@ -41,6 +41,7 @@ results; numbered in each preset).
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -49,9 +50,11 @@ from typing import Callable
 import numpy as np
 
 from benchmark import settings
-from benchmark.data import DataError, DatasetArrays, register_dataset
-from benchmark.image_folders import IMAGE_SUFFIXES, DatasetNotFound, find_folder, need_files
-from benchmark.listing import Listing, Split, materialise
+from benchmark.data.files.listing import Listing, Split
+from benchmark.data.files.materialise import materialise
+from benchmark.data.folders import IMAGE_SUFFIXES, find_folder, need_files
+from benchmark.data.registry import DatasetArrays, register_dataset
+from benchmark.errors import DataError, DatasetNotFound
 
 __all__ = ["LISTINGS", "listing_for", "CLOTHING1M_COUNTS", "FOOD101N_COUNTS", "WEBVISION_MINI_COUNTS"]
 
@@ -300,4 +303,4 @@ WEBVISION_VARIANTS = {
 }
 """mini-WebVision at each protocol's geometry: name -> (stored side, network input side)."""
 for _name, (_size, _crop) in WEBVISION_VARIANTS.items():
-    _register(_name)(lambda data_dir, _n=_name, _s=_size, _c=_crop: webvision_mini_listing(data_dir, _n, _s, _c))
+    _register(_name)(functools.partial(webvision_mini_listing, name=_name, size=_size, crop=_crop))

@@ -8,13 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.augment import Augmenter
 from benchmark.config import RunConfig
 from benchmark.data import clear_cache, load_dataset
+from benchmark.data.augment import Augmenter
+from benchmark.data.files.streaming import (FileReader, PackedReader, StreamedImages, decode_mode,
+                                            decode_resized)
 from benchmark.errors import UsageError
 from benchmark.settings import memory_budget
-from benchmark.streaming import FileReader, PackedReader, StreamedImages, decode_mode, decode_resized
-from tests.benchmark.real_world_fixtures import write_clothing1m
+from tests.benchmark.data.real_world_fixtures import write_clothing1m
 
 
 @pytest.fixture(autouse=True)
@@ -177,7 +178,7 @@ def test_stored_square_and_centre_crop_equal_torchvision_resize_and_centre_crop(
 
 
 def test_a_set_too_large_for_the_gpu_stays_on_the_host(monkeypatch):
-    from benchmark.streaming import TensorReader, take
+    from benchmark.data.files.streaming import TensorReader, take
     x = torch.randint(0, 256, (20, 3, 4, 4), dtype=torch.uint8)
     idx = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6])
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (100, 10_000))  # 100 bytes free

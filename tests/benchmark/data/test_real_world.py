@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from benchmark.data import DataError, clear_cache, load_dataset
-from benchmark.image_folders import DatasetNotFound
-from tests.benchmark.real_world_fixtures import (CLOTHING_CLASSES, write_clothing1m, write_food101n,
+from benchmark.errors import DatasetNotFound
+from tests.benchmark.data.real_world_fixtures import (CLOTHING_CLASSES, write_clothing1m, write_food101n,
                                                  write_webvision)
+from tests.conftest import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -130,7 +131,7 @@ def _cli(*args, env_extra=None, tmp_path=None):
     import os
     env = {**os.environ, "WANDB_MODE": "disabled", **(env_extra or {})}
     return subprocess.run([sys.executable, "runner.py", *args], capture_output=True, text=True, env=env,
-                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+                          cwd=str(ROOT))
 
 
 @pytest.mark.parametrize("name,writer", [("clothing1m", write_clothing1m), ("food101n", write_food101n),

@@ -1,16 +1,9 @@
-"""A dataset as a list of image files with labels, and how it becomes images to train on.
+"""A dataset as a list of image files with labels: the official lists, read and checked.
 
-The real-world datasets (:mod:`benchmark.real_world`) first read their official file lists into
-a :class:`Listing` (paths, labels, splits, the protocol's image size), checking every list and
-label file; :func:`materialise` then turns it into a :class:`benchmark.data.DatasetArrays`:
-
-1. a verified pack of exactly this listing (``runner.py pack``, :mod:`benchmark.pack`) when one is
-   found: its memory-mapped array, streamed (or read into memory when it fits the budget);
-2. otherwise the image files: decoded into memory when the decoded images fit the memory budget
-   (:func:`benchmark.streaming.fits_in_memory`), else streamed from the files a batch at a time.
-
-All three give the same pixels (one decoding function), so a run's numbers do not depend on
-which path it took (GPU decoding, opt-in, is recorded in the run's numerics).
+The real-world datasets (:mod:`benchmark.data.real_world`) first read their official file lists
+into a :class:`Listing` (paths, labels, splits, the protocol's image size), checking every list
+and label file; :func:`benchmark.data.files.materialise.materialise` then turns it into images to
+train on (a pack, memory, or a stream), and ``runner.py pack`` writes it into a pack.
 """
 from __future__ import annotations
 
@@ -19,12 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from benchmark.data import DataError, DatasetArrays
-from benchmark.streaming import FileReader, StreamedImages, fits_in_memory
+from benchmark.data.files.streaming import FileReader
+from benchmark.errors import DataError
 
-__all__ = ["Split", "Listing", "materialise", "missing_files", "decode_all", "decode_into", "DECODE_CHUNK"]
+__all__ = ["Split", "Listing", "missing_files", "check_files", "decode_into", "DECODE_CHUNK"]
 
 DECODE_CHUNK = 2048
 """Images decoded per call when a listing is decoded into memory (bounds the temporary array)."""
@@ -107,36 +99,3 @@ def decode_into(reader: FileReader, out: np.ndarray, progress=None) -> None:
         out[s:s + len(pos)] = reader.read(pos).numpy()
         if progress:
             progress(s + len(pos), len(reader))
-
-
-def decode_all(reader: FileReader) -> torch.Tensor:
-    """Every image of ``reader`` as one (N, C, S, S) uint8 CPU tensor."""
-    out = torch.empty((len(reader), reader.channels, reader.size, reader.size), dtype=torch.uint8)
-    decode_into(reader, out.numpy())
-    return out
-
-
-def materialise(listing: Listing, data_dir: str | None = None) -> DatasetArrays:
-    """The listing's images: from a pack, in memory or streamed (see the module docstring)."""
-    from benchmark.pack import find_pack
-    total = sum(len(sp.paths) for sp in listing.splits().values())
-    in_memory = fits_in_memory(total, 3, listing.size)
-    pack = find_pack(listing, data_dir)
-    images: dict[str, torch.Tensor | StreamedImages] = {}
-    if pack is not None:
-        for key in listing.splits():
-            images[key] = pack.images(key, in_memory)
-        source = f"{listing.source} (pack {pack.root})"
-    else:
-        check_files(listing)
-        for key, sp in listing.splits().items():
-            reader = listing.reader(sp)
-            images[key] = (decode_all(reader) if in_memory
-                           else StreamedImages(reader, (3, listing.size, listing.size)))
-        source = listing.source + ("" if in_memory else " (streamed from the image files)")
-    extra = {k: (images[f"extra_{k}"], sp.labels) for k, sp in listing.extra.items()}
-    return DatasetArrays(name=listing.name, train_x=images["train"], train_y=listing.train.labels.copy(),
-                         test_x=images["test"], test_y=listing.test.labels.copy(),
-                         classes=list(listing.classes), mean=listing.mean, std=listing.std,
-                         crop_pad=0, hflip=True, source=source, crop_size=listing.crop_size,
-                         verified=listing.verified, extra_tests=extra or None)

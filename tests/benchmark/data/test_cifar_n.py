@@ -1,4 +1,4 @@
-"""benchmark.cifar_n: the official CIFAR-N label files, verified before they are unpickled."""
+"""benchmark/data/cifar_n.py: the official CIFAR-N label files, verified before they are unpickled."""
 from __future__ import annotations
 
 import io
@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import cifar_n
-from benchmark.cifar_n import HUMAN_SETS, find_cifar_n, load_cifar_n
-from benchmark.data import DataError, DatasetArrays, attach_human_labels, file_digest, load_dataset
+from benchmark.data import DataError, DatasetArrays, attach_human_labels, cifar_n, file_digest, load_dataset
+from benchmark.data.cifar_n import HUMAN_SETS, find_cifar_n, load_cifar_n
 
 pytestmark = pytest.mark.usefixtures("data_env")
 

@@ -16,7 +16,7 @@ Two readers sit behind it:
   ``CenterCrop(size)`` on PIL images. With ``NLB_DECODE=gpu`` and a CUDA device the JPEG files
   are decoded on the GPU instead (torchvision.io.decode_jpeg, nvJPEG) and resized there; those
   pixels differ slightly from Pillow's, so the setting is part of the run's numerics.
-- :class:`PackedReader`: a pack written once by ``runner.py pack`` (:mod:`benchmark.pack`): the
+- :class:`PackedReader`: a pack written once by ``runner.py pack`` (:mod:`benchmark.data.files.pack`): the
   same decoded pixels in a memory-mapped ``.npy`` array, read by one fancy-index gather per batch
   (sorted positions, so the reads go forward through the file).
 

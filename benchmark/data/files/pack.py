@@ -4,7 +4,7 @@ A pack is a folder ``<name>@<size>/`` holding one ``<split>.npy`` array (N, 3, S
 split (``train``, ``test``, ``extra_<name>``) and ``manifest.json``: the format version, the
 dataset, the image geometry, the decoder (Pillow's version: another may round a resize
 differently), the SHA-256 of the listing it was made from (every path and label, in order:
-:meth:`benchmark.listing.Listing.digest`) and, per split, the row count, the file's size and
+:meth:`benchmark.data.files.listing.Listing.digest`) and, per split, the row count, the file's size and
 its SHA-256. Packs are written under ``<cache dir>/packs/`` by default and looked for there
 and under ``packs/`` of every data folder searched (--data-dir, NLB_DATA_DIR).
 
@@ -30,11 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.data import DataError, _search_roots, cache_dir, file_digest
-from benchmark.listing import Listing, check_files, decode_into
-from benchmark.streaming import PackedReader, StreamedImages
+from benchmark.data.files.listing import Listing, check_files, decode_into
+from benchmark.data.files.streaming import PackedReader, StreamedImages
+from benchmark.data.registry import cache_dir, file_digest, search_roots
+from benchmark.errors import DataError
 
-__all__ = ["PACK_FORMAT", "Pack", "find_pack", "write_pack", "pack_name"]
+__all__ = ["PACK_FORMAT", "Pack", "find_pack", "check_pack", "write_pack", "pack_name"]
 
 PACK_FORMAT = 1
 
@@ -169,7 +170,7 @@ def find_pack(listing: Listing, data_dir: str | None = None) -> Pack | None:
     """The first pack of ``listing`` under ``packs/`` of the data folders searched (the cache dir
     included), verified; None when there is none. A pack that is found but fails verification is
     an error, never silently skipped (it would hide a corrupt copy)."""
-    roots = _search_roots(data_dir)
+    roots = search_roots(data_dir)
     if cache_dir() not in roots:
         roots.append(cache_dir())
     for r in roots:

@@ -1,11 +1,5 @@
-"""Image datasets on disk, decoded into memory: Animal-10N, and your own noisy data.
+"""Your own image datasets, decoded into memory; and the helpers every image-folder loader uses.
 
-- ``animal10n``: Animal-10N (Song et al., ICML 2019) in its official layout, ``animal-10n/``
-  (or ``Animal-10N/``) holding ``training/`` (50,000 images) and ``testing/`` (5,000), 64x64 JPEGs
-  named ``<label>_<number>.jpg`` with the label 0..9 in the file name. The data are licence-gated
-  (a request form on the dataset's page); the suite never downloads them. Its labels are the
-  real noisy labels (about 8% wrong); there are no clean training labels, so a run uses noise
-  kind ``none`` and the runner computes no clean-label diagnostics (``verified`` all -1).
 - ``folder:PATH``: one folder per class, torchvision's ImageFolder layout, under ``PATH/train``
   and ``PATH/test`` (the same class folders in both; class index = sorted folder name).
 - ``list:FILE``: lines ``path,label[,split]`` (``split`` train or test, default train; ``path``
@@ -18,6 +12,9 @@ decoded with Pillow into (N, C, H, W) uint8 tensors (RGB, or grey when every ima
 A missing dataset raises :class:`DatasetNotFound` (a usage error, exit code 2) naming the layout
 expected and the files missing; a file that does not decode, a label outside the classes, a
 wrong count or a wrong image size raises :class:`benchmark.data.DataError` naming the file.
+
+The helpers :func:`decode_images`, :func:`image_arrays`, :func:`find_folder` and
+:func:`need_files` serve the named datasets too (animal10n.py, real_world.py).
 """
 from __future__ import annotations
 
@@ -27,15 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark import settings
-from benchmark.data import DatasetArrays, _channel_stats, _search_roots, register_dataset
+from benchmark.data.registry import DatasetArrays, channel_stats, register_prefix, search_roots
 from benchmark.errors import DataError, DatasetNotFound
 
+__all__ = ["IMAGE_SUFFIXES", "FOLDER_LAYOUT", "LIST_LAYOUT", "decode_images", "image_arrays", "split_size",
+           "load_folder", "load_list", "parse_list", "find_folder", "need_files"]
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-ANIMAL10N_CLASSES = ["cat", "lynx", "wolf", "coyote", "cheetah", "jaguar", "chimpanzee", "orangutan",
-                     "hamster", "guinea pig"]
-ANIMAL10N_COUNTS = {"training": 50_000, "testing": 5_000}
-ANIMAL10N_NAME = re.compile(r"^(\d+)_(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
 
 
 def decode_images(paths: list[Path], size: int | None) -> torch.Tensor:
@@ -75,12 +70,12 @@ def decode_images(paths: list[Path], size: int | None) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x))
 
 
-def _arrays(name: str, train_x: torch.Tensor, train_y: np.ndarray, test_x: torch.Tensor, test_y: np.ndarray,
+def image_arrays(name: str, train_x: torch.Tensor, train_y: np.ndarray, test_x: torch.Tensor, test_y: np.ndarray,
             classes: list[str], source: str) -> DatasetArrays:
     if train_x.shape[1:] != test_x.shape[1:]:
         raise DataError(f"{name}: training images are {tuple(train_x.shape[1:])}, test images "
                         f"{tuple(test_x.shape[1:])}; use @S to give both one size")
-    mean, std = _channel_stats(train_x.numpy())
+    mean, std = channel_stats(train_x.numpy())
     side = int(train_x.shape[-1])
     return DatasetArrays(name=name, train_x=train_x, train_y=train_y.astype(np.int64), test_x=test_x,
                          test_y=test_y.astype(np.int64), classes=classes, mean=mean,
@@ -113,6 +108,7 @@ def _class_images(d: Path) -> dict[str, list[Path]]:
     return out
 
 
+@register_prefix("folder:", "PATH")
 def load_folder(spec: str) -> DatasetArrays:
     """``folder:PATH[@S]`` (see the module docstring)."""
     path, size = split_size(spec)
@@ -137,7 +133,7 @@ def load_folder(spec: str) -> DatasetArrays:
             raise DataError(f"{root / s}: no images")
         x = decode_images([f for f, _ in files], size)
         tensors[s] = (x, np.array([y for _, y in files]))
-    return _arrays(f"folder:{spec}", *tensors["train"], *tensors["test"], classes, str(root))
+    return image_arrays(f"folder:{spec}", *tensors["train"], *tensors["test"], classes, str(root))
 
 
 # ----- list:FILE ------------------------------------------------------------------------------
@@ -167,6 +163,7 @@ def parse_list(file: Path) -> tuple[list[tuple[Path, str, str]], list[str]]:
     return rows, errors
 
 
+@register_prefix("list:", "FILE")
 def load_list(spec: str) -> DatasetArrays:
     """``list:FILE[@S]`` (see the module docstring)."""
     path, size = split_size(spec)
@@ -194,22 +191,16 @@ def load_list(spec: str) -> DatasetArrays:
         if not sel:
             raise DataError(f"{file}: no {s} rows ({LIST_LAYOUT})")
         out[s] = (decode_images([p for p, _ in sel], size), np.array([y for _, y in sel]))
-    return _arrays(f"list:{spec}", *out["train"], *out["test"], classes, str(file))
+    return image_arrays(f"list:{spec}", *out["train"], *out["test"], classes, str(file))
 
 
-# ----- Animal-10N -----------------------------------------------------------------------------
-
-ANIMAL10N_LAYOUT = ("animal10n expects a folder animal-10n/ (or Animal-10N/, or the folder itself) "
-                    "under --data-dir, NLB_DATA_DIR or the cache dir, holding training/ (50,000 "
-                    "images) and testing/ (5,000), 64x64 JPEGs named <label>_<number>.jpg; it is "
-                    "licence-gated: request it at https://dm.kaist.ac.kr/datasets/animal-10n/")
-
+# ----- finding a dataset's folder -------------------------------------------------------------
 
 def find_folder(data_dir: str | None, subdirs: tuple[str, ...], marker: str, layout: str) -> Path:
     """The first folder among the search roots (each root itself, then its ``subdirs``) that
     holds ``marker``; DatasetNotFound naming ``layout`` and every folder tried otherwise."""
     tried = []
-    for root in _search_roots(data_dir):
+    for root in search_roots(data_dir):
         for d in (root, *(root / s for s in subdirs)):
             tried.append(d)
             if (d / marker).exists():
@@ -222,44 +213,3 @@ def need_files(d: Path, names: list[str], layout: str) -> None:
     gone = [n for n in names if not (d / n).exists()]
     if gone:
         raise DatasetNotFound(f"{layout}; {d} lacks {', '.join(gone)}")
-
-
-def _find_animal10n(data_dir: str | None) -> Path:
-    d = find_folder(data_dir, ("animal-10n", "Animal-10N", "animal10n"), "training", ANIMAL10N_LAYOUT)
-    need_files(d, ["testing"], ANIMAL10N_LAYOUT)
-    return d
-
-
-def _animal_split(d: Path) -> tuple[list[Path], np.ndarray]:
-    files = sorted(p for p in d.iterdir() if p.is_file())
-    bad = [p.name for p in files if not ANIMAL10N_NAME.match(p.name)]
-    if bad:
-        raise DataError(f"{d}: file names not of the form <label>_<number>.jpg: {', '.join(bad[:5])}")
-    labels = np.array([int(ANIMAL10N_NAME.match(p.name).group(1)) for p in files])
-    if len(labels) and (labels.min() < 0 or labels.max() > 9):
-        raise DataError(f"{d}: labels outside 0..9 ({sorted(set(labels.tolist()) - set(range(10)))})")
-    expected = ANIMAL10N_COUNTS[d.name]
-    if len(files) != expected and not settings.allow_unverified():
-        raise DataError(f"{d}: {len(files)} images, Animal-10N has {expected} (an incomplete copy?; "
-                        f"{settings.ALLOW_UNVERIFIED}=1 loads it anyway)")
-    return files, labels
-
-
-@register_dataset("animal10n")
-def _load_animal10n(*, data_dir: str | None, download: bool, cifar_n_path: str | None) -> DatasetArrays:
-    d = _find_animal10n(data_dir)
-    out = {}
-    for split in ("training", "testing"):
-        files, labels = _animal_split(d / split)
-        x = decode_images(files, None)
-        if tuple(x.shape[1:]) != (3, 64, 64):
-            raise DataError(f"{d / split}: images are {tuple(x.shape[1:])}, Animal-10N's are (3, 64, 64)")
-        out[split] = (x, labels)
-    data = _arrays("animal10n", *out["training"], *out["testing"], list(ANIMAL10N_CLASSES), str(d))
-    # the labels are the real noisy ones, none verified: no truth for the selection diagnostics
-    data.verified = np.full(len(data.train_y), -1, dtype=np.int8)
-    return data
-
-
-PREFIX_LOADERS = {"folder:": load_folder, "list:": load_list}
-"""Datasets named by a prefix and a path (load_dataset dispatches on these)."""

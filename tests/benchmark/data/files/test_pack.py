@@ -9,9 +9,9 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.data import DataError, clear_cache, load_dataset
-from benchmark.pack import check_pack, write_pack
-from benchmark.real_world import listing_for
-from tests.benchmark.real_world_fixtures import write_food101n
+from benchmark.data.files.pack import check_pack, write_pack
+from benchmark.data.real_world import listing_for
+from tests.benchmark.data.real_world_fixtures import write_food101n
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ import torch
 from kornia.augmentation.auto.autoaugment.autoaugment import cifar10_policy
 from torch import Tensor
 
-from methods.base import POLICIES, POOLS, StrongSpec  # what a method asks for (the method contract)
+from methods.base import StrongSpec  # what a method asks for (the method contract)
 
 GEOMETRIC = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
 
@@ -274,7 +274,7 @@ def randaugment(x: Tensor, gen: torch.Generator, pool: str, n: int, m: int, cuto
 class StrongAugmenter:
     """The strong view: the protocol's weak crop/flip, the policy, then normalisation.
 
-    ``weak`` is the run's :class:`benchmark.augment.Augmenter`; calling the object maps a uint8
+    ``weak`` is the run's :class:`benchmark.data.augment.weak.Augmenter`; calling the object maps a uint8
     (B, C, H, W) batch and a generator on its device to a float (B, C, H, W) normalised batch.
     """
 
@@ -295,5 +295,4 @@ class StrongAugmenter:
         return self.weak.normalise_float(xf)
 
 
-__all__ = ["StrongSpec", "StrongAugmenter", "apply_op", "autoaugment", "randaugment", "ra_magnitudes", "cutout_squares",
-           "POLICIES", "POOLS"]
+__all__ = ["StrongAugmenter", "apply_op", "autoaugment", "randaugment", "ra_magnitudes", "cutout_squares"]

@@ -4,9 +4,9 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from benchmark.augment import Augmenter
-from benchmark.strong_augment import (RA_POOLS, StrongAugmenter, StrongSpec, apply_op, autoaugment,
-                                     ra_magnitudes, randaugment)
+from benchmark.data.augment import Augmenter, StrongAugmenter
+from benchmark.data.augment.strong import RA_POOLS, apply_op, autoaugment, ra_magnitudes, randaugment
+from methods.base import StrongSpec
 
 SPECS = [StrongSpec("autoaugment"), StrongSpec("randaugment", "disc", 2, 5),
          StrongSpec("randaugment", "fixmatch", 2, 10)]

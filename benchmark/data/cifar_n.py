@@ -1,4 +1,5 @@
-"""CIFAR-N human label files (Wei et al., ICLR 2022; UCSC-REAL/cifar-10-100n), verified by SHA-256.
+"""CIFAR-N human label files (Wei et al., ICLR 2022; UCSC-REAL/cifar-10-100n), verified by SHA-256,
+and how they are attached to a loaded CIFAR training set (:func:`attach_human_labels`).
 
 The official files ``CIFAR-10_human.pt`` and ``CIFAR-100_human.pt`` are Python pickles of dicts of
 (50000,) int64 arrays in torchvision's CIFAR training order. Loading one needs
@@ -15,15 +16,22 @@ from __future__ import annotations
 import os
 import tempfile
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from benchmark import settings
-from benchmark.data import CIFAR_TRAIN_SIZE, DataError, cache_dir, file_digest
+from benchmark.data.registry import DatasetArrays, cache_dir, file_digest
+from benchmark.errors import DataError
 
-__all__ = ["HUMAN_SETS", "HUMAN_KEYS", "CIFAR_N_FILES", "CIFAR_N_SHA256", "CIFAR_N_URLS",
-           "find_cifar_n", "load_cifar_n", "how_to_get"]
+__all__ = ["HUMAN_SETS", "HUMAN_KEYS", "CIFAR_N_FILES", "CIFAR_N_SHA256", "CIFAR_N_URLS", "CIFAR_TRAIN_SIZE",
+           "find_cifar_n", "load_cifar_n", "how_to_get", "attach_human_labels"]
+
+CIFAR_TRAIN_SIZE = 50000
+"""Training images of CIFAR-10 and CIFAR-100: CIFAR-N labels exist for exactly these, in
+torchvision's order (a smaller copy cannot carry them)."""
 
 CIFAR_N_FILES = {"cifar10": "CIFAR-10_human.pt", "cifar100": "CIFAR-100_human.pt"}
 
@@ -135,7 +143,6 @@ def load_cifar_n(dataset: str, path: str | os.PathLike | None = None,
         found = _download(dataset)
     _verify(dataset, found)
 
-    import torch
     # verified above, and read with weights_only=True all the same: numpy arrays of int64 labels
     # are the only objects the official files hold, so nothing else may be built from them
     allowed = [(np._core.multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
@@ -158,3 +165,40 @@ def load_cifar_n(dataset: str, path: str | os.PathLike | None = None,
                             f"[0, {_NUM_CLASSES[dataset]})")
         out[name] = a
     return out
+
+
+def attach_human_labels(data: DatasetArrays, *, data_dir: str | None = None,
+                        cifar_n_path: str | None = None, download: bool = False) -> None:
+    """Set ``data.human_labels`` from the CIFAR-N file if one is found (None otherwise).
+
+    Only a full training set (50000 images) can carry CIFAR-N labels; the file's clean labels must
+    equal ``data.train_y`` (else DataError: wrong order or wrong file). An explicit
+    ``cifar_n_path`` that holds no file is a DataError; otherwise a missing file is not an error.
+    """
+    data.human_labels = None
+    path = find_cifar_n(data.name, path=cifar_n_path, data_dir=data_dir)
+    if path is None and cifar_n_path is not None:
+        raise DataError(f"no {CIFAR_N_FILES[data.name]} at {cifar_n_path}. "
+                        f"{how_to_get(data.name)}")
+    if len(data.train_y) != CIFAR_TRAIN_SIZE:
+        if path is not None:
+            warnings.warn(f"{data.name}: {len(data.train_y)} training images, not "
+                          f"{CIFAR_TRAIN_SIZE}: CIFAR-N labels from {path} not attached")
+        return
+    if path is None and not download:
+        return
+    try:
+        labels = load_cifar_n(data.name, path=path, data_dir=data_dir,
+                                      download=path is None and download)
+    except DataError:
+        if path is not None:
+            raise  # a file that is there but fails verification is an error
+        warnings.warn(f"{data.name}: CIFAR-N labels could not be downloaded; the 'human' noise "
+                      f"kind will be unavailable. {how_to_get(data.name)}")
+        return
+    if not np.array_equal(labels["clean"], data.train_y):
+        n_diff = int((labels["clean"] != data.train_y).sum())
+        raise DataError(f"CIFAR-N clean labels disagree with the {data.name} training labels at "
+                        f"{n_diff} of {len(data.train_y)} positions: the CIFAR data is not in "
+                        f"torchvision's training order, or the CIFAR-N file is not for {data.name}")
+    data.human_labels = {k: v for k, v in labels.items() if k != "clean"}

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from benchmark.data import DataError, clear_cache, load_dataset
-from benchmark.image_folders import DatasetNotFound
+from benchmark.errors import DatasetNotFound
 
 
 def _jpeg(path, rng, size=64, grey=False):
