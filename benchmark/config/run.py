@@ -100,7 +100,7 @@ class RunConfig:
     """Backbone: mlp, cnn, lenet, cnn8, cnn9, preact_resnet18, resnet34 (benchmark/models.py)."""
     classifier: str = param("linear", choices=CLASSIFIERS)
     """The backbone's final classifier: linear (its nn.Linear) or kan (pykan's KANLayer with its
-    default grid of 5 intervals and cubic splines, benchmark/kan_head.py; the OBD mask then masks
+    default grid of 5 intervals and cubic splines, benchmark/models/heads.py; the OBD mask then masks
     its edges). Part of the run id when kan (left out at linear, so earlier runs keep their ids);
     not part of the protocol: a KAN row sits in its host's table, labelled [classifier=kan]."""
     method: str = param("ce")

@@ -7,8 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.models import (MIN_IMAGE_SIZE, PRETRAINED_MODELS, RGB_ONLY, build_model, list_models,
-                              num_parameters)
+from benchmark.models import build_model, list_models, model_spec, num_parameters
 
 NUM_CLASSES = 7
 BATCH = 2
@@ -18,17 +17,17 @@ SHAPES = [(1, 28), (3, 32)]
 TINY_OK = {"mlp", "cnn"}
 # weights read from a file are tested in test_pretrained.py; their architecture runs here
 # under its random-init name
-MODELS = [m for m in list_models() if m not in PRETRAINED_MODELS]
+MODELS = [m for m in list_models() if not model_spec(m).pretrained]
 
 
 def _side(name: str, size: int = 32) -> int:
     """The test image side for ``name``: ``size``, or the model's minimum when that is larger."""
-    return max(size, MIN_IMAGE_SIZE.get(name, 0))
+    return max(size, model_spec(name).min_image_size)
 
 
 def _cases():
     for name in MODELS:
-        shapes = ([(3, _side(name))] if name in RGB_ONLY
+        shapes = ([(3, _side(name))] if model_spec(name).rgb_only
                   else SHAPES + ([(1, 8)] if name in TINY_OK else []))
         for cin, size in shapes:
             yield pytest.param(name, cin, size, id=f"{name}-{cin}x{size}")
@@ -118,7 +117,7 @@ def test_channels_last(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_same_seed_same_parameters(name):
-    cin = 3 if name in RGB_ONLY else 1
+    cin = 3 if model_spec(name).rgb_only else 1
     torch.manual_seed(123)
     a = build_model(name, num_classes=NUM_CLASSES, in_channels=cin, image_size=_side(name, 28))
     torch.manual_seed(123)
@@ -130,7 +129,7 @@ def test_same_seed_same_parameters(name):
 
 
 def test_fast_max_pool_equals_max_pool_2d_without_gradients():
-    from benchmark.models import MaxPool2x2
+    from benchmark.models.small import MaxPool2x2
     pool = MaxPool2x2()
     for shape in [(3, 6, 28, 28), (2, 16, 10, 10), (2, 3, 7, 9)]:
         x = torch.relu(torch.randn(*shape, generator=torch.Generator().manual_seed(0)))
@@ -142,3 +141,17 @@ def test_fast_max_pool_equals_max_pool_2d_without_gradients():
         g2 = x.clone().requires_grad_(True)
         torch.nn.functional.max_pool2d(g2, 2).sum().backward()
         assert torch.equal(g.grad, g2.grad)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_declared_input_constraints_are_enforced(name):
+    """What a registration declares (rgb_only, min_image_size) is what building checks: one
+    grey channel or one pixel below the minimum is refused, naming the need."""
+    spec = model_spec(name)
+    cin, size = (3 if spec.rgb_only else 1), max(spec.min_image_size, 8)
+    if spec.rgb_only:
+        with pytest.raises(ValueError, match="takes 3-channel images"):
+            build_model(name, num_classes=NUM_CLASSES, in_channels=1, image_size=size)
+    if spec.min_image_size:
+        with pytest.raises(ValueError, match=f"needs image_size >= {spec.min_image_size}"):
+            build_model(name, num_classes=NUM_CLASSES, in_channels=cin, image_size=spec.min_image_size - 1)

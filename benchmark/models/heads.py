@@ -22,7 +22,7 @@ Deviations from pykan (numbered):
      (``update_grid_from_samples``); on a classifier head that refit is unsafe: a feature that is
      0 for the whole batch (a dead ReLU unit, common in these backbones) gets a grid of 12 equal
      knots, and the B-spline's backward then divides by zero-width intervals, so the gradient
-     reaching the backbone is NaN and the run diverges (tests/benchmark/test_kan_head.py shows it
+     reaching the backbone is NaN and the run diverges (tests/benchmark/models/test_heads.py shows it
      on pykan's layer; every conformance run diverged in its first epoch when the refit was
      tried). The cost: features of a trained backbone that leave [-2.2, 2.2] (the grid with its
      3 extension knots; 30% of LeNet's after 5 epochs of Fashion-MNIST) reach the logits through

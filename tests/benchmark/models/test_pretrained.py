@@ -9,7 +9,7 @@ import torch
 import torchvision.models as tvm
 
 from benchmark.data import DataError
-from benchmark.pretrained import WeightsSpec, build, checkpoint_dir, torchvision_weights
+from benchmark.models.pretrained import WeightsSpec, build, checkpoint_dir, torchvision_weights
 
 
 @pytest.fixture

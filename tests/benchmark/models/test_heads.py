@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from kan.KANLayer import KANLayer
 
-from benchmark.kan_head import KANHead
 from benchmark.models import build_model
+from benchmark.models.heads import KANHead
 from methods.mask import MaskConfig, MaskedEdges, actstd_scores, edge_obd_scores, obd_scores
 from methods.obd import mask_head
 
