@@ -255,7 +255,7 @@ def _dry_run(a: argparse.Namespace, spec: dict[str, Any], cfgs: list, resolved: 
     """
     from dataclasses import asdict
 
-    from benchmark.noise_cache import spec_of
+    from benchmark.store import spec_of
     from benchmark.train import prepare, protocol_of, run_revisions
     rows = []
     for cfg, hp in zip(cfgs, resolved):
@@ -379,7 +379,7 @@ def _auto_workers(pending: list) -> int:
 
 def _grid_report(a: argparse.Namespace, name: str, run_ids: set[str]) -> str | None:
     from benchmark.reporting import build, log_to_wandb
-    from benchmark.tracking import resolve_mode
+    from benchmark.store import resolve_mode
     out = Path(a.runs) / "reports" / name  # name checked by load_preset: stays inside the store
     try:
         index = build(a.runs, out, run_ids=run_ids, title=f"Noisy-label benchmark: {name}")
@@ -454,7 +454,7 @@ def _grid_as_study(a: argparse.Namespace, spec: dict, cfgs: list) -> int:
 
 
 def _safe_url(url: str) -> str:
-    from benchmark.tracking import scrub
+    from benchmark.store import scrub
     return scrub(url)
 
 
@@ -489,7 +489,7 @@ def _run_workers(name: str, storage: str, runs: str, n: int, wandb: str | None) 
 
 def cmd_noise(a: argparse.Namespace) -> int:
     from benchmark.data import load_dataset
-    from benchmark.noise_cache import noise_for
+    from benchmark.store import noise_for
     from noise import save_artifact
     base = _base_from_args(a)
     base.setdefault("noise", {})
@@ -533,7 +533,7 @@ def cmd_noise(a: argparse.Namespace) -> int:
 
 def cmd_tune(a: argparse.Namespace) -> int:
     from benchmark.config import check_name
-    from benchmark.store import Store
+    from benchmark.store import Store, resolve_mode
     from benchmark.studies import (best, create_tune_study, default_storage, load_definition, method_space,
                                    parse_param)
     from benchmark.train import prepare
@@ -567,7 +567,6 @@ def cmd_tune(a: argparse.Namespace) -> int:
     b = best(name, storage)
     from benchmark.reporting import log_study_to_wandb
     from benchmark.study_plots import plot_study
-    from benchmark.tracking import resolve_mode
     plots = plot_study(load_definition(name, storage)[0], Path(a.runs) / "studies" / name)
     log_study_to_wandb(name, b, plots, resolve_mode(a.wandb), Path(a.runs))
     if a.json:
@@ -620,8 +619,8 @@ def cmd_worker(a: argparse.Namespace) -> int:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from benchmark.reporting import build, log_to_wandb, parse_filters
-    from benchmark.tracking import resolve_mode
+    from benchmark.reporting import build, log_to_wandb
+    from benchmark.store import parse_filters, resolve_mode
     out = Path(a.out) if a.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise UsageError(f"--out {a.out}: exists and is not a directory")
@@ -751,7 +750,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def cmd_ls(a: argparse.Namespace) -> int:
-    from benchmark.store import Store
+    from benchmark.store import ACCURACIES, Store
     store = Store(a.runs)
     pruned = store.prune() if a.prune else []
     rows = []
@@ -761,9 +760,8 @@ def cmd_ls(a: argparse.Namespace) -> int:
         rows.append({"run_id": rid, "status": d["status"], "detail": d["detail"],
                      "method": cfg.get("method", "?"), "dataset": cfg.get("dataset", "?"),
                      "noise": cfg.get("noise_label", ""), "seed": cfg.get("seed", -1),
-                     "epochs": d["epochs"], "test/acc_last": res.get("test/acc_last"),
-                     "test/acc_at_best_val": res.get("test/acc_at_best_val"),
-                     "test/acc_best": res.get("test/acc_best"), "run_dir": str(store.run_dir(rid))})
+                     "epochs": d["epochs"], **{k: res.get(k) for k in ACCURACIES},
+                     "run_dir": str(store.run_dir(rid))})
     if a.json:
         print(json.dumps({"runs": json_safe(rows), "pruned": pruned}))
         return 0
@@ -776,8 +774,7 @@ def cmd_ls(a: argparse.Namespace) -> int:
     for r in rows:
         f = lambda v: f"{100 * v:5.1f}" if isinstance(v, (int, float)) and math.isfinite(v) else "  -  "
         line = (f"{r['run_id']:16s}  {r['status']:10s} {r['method']:16s} {r['dataset']:13s} {r['noise']:14s} "
-                f"{r['seed']:4d} {r['epochs']:2d} {f(r['test/acc_last'])} {f(r['test/acc_at_best_val'])} "
-                f"{f(r['test/acc_best'])}")
+                f"{r['seed']:4d} {r['epochs']:2d} " + " ".join(f(r[k]) for k in ACCURACIES))
         print(line + (f"  ({r['detail']})" if r["detail"] else ""))
     print("last = last epoch; sel = epoch chosen on noisy validation; best* = oracle (best test epoch)")
     if any(r["status"] == "abandoned" for r in rows):
@@ -823,7 +820,7 @@ def _print_result(res: dict[str, Any]) -> None:
 
 def cmd_merge(a: argparse.Namespace) -> int:
     """Exit 0 when every run merged or was already there; 1 when a run was refused or conflicts."""
-    from benchmark.merge import merge
+    from benchmark.store import merge
     report = merge([Path(p) for p in a.sources], Path(a.into), dry_run=a.dry_run)
     if a.json:
         print(json.dumps(json_safe(report.to_dict())))
@@ -908,7 +905,7 @@ def _fail(message: str, code: int, as_json: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; map the suite's two fault bases (benchmark/errors.py) to exit codes."""
-    from benchmark.tracking import scrub, scrub_argv
+    from benchmark.store import scrub, scrub_argv
     argv = sys.argv[1:] if argv is None else list(argv)
     as_json = "--json" in argv
     scrub_argv()  # W&B records the program's arguments: never a password from --storage

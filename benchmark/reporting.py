@@ -10,35 +10,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.errors import UsageError
-from benchmark.store import Store
-
-FILTER_KEYS = ("method", "dataset", "model", "noise", "noise_label", "protocol", "seed", "run_id")
-
-
-def parse_filters(items: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in FILTER_KEYS:
-            raise UsageError(f"--filter expects KEY=VALUE with KEY in {', '.join(FILTER_KEYS)}; got '{item}'")
-        out.setdefault(key, []).append(value)
-    return out
-
-
-def load(runs_dir: str | Path, filters: dict[str, list[str]] | None = None,
-         run_ids: set[str] | None = None) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
-    """The long DataFrame and the runs dict (config, result, meta) of the selected finished runs."""
-    store = Store(runs_dir)
-    finished = list(store.finished_runs())  # every config/result/meta read once
-    df = store.load_frame(finished)
-    if run_ids is not None:
-        df = df[df.run_id.isin(run_ids)]
-    for key, values in (filters or {}).items():
-        df = df[df[key].astype(str).isin(values)]
-    keep = set(df.run_id)
-    runs = {rid: {"config": cfg, "result": res, "meta": meta}
-            for rid, cfg, res, meta in finished if rid in keep}
-    return df.reset_index(drop=True), runs
+from benchmark.store.frame import load
 
 
 def build(runs_dir: str | Path, out_dir: str | Path, *, filters: dict[str, list[str]] | None = None,
@@ -78,7 +50,7 @@ def log_study_to_wandb(study_name: str, summary: dict[str, Any], plots: list[Pat
         return
     try:
         import wandb
-        from benchmark.tracking import scrub
+        from benchmark.store import scrub
         run = wandb.init(project="noisy-label-bench", dir=str(root), mode=mode, name=f"study-{study_name}",
                          job_type="study", reinit="finish_previous", config=scrub({k: v for k, v in summary.items()
                                                                                    if k != "trials"}),

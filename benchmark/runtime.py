@@ -34,6 +34,8 @@ from typing import Any, Iterator
 
 import torch
 
+from benchmark.store.layout import MACHINE_KEYS  # what a stored numerics record calls the machine
+
 # cuBLAS needs this before its first use to be deterministic (documented by PyTorch's
 # reproducibility notes); setdefault leaves a user's own choice alone
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -42,10 +44,6 @@ FIXED = {"deterministic_algorithms": True, "cudnn_benchmark": False, "tf32": Fal
 """The settings the suite fixes for every run (recorded with each run)."""
 
 
-MACHINE_KEYS = ("device_type", "torch", "cpu", "gpu")
-"""Numerics that describe the machine rather than the run's settings: a finished run made on
-another machine (merged) is that machine's result of the same run, so these may differ there;
-bit-for-bit equality holds only where they agree."""
 
 _ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16",
               "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")

@@ -60,7 +60,7 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
 
 
 def _open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
-    from benchmark.tracking import scrub
+    from benchmark.store import scrub
     if not url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
         raise UsageError(f"unsupported storage '{scrub(url)}'. Valid: sqlite:///FILE, "
                          f"postgresql://USER@HOST[:PORT]/DB (password in PGPASSWORD or ~/.pgpass)")
@@ -91,7 +91,7 @@ def _open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
 
 def _reason(e: BaseException) -> str:
     """The first line of a database error, without SQLAlchemy's boilerplate or any password."""
-    from benchmark.tracking import scrub
+    from benchmark.store import scrub
     orig = getattr(e, "orig", None)
     text = str(orig if orig is not None else e).strip().splitlines()
     return scrub(text[0] if text else type(e).__name__)
@@ -261,7 +261,7 @@ def list_studies(storage: str) -> list[str]:
 
 
 def load_definition(name: str, storage: str) -> tuple[optuna.Study, dict[str, Any]]:
-    from benchmark.tracking import scrub
+    from benchmark.store import scrub
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(storage, create=False))
     except KeyError:

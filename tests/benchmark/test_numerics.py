@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark.store import Store, StoreError
+from benchmark.errors import StoreError
+from benchmark.store import Store
 from benchmark.train import run
 from tests.conftest import tiny_config
 

@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import pytest
 
-from benchmark.store import Store, atomic_write_json
+from benchmark.store import Store, atomic_write_json, load_frame
 from benchmark.train import TrainingDiverged, run, split_indices
 from methods.ce import CE
 from tests.conftest import tiny_config
@@ -41,7 +41,7 @@ def test_finished_run_is_never_recomputed(tmp_path):
 def test_long_frame_schema(tmp_path):
     run(tiny_config("ce", epochs=2), tmp_path)
     run(tiny_config("gce", epochs=2), tmp_path)
-    df = Store(tmp_path).load_frame()
+    df = load_frame(Store(tmp_path))
     assert list(df.columns) == ["run_id", "method", "dataset", "model", "noise", "rate", "noise_label",
                                 "seed", "protocol", "epoch", "metric", "value"]
     assert set(df.method) == {"ce", "gce"} and set(df.noise_label) == {"sym-40%"}
@@ -61,7 +61,7 @@ def test_nan_loss_is_a_failure_not_a_result(tmp_path, monkeypatch):
     (rid,) = store.run_ids()
     assert store.status(rid) == "failed" and store.result(rid) is None
     assert not (tmp_path / rid / "checkpoint.pt").exists()
-    assert store.load_frame().empty
+    assert load_frame(store).empty
 
 
 def test_test_subset_is_fixed_and_part_of_the_protocol(tmp_path):
@@ -138,7 +138,7 @@ def test_runs_with_different_hyperparameters_are_separate_rows_never_pooled(tmp_
             run(build_config({"dataset": "digits", "method": "gce", "epochs": 1, "subset": 200, "seed": s,
                               "hp": {"q": q}}), runs, wandb="disabled")
     run(build_config({"dataset": "digits", "method": "ce", "epochs": 1, "subset": 200}), runs, wandb="disabled")
-    df = Store(runs).load_frame()
+    df = load_frame(Store(runs))
     s = stats.cell_summary(df, "test/acc_last").set_index("method")
     assert set(s.index) == {"ce", "gce (q=0.3)", "gce (q=0.7)", "gce (q=0.59)"}
     assert s.loc["gce (q=0.7)", "n_seeds"] == 3 and s.loc["gce (q=0.3)", "n_seeds"] == 2

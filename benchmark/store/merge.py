@@ -8,7 +8,7 @@ exactly one copy of each run in the target store ``into``:
 * A copy is verified before anything is written (``read_run``): the folder is named by a run id;
   config.json, metrics.csv, result.json and meta.json exist and parse; the run id recomputed from
   config.json equals the folder name; result.json holds every final figure, agrees with
-  metrics.csv (the figures ``train.summarise`` derives from the rows are recomputed and compared)
+  metrics.csv (the figures ``summary.summarise`` derives from the rows are recomputed and compared)
   and has as many epochs as metrics.csv has rows and the config asks for; the noise SHA-256 in
   config.json and result.json agree, and the store's cached noise artifact, if present, holds
   labels with that hash. A copy that fails is *refused*, with the reason; another copy of the
@@ -50,27 +50,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from benchmark.config import config_from_dict, flatten
+from benchmark.config import NOT_HASHED, config_from_dict, flatten
 from benchmark.errors import Refused, UsageError
+from benchmark.store.atomic import json_safe
+from benchmark.store.layout import FINAL_METRICS, MEASURED, RUN_FILES, RUN_ID
 # the cache entry's lock: workers building the same artifact in the target take it too
-from benchmark.noise_cache import _cache_lock, cache_path, spec_of
-from benchmark.store import FINAL_METRICS, RUN_ID, json_safe
-from benchmark.train import summarise
+from benchmark.store.noise_cache import cache_lock, cache_path, spec_of
+from benchmark.store.summary import summarise
 from noise import load_artifact
 
-RUN_FILES = ("config.json", "metrics.csv", "result.json", "meta.json")
-"""The files of a finished run that are verified and copied (in this order)."""
-
-MEASURED = ("time/", "mem/")
-"""result.json keys and metrics.csv columns that measure the machine, not the run: not compared."""
-
-CONFIG_RECORDED = ("device", "data_dir", "eval_batch_size", "checkpoint_s", "hp", "mask",
-                   "noise.file", "numerics.device_type", "numerics.torch",
+CONFIG_RECORDED = (*NOT_HASHED, "hp", "mask", "noise.file", "numerics.device_type", "numerics.torch",
                    "noise_artifact.verification")
 """config.json fields that may differ between two copies of one run: where and how it was run
-(the fields RunConfig does not hash; the device type and torch version, which check_numerics
-also lets differ), the user's hp / mask overrides (the run id hashes the resolved ones,
-hp_resolved, which is compared) and the path of an imported noise file (hashed by content)."""
+(the fields RunConfig does not hash, NOT_HASHED; the device type and torch version, which
+check_numerics also lets differ), the user's hp / mask overrides (the run id hashes the resolved
+ones, hp_resolved, which is compared) and the path of an imported noise file (hashed by content)."""
 
 MAX_LISTED = 8
 """Differences listed per file of a conflict; the rest are counted."""
@@ -363,7 +357,7 @@ def _place_artifact(src: Path, dst: Path, sha: str) -> bool:
     """Copy a noise artifact into the target's cache, unless a worker put one there meanwhile;
     returns whether it was copied. The copy is verified (labels hash to ``sha``) before it is
     renamed into place. Held under the cache entry's own lock, which workers take too."""
-    with _cache_lock(dst):
+    with cache_lock(dst):
         if dst.is_file():
             if load_artifact(dst).sha256 != sha:
                 raise ValueError(f"{dst} appeared during the merge holding other labels")
@@ -445,7 +439,7 @@ def _parse_metrics(data: bytes) -> list[dict[str, float]]:
 def _check_run_id(name: str, config: dict[str, Any]) -> None:
     """The run id recomputed from config.json equals the folder name.
 
-    train.prepare names a run ``cfg.run_id(artifact.sha256, asdict(resolved hp), revisions)``;
+    benchmark.train.prepare names a run ``cfg.run_id(artifact.sha256, asdict(resolved hp), revisions)``;
     config.json holds ``cfg.to_dict()`` (after noise_for filled in an imported file's spec), the
     resolved hyperparameters as ``hp_resolved``, the revisions (absent in runs made before them:
     all 1) and the artifact's hash as ``noise_artifact.sha256``, so the same call on the rebuilt
@@ -466,8 +460,8 @@ def _check_run_id(name: str, config: dict[str, Any]) -> None:
 def _check_result(config: dict[str, Any], result: dict[str, Any], rows: list[dict[str, float]]) -> None:
     """result.json is complete and is what its metrics.csv gives.
 
-    Complete: every final figure (store.FINAL_METRICS), epochs and the noise record. Its epochs
-    equal metrics.csv's rows and the config's epochs. Every figure train.summarise derives from
+    Complete: every final figure (layout.FINAL_METRICS), epochs and the noise record. Its epochs
+    equal metrics.csv's rows and the config's epochs. Every figure summary.summarise derives from
     the rows and result.json records equals the recomputed one (NaN as null, as stored): an
     edited number, or rows of another run, do not pass.
     """

@@ -1,4 +1,5 @@
-"""Noise artifacts for runs: built once per (dataset, spec, seed), cached, or imported from a file.
+"""Noise artifacts for runs: built once per (dataset, spec, seed), cached in the store's ``_noise/``
+folder, or imported from a file.
 
 Noise is drawn on the dataset's *whole* training set (before subset and split), so a realisation is
 shared by every method, subset and split of the same seed, and CIFAR-N indices line up.
@@ -84,7 +85,7 @@ def noise_for(cfg: RunConfig, data: DatasetArrays, seed: int, runs_root: Path) -
         return art
     spec = check_spec(cfg, data)
     path = cache_path(runs_root, cfg.dataset, spec, seed)
-    with _cache_lock(path):
+    with cache_lock(path):
         if path.is_file():
             try:
                 art = load_artifact(path, expect_dataset=cfg.dataset, expect_num=n)
@@ -106,7 +107,7 @@ def noise_for(cfg: RunConfig, data: DatasetArrays, seed: int, runs_root: Path) -
 
 
 @contextlib.contextmanager
-def _cache_lock(path: Path) -> Iterator[None]:
+def cache_lock(path: Path) -> Iterator[None]:
     """One builder per cache entry at a time (workers share the cache); temporary files of a
     builder that died are removed once the lock is held."""
     path.parent.mkdir(parents=True, exist_ok=True)

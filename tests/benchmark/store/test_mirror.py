@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.store import Store
-from benchmark.tracking import offline_run_dirs, resolve_mode, scrub
+from benchmark.store import Store, resolve_mode, scrub
+from benchmark.store.mirror import offline_run_dirs
 from benchmark.train import run
-from tests.conftest import tiny_config
+from tests.conftest import ROOT, tiny_config
 
 WANDB = Path(sys.executable).with_name("wandb")
 
@@ -60,7 +60,7 @@ def test_resumed_run_mirrors_every_epoch(tmp_path):
 def test_a_killed_runs_truncated_wandb_copy_is_removed_on_the_next_run(tmp_path):
     import os
     import signal
-    root = Path(__file__).resolve().parents[2]
+    root = ROOT
     cmd = [sys.executable, "runner.py", "run", "--dataset", "digits", "--epochs", "3", "--subset", "300",
            "--runs", str(tmp_path), "--wandb", "offline", "--set", "checkpoint_s=0"]
     env = {**os.environ, "WANDB_MODE": "offline", "NLB_KILL_AT": "checkpoint:2"}

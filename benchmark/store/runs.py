@@ -1,44 +1,29 @@
 """The run store: one directory per run, named by its config hash; the source of truth.
 
-    <root>/<run_id>/config.json    resolved config (+ derived seeds, protocol, noise summary)
-                    metrics.csv    one row per epoch
-                    result.json    final figures; present only for a finished run
-                    meta.json      git SHA, package versions, device, wall time, peak memory
-                    checkpoint.pt  while the run is alive (removed when it finishes)
-                    failure.json   why a run stopped (NaN loss, exception); never a result
-
-Every file is written atomically (temporary file in the same directory, then os.replace), so a
-crash leaves either the old or the new file, never half of one.
+:class:`Store` creates, locks, writes and describes run folders (their layout: layout.py) through
+atomic writes (atomic.py). A run's checkpoints rotate and load with ``weights_only=True``; one
+that does not load is set aside, never trusted.
 """
 from __future__ import annotations
 
 import contextlib
 import csv
 import fcntl
-import hashlib
 import io
-import json
-import math
 import os
-import re
 import shutil
-import signal
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-import pandas as pd
 import torch
 
-from benchmark import runtime, settings
 from benchmark.errors import StoreError
+from benchmark.store.atomic import atomic_write_bytes, atomic_write_json, read_json
+from benchmark.store.layout import CHECKPOINTS, MACHINE_KEYS, RUN_ID, SUITE_FILES
 
-RUN_ID = re.compile(r"[0-9a-f]{16}")
-SUITE_FILES = {"config.json", "metrics.csv", "result.json", "meta.json", "failure.json",
-               "stopped.json", "wandb.json", "checkpoint.pt", "checkpoint.prev.pt", ".lock"}
-"""Every file the suite writes in a run folder (plus *.bad checkpoints and *.tmp leftovers)."""
+__all__ = ["Store"]
 
 
 def _read_or_empty(path: Path) -> dict[str, Any]:
@@ -47,44 +32,6 @@ def _read_or_empty(path: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     return obj if isinstance(obj, dict) else {}
-
-
-FINAL_METRICS = ("test/acc_last", "test/acc_best", "test/acc_at_best_val", "noise/actual_rate",
-                 "time/total_s", "time/samples_per_s", "mem/peak_mb")
-
-
-_WRITES: dict[str, int] = {}
-
-
-def _maybe_die(path: Path) -> None:
-    """Fault injection for tests/test_faults.py: ``NLB_KILL_AT=checkpoint:3`` SIGKILLs this process
-    in the middle of its 3rd checkpoint write (temporary file written, not yet renamed). Kinds: the
-    file's stem (checkpoint, metrics, result, meta, config) or ``any``. Unset in normal use."""
-    spec = settings.kill_at()
-    if not spec:
-        return
-    kind, _, nth = spec.partition(":")
-    stem = path.name.split(".")[0]
-    if kind not in (stem, "any"):
-        return
-    _WRITES[kind] = _WRITES.get(kind, 0) + 1
-    if _WRITES[kind] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        _maybe_die(path)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _plain(obj: Any) -> Any:
@@ -102,99 +49,6 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return tuple(_plain(v) for v in obj)
     return obj
-
-
-def json_safe(obj: Any) -> Any:
-    """NaN/inf become null and numpy scalars plain numbers: strict JSON, readable by any tool."""
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    return obj
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False)
-    atomic_write_bytes(path, (text + "\n").encode())
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
-
-
-def method_label(cfg: dict[str, Any]) -> str:
-    """The method's name, plus the classifier and mask settings that differ from their defaults.
-
-    "obd" for the default mask, "obd[sparsity=0.1]" for a sweep point, "ce[classifier=kan]" and
-    "obd[classifier=kan,sparsity=0.3]" with the KAN head: cells of an ablation stay apart in
-    reports instead of being averaged together.
-    """
-    from dataclasses import asdict
-
-    from methods.mask import MaskConfig
-    tags = [f"classifier={cfg['classifier']}"] if cfg.get("classifier", "linear") != "linear" else []
-    mask = (cfg.get("hp_resolved") or {}).get("mask")
-    if isinstance(mask, dict):
-        defaults = asdict(MaskConfig())
-        tags += [f"{k}={mask[k]}" for k in sorted(mask) if k in defaults and mask[k] != defaults[k]]
-    return f"{cfg['method']}[{','.join(tags)}]" if tags else cfg["method"]
-
-
-def hp_labels(runs: list[tuple[str, dict[str, Any], str]]) -> dict[str, str]:
-    """A table label per run: runs that differ in resolved hyperparameters never share one.
-
-    runs: (run_id, config, protocol label). Within one (protocol, dataset, noise setting,
-    method_label) group, runs whose resolved hyperparameters differ get the settings that differ
-    appended, e.g. ``gce (q=0.59)`` and ``gce (q=0.7)``; a group with one set of hyperparameters
-    keeps the plain label. (After a tuning search the store holds one method under many settings;
-    averaging them into one row would report a number no configuration produced.)
-    """
-    groups: dict[tuple, dict[str, dict[str, Any]]] = {}
-    for rid, cfg, pname in runs:
-        key = (pname, cfg.get("dataset"), cfg.get("noise_label"), method_label(cfg))
-        groups.setdefault(key, {})[rid] = _flat_hp(cfg.get("hp_resolved") or {})
-    out: dict[str, str] = {}
-    for (_p, _d, _n, base), members in groups.items():
-        sets = {json.dumps(h, sort_keys=True, default=str) for h in members.values()}
-        if len(sets) == 1:
-            out.update({rid: base for rid in members})
-            continue
-        keys = sorted({k for h in members.values() for k in h})
-        differ = [k for k in keys if len({json.dumps(h.get(k), default=str) for h in members.values()}) > 1]
-        names = {}
-        for rid, h in members.items():
-            names[rid] = f"{base} ({', '.join(f'{k}={_short(h.get(k))}' for k in differ)})"
-        # two settings that print alike (0.59 vs 0.5900001) still get two labels
-        by_label: dict[str, set[str]] = {}
-        for rid, label in names.items():
-            by_label.setdefault(label, set()).add(json.dumps(members[rid], sort_keys=True, default=str))
-        for rid, label in names.items():
-            if len(by_label[label]) > 1:
-                tag = hashlib.sha256(json.dumps(members[rid], sort_keys=True, default=str).encode()).hexdigest()[:6]
-                label = f"{label[:-1]}, hp#{tag})"
-            out[rid] = label
-    return out
-
-
-def _flat_hp(hp: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Resolved hyperparameters as flat names: a masked method's {"base": {...}, "mask": {...}}
-    becomes q=..., mask.sparsity=...."""
-    out: dict[str, Any] = {}
-    for k, v in hp.items():
-        name = "" if (not prefix and k == "base") else f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flat_hp(v, f"{name}." if name else ""))
-        else:
-            out[name] = v
-    return out
-
-
-def _short(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 class Store:
@@ -237,7 +91,7 @@ class Store:
         if stored is None:
             raise StoreError(f"run {run_id} in {self.root} records no numerical setting (made by an "
                              f"earlier version?); move it out of the store to recompute it")
-        keys = [k for k in numerics if k not in runtime.MACHINE_KEYS]
+        keys = [k for k in numerics if k not in MACHINE_KEYS]
         diff = {k: (stored.get(k), numerics[k]) for k in keys if stored.get(k) != numerics[k]}
         if diff:
             what = ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in diff.items())
@@ -294,7 +148,7 @@ class Store:
         blocks a run, it only costs the epochs since the last good state.
         """
         d = self.run_dir(run_id)
-        for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        for name in CHECKPOINTS:
             p = d / name
             if not p.is_file():
                 continue
@@ -316,7 +170,7 @@ class Store:
 
     def drop_checkpoints(self, run_id: str) -> None:
         d = self.run_dir(run_id)
-        for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+        for name in CHECKPOINTS:
             (d / name).unlink(missing_ok=True)
 
     def clean_stale(self, run_id: str) -> list[str]:
@@ -396,7 +250,7 @@ class Store:
 
     @staticmethod
     def _has_checkpoint(d: Path) -> bool:
-        return (d / "checkpoint.pt").is_file() or (d / "checkpoint.prev.pt").is_file()
+        return any((d / name).is_file() for name in CHECKPOINTS)
 
     def prune(self) -> list[str]:
         """Remove abandoned run folders (see describe); returns their ids. A folder is removed
@@ -420,47 +274,3 @@ class Store:
             if (d / "result.json").is_file():
                 meta = read_json(d / "meta.json") if (d / "meta.json").is_file() else {}
                 yield rid, read_json(d / "config.json"), read_json(d / "result.json"), meta
-
-    def load_frame(self, finished: list[tuple[str, dict, dict, dict]] | None = None) -> pd.DataFrame:
-        """Every finished run as one long DataFrame.
-
-        Columns: run_id, method, dataset, model, noise, rate, noise_label, seed, protocol, epoch
-        (nullable Int64; <NA> on final-result rows), metric, value. Accuracies are fractions.
-        finished: the list(finished_runs()) a caller already read, so files are read once.
-        """
-        rows: list[dict[str, Any]] = []
-        finished = list(self.finished_runs()) if finished is None else finished
-        # a protocol name shared by runs of different protocols (e.g. a preset run with another
-        # --set epochs) gets its protocol id appended, so tables never mix them
-        ids_per_name: dict[str, set] = {}
-        for _rid, cfg, _res, _meta in finished:
-            p = cfg.get("protocol", {})
-            ids_per_name.setdefault(p.get("name", ""), set()).add(p.get("id", ""))
-        def pname_of(cfg: dict) -> str:
-            proto = cfg.get("protocol", {})
-            pname = proto.get("name", "")
-            return f"{pname}-{proto.get('id', '')}" if len(ids_per_name[pname]) > 1 else pname
-
-        labels = hp_labels([(rid, cfg, pname_of(cfg)) for rid, cfg, _res, _meta in finished])
-        for rid, cfg, res, _meta in finished:
-            pname = pname_of(cfg)
-            noise = cfg["noise"]
-            rate = float(noise["rate"]) if noise["kind"] not in ("human", "twin") else math.nan
-            key = {"run_id": rid, "method": labels[rid], "dataset": cfg["dataset"],
-                   "model": cfg["model"], "noise": noise["kind"], "rate": rate,
-                   "noise_label": cfg.get("noise_label", noise["kind"]), "seed": cfg["seed"],
-                   "protocol": pname}
-            for m in self.read_metrics(rid):
-                ep = int(m.pop("epoch"))
-                rows += [{**key, "epoch": ep, "metric": k, "value": v} for k, v in m.items()]
-            for k, v in res.items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    rows.append({**key, "epoch": pd.NA, "metric": k, "value": float(v)})
-                elif v is None and k in FINAL_METRICS:
-                    rows.append({**key, "epoch": pd.NA, "metric": k, "value": math.nan})
-        cols = ["run_id", "method", "dataset", "model", "noise", "rate", "noise_label", "seed",
-                "protocol", "epoch", "metric", "value"]
-        df = pd.DataFrame(rows, columns=cols)
-        df["epoch"] = df["epoch"].astype("Int64")
-        df["value"] = df["value"].astype(float)
-        return df

@@ -1,9 +1,10 @@
 """Fault injection: a grid SIGKILLed at seeded moments (mid-checkpoint, mid-metrics, mid-result,
 mid-config and mid-meta write), rerun each time, ends exactly like an uninterrupted grid.
 
-The kill comes from benchmark.store's fault hook (env NLB_KILL_AT=<file kind>:<n>): the process
-kills itself with SIGKILL after writing the n-th temporary file of that kind and before renaming
-it, the worst moment for a store that writes atomically.
+The kill comes from the store's fault hook (benchmark/store/atomic.py, env
+NLB_KILL_AT=<file kind>:<n>): the process kills itself with SIGKILL after writing the n-th
+temporary file of that kind and before renaming it, the worst moment for a store that writes
+atomically.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
+
 GRID = """seeds = [0]
 methods = ["ce", "coteaching"]
 [base]

@@ -1,4 +1,4 @@
-"""benchmark/merge.py on real runs of the suite (digits, 2 epochs), trained once per module.
+"""benchmark/store/merge.py on real runs of the suite (digits, 2 epochs), trained once per module.
 
 Every merge here goes through ``merged``, which hashes every file of every source before and
 after: no test passes if a merge writes, moves or deletes anything in a source.
@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from benchmark.errors import UsageError
-from benchmark.merge import RUN_FILES, merge
-from benchmark.store import Store, atomic_write_json
-from benchmark.train import run, summarise
+from benchmark.store import RUN_FILES, Store, atomic_write_json, load_frame, merge, summarise
+from benchmark.train import run
 from noise import load_artifact
 from tests.conftest import tiny_config
 
@@ -91,7 +90,7 @@ def test_disjoint_stores_merge_into_a_third(stores):
     assert report.ok and sorted(report.copied) == sorted([ids["a"], ids["b"]])
     assert report.already == [] and report.refused == [] and report.conflicts == []
     assert sorted(Store(into).run_ids()) == sorted([ids["a"], ids["b"]])
-    assert set(Store(into).load_frame().run_id) == {ids["a"], ids["b"]}
+    assert set(load_frame(Store(into)).run_id) == {ids["a"], ids["b"]}
     for key, src in (("a", tmp / "a"), ("b", tmp / "b")):
         for name in RUN_FILES:
             assert (into / ids[key] / name).read_bytes() == (src / ids[key] / name).read_bytes()
