@@ -41,7 +41,7 @@ def _time_one(m: str, base: dict[str, Any], epochs: int, runs_dir: str,
     """One method's timing row (no ratios): see :func:`time_methods`."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from benchmark.train import run
+    from benchmark.training import run
     cfg = build_config({**base, "method": m, "epochs": epochs}, sets)
     counter = FlopCounterMode(display=False)
 
@@ -117,10 +117,9 @@ def bare_loop(base: dict[str, Any], sets: list[str] | None = None, epochs: int =
     zero_grad, backward, step. No augmentation call, no metrics, nothing else. The harness's CE
     epoch is compared with it (goal: at least 0.9 of its speed). It runs under the run's numerical
     setting (runtime.pinned: threads, deterministic flags) and precision, as the harness's CE does."""
-    from benchmark import optim, runtime
     from benchmark.data import load_dataset
     from benchmark.models import build_model
-    from benchmark.train import autocast, resolve_device, split_indices
+    from benchmark.training import autocast, optim, resolve_device, runtime, split_indices
     cfg = build_config({**base, "method": "ce"}, sets)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir or None)
     dev = resolve_device(cfg.device)

@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 # ----- commands -------------------------------------------------------------------------------
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from benchmark.train import run, validate
+    from benchmark.training import run, validate
     cfg = build_config(_base_from_args(a), a.set, a.config)
     validate(cfg)  # a bad setting is one line, before any progress bar is drawn
     with _EpochBar(cfg.epochs) as bar:
@@ -256,7 +256,7 @@ def _dry_run(a: argparse.Namespace, spec: dict[str, Any], cfgs: list, resolved: 
     from dataclasses import asdict
 
     from benchmark.store import spec_of
-    from benchmark.train import prepare, protocol_of, run_revisions
+    from benchmark.training import prepare, protocol_of, run_revisions
     rows = []
     for cfg, hp in zip(cfgs, resolved):
         if cfg.noise.file:
@@ -296,9 +296,10 @@ def _hp_text(method: str, hp: dict[str, Any]) -> str:
 
 def cmd_grid(a: argparse.Namespace) -> int:
     from benchmark.config import check_name, expand, load_preset
+    from benchmark.errors import TrainingDiverged
     from benchmark.store import Store
     from benchmark.studies import default_storage
-    from benchmark.train import TrainingDiverged, prepare, run, validate
+    from benchmark.training import prepare, run, validate
     spec = load_preset(a.preset)
     if a.study:
         check_name(a.study, "study name")
@@ -368,7 +369,7 @@ def _auto_workers(pending: list) -> int:
     """Workers that fill this machine: on CPU one per `threads` cores of a run (one run per core
     with the default of 1 thread: the best runs per hour measured, docs/BENCHMARKS.md), never more
     than the runs left; on a GPU one (several runs can share it: --workers N)."""
-    from benchmark.train import resolve_device
+    from benchmark.training import resolve_device
     if not pending:
         return 0
     if resolve_device(pending[0].device).type != "cpu":
@@ -536,7 +537,7 @@ def cmd_tune(a: argparse.Namespace) -> int:
     from benchmark.store import Store, resolve_mode
     from benchmark.studies import (best, create_tune_study, default_storage, load_definition, method_space,
                                    parse_param)
-    from benchmark.train import prepare
+    from benchmark.training import prepare
     storage = a.storage or default_storage(a.runs)
     if a.show:
         b = best(a.show, storage)
@@ -832,7 +833,7 @@ def cmd_merge(a: argparse.Namespace) -> int:
 def _bench_streaming(a: argparse.Namespace) -> int:
     from benchmark.bench_stream import time_streaming
     from benchmark.data.real_world import LISTINGS
-    from benchmark.train import resolve_device
+    from benchmark.training import resolve_device
     if a.dataset not in LISTINGS:
         raise UsageError(f"bench --streaming reads a real-world dataset. Valid: {', '.join(sorted(LISTINGS))}")
     if a.images < a.batch_size or a.loader_workers < 1:

@@ -274,7 +274,7 @@ def load_definition(name: str, storage: str) -> tuple[optuna.Study, dict[str, An
 # ----- workers ------------------------------------------------------------------------------
 
 def _tune_objective(defn: dict[str, Any], runs_dir: str, wandb: str | None):
-    from benchmark.train import run
+    from benchmark.training import run
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", WORKER)
@@ -311,7 +311,7 @@ def _tune_objective(defn: dict[str, Any], runs_dir: str, wandb: str | None):
 
 
 def _grid_objective(defn: dict[str, Any], runs_dir: str, wandb: str | None):
-    from benchmark.train import run
+    from benchmark.training import run
 
     def objective(trial: optuna.Trial) -> float:
         i = trial.suggest_categorical("cell", list(range(len(defn["cells"]))))

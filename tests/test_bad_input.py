@@ -222,7 +222,7 @@ def test_a_truncated_checkpoint_never_blocks_the_run(tmp_path, capsys):
     args = ["run", "--dataset", "digits", "--epochs", "3", "--subset", "200", "--runs", str(runs),
             "--wandb", "disabled", "--json", "--set", "checkpoint_s=0"]
     from benchmark.config import build_config
-    from benchmark.train import run
+    from benchmark.training import run
     cfg = build_config({"dataset": "digits", "epochs": 3, "subset": 200, "checkpoint_s": 0})
     part = run(cfg, runs, stop_after=2, wandb="disabled")
     ck = Path(part["run_dir"]) / "checkpoint.pt"

@@ -167,7 +167,7 @@ def test_bench_rounds_take_medians_and_report_the_spread(tmp_path):
 def test_ls_says_what_each_incomplete_run_is_and_prune_removes_only_abandoned(tmp_path):
     from benchmark.config import build_config
     from benchmark.store import Store
-    from benchmark.train import run
+    from benchmark.training import run
     runs = tmp_path / "runs"
     base = {"dataset": "digits", "epochs": 3, "subset": 200}
     done = run(build_config(base), runs, wandb="disabled")["run_id"]

@@ -7,7 +7,7 @@ Images that stay as files (the real-world sets) live in ``files/``; the augmenta
 loop applies on the device in ``augment/`` (its own package: it needs Kornia).
 """
 from benchmark.data.registry import (DatasetArrays, cache_dir, clear_cache, file_digest, list_datasets,
-                                     load_dataset, prefix_forms, register_dataset, register_prefix)
+                                     load_dataset, prefix_forms, prefixes, register_dataset, register_prefix)
 from benchmark.errors import DataError, DatasetNotFound
 
 # every loader, once (registration side effects); keep the list complete: a module missing here
@@ -16,5 +16,5 @@ from benchmark.data import fashion_mnist, digits, cifar, synthetic, folders, ani
 from benchmark.data.cifar_n import attach_human_labels  # noqa: E402
 
 __all__ = ["DataError", "DatasetArrays", "DatasetNotFound", "attach_human_labels", "cache_dir", "clear_cache",
-           "file_digest", "list_datasets", "load_dataset", "prefix_forms", "register_dataset",
+           "file_digest", "list_datasets", "load_dataset", "prefix_forms", "prefixes", "register_dataset",
            "register_prefix"]

@@ -34,7 +34,7 @@ from benchmark.errors import DataError
 
 __all__ = ["DataError", "DatasetArrays", "register_dataset", "register_prefix", "list_datasets",
            "load_dataset", "clear_cache", "cache_dir", "search_roots", "file_digest", "channel_stats",
-           "contiguous_uint8", "partial_copy", "why_not", "torchvision_download", "prefix_forms"]
+           "contiguous_uint8", "partial_copy", "why_not", "torchvision_download", "prefixes", "prefix_forms"]
 
 
 @dataclass
@@ -139,6 +139,11 @@ def register_prefix(prefix: str, placeholder: str) -> Callable[[PrefixLoader], P
 def list_datasets() -> list[str]:
     """Registered names; the prefixed forms (:func:`prefix_forms`) are extra."""
     return sorted(_REGISTRY)
+
+
+def prefixes() -> tuple[str, ...]:
+    """The registered name prefixes: folder:, list:."""
+    return tuple(_PREFIXES)
 
 
 def prefix_forms() -> list[str]:

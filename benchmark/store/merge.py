@@ -439,7 +439,7 @@ def _parse_metrics(data: bytes) -> list[dict[str, float]]:
 def _check_run_id(name: str, config: dict[str, Any]) -> None:
     """The run id recomputed from config.json equals the folder name.
 
-    benchmark.train.prepare names a run ``cfg.run_id(artifact.sha256, asdict(resolved hp), revisions)``;
+    benchmark.training.prepare names a run ``cfg.run_id(artifact.sha256, asdict(resolved hp), revisions)``;
     config.json holds ``cfg.to_dict()`` (after noise_for filled in an imported file's spec), the
     resolved hyperparameters as ``hp_resolved``, the revisions (absent in runs made before them:
     all 1) and the artifact's hash as ``noise_artifact.sha256``, so the same call on the rebuilt

@@ -6,7 +6,7 @@ import torch
 
 from benchmark.data.augment import Augmenter, StrongAugmenter
 from benchmark.models import build_model
-from benchmark.train import run
+from benchmark.training import run
 from methods import RunContext, get_method, list_methods, resolve_hp
 from methods.ce import CE
 from methods.mask import MaskConfig, MaskedLinear

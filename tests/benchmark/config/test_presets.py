@@ -127,7 +127,7 @@ def test_a_report_on_the_loss_protocol_shows_the_published_column(tmp_path, monk
     import json
     import subprocess
     import sys
-    from benchmark.train import run
+    from benchmark.training import run
     from tests.benchmark.data.fake_cifar import write_fake_cifar10
     monkeypatch.setenv("NLB_ALLOW_UNVERIFIED_DATA", "1")
     fake = write_fake_cifar10(tmp_path / "data", n_train=10, n_test=10)

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from benchmark.config import expand, load_preset
-from benchmark.train import protocol_of
+from benchmark.training import protocol_of
 from reports import published
 
 
@@ -34,7 +34,7 @@ def test_webvision_presets_use_each_protocols_geometry_and_optimiser():
     assert (a.dataset, a.model, a.batch_size, a.optim.nesterov, a.optim.grad_clip) == \
         ("webvision_mini_224", "resnet50", 512, True, 5.0)
     # StepLR(1, 0.97) stepped per epoch: lr 0.4 * 0.97 ** (epoch - 1)
-    from benchmark.optim import lr_at
+    from benchmark.training.optim import lr_at
     assert abs(lr_at(a.optim, 250, 250) - 0.4 * 0.97 ** 249) < 1e-12
     assert (a.hp["alpha"], a.hp["beta"], a.hp["delta"]) == (20.0, 1.0, 5e-6)
     assert (anl["nce_rce"].hp["alpha"], anl["nce_rce"].hp["beta"]) == (50.0, 0.1)

@@ -58,7 +58,7 @@ def test_a_sed_report_shows_hosts_the_mask_and_the_published_last10(tmp_path, mo
     """Real runs of the sed protocol (100 epochs on a 12-image CIFAR-100 copy in the official
     layout): the last-10 table carries SED's Table 1 number, and the mask section lays the host,
     its +mask row and the paired gain out as the paper would."""
-    from benchmark.train import run
+    from benchmark.training import run
     from tests.benchmark.data.fake_cifar import write_fake_cifar100
     monkeypatch.setenv("NLB_ALLOW_UNVERIFIED_DATA", "1")
     fake = write_fake_cifar100(tmp_path / "data", n_train=12, n_test=8)

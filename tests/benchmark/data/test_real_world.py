@@ -162,12 +162,12 @@ def test_selection_diagnostics_use_the_verified_samples_only(tmp_path):
     """A method's division is judged on the verified samples: 1 = label right, 0 = wrong."""
     import torch
 
-    from benchmark.train import _Truth
+    from benchmark.training.evaluate import Truth
     write_food101n(tmp_path)
     d = load_dataset("food101n", data_dir=str(tmp_path))
     tr = torch.arange(len(d.train_y))
     y = torch.as_tensor(d.train_y)
-    truth = _Truth(d, tr, y, y, 0, 0)
+    truth = Truth(d, tr, y, y, 0, 0)
     v = torch.as_tensor(d.verified)
     perfect = v == 1  # select exactly the samples verified right, score them 1, the rest 0
     out = truth.selection(perfect, perfect.float())

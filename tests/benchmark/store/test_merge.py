@@ -15,7 +15,7 @@ import pytest
 
 from benchmark.errors import UsageError
 from benchmark.store import RUN_FILES, Store, atomic_write_json, load_frame, merge, summarise
-from benchmark.train import run
+from benchmark.training import run
 from noise import load_artifact
 from tests.conftest import tiny_config
 

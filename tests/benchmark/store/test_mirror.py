@@ -10,7 +10,7 @@ import pytest
 
 from benchmark.store import Store, resolve_mode, scrub
 from benchmark.store.mirror import offline_run_dirs
-from benchmark.train import run
+from benchmark.training import run
 from tests.conftest import ROOT, tiny_config
 
 WANDB = Path(sys.executable).with_name("wandb")

@@ -4,8 +4,9 @@ import math
 import pandas as pd
 import pytest
 
+from benchmark.errors import TrainingDiverged
 from benchmark.store import Store, atomic_write_json, load_frame
-from benchmark.train import TrainingDiverged, run, split_indices
+from benchmark.training import run, split_indices
 from methods.ce import CE
 from tests.conftest import tiny_config
 
@@ -130,7 +131,7 @@ def test_a_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path):
 def test_runs_with_different_hyperparameters_are_separate_rows_never_pooled(tmp_path):
     """As after `tune --param hp.q=...`: one method under three q values is three table rows."""
     from benchmark.config import build_config
-    from benchmark.train import run
+    from benchmark.training import run
     from reports import stats
     runs = tmp_path / "runs"
     for q, seeds in ((0.3, (0, 1)), (0.7, (0, 1, 2)), (0.59, (0,))):

@@ -112,7 +112,7 @@ def test_crop_size_windows_match_torchvision():
 
 
 def _run(tmp_path, name, env, monkeypatch, **over):
-    from benchmark.train import run
+    from benchmark.training import run
     for k, v in env.items():
         monkeypatch.setenv(k, v) if v is not None else monkeypatch.delenv(k, raising=False)
     clear_cache()
@@ -191,7 +191,7 @@ def test_a_set_too_large_for_the_gpu_stays_on_the_host(monkeypatch):
 
 
 def test_nan_scores_are_judged_on_the_scored_samples_and_counted():
-    from benchmark.diagnostics import selection_quality
+    from benchmark.training.diagnostics import selection_quality
     scores = torch.tensor([0.9, float("nan"), 0.1, float("nan")])
     truth = torch.tensor([True, True, False, False])
     out = selection_quality(scores > 0.5, scores, truth)

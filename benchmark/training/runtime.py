@@ -34,6 +34,7 @@ from typing import Any, Iterator
 
 import torch
 
+from benchmark.config import RunConfig
 from benchmark.store.layout import MACHINE_KEYS  # what a stored numerics record calls the machine
 
 # cuBLAS needs this before its first use to be deterministic (documented by PyTorch's
@@ -165,3 +166,16 @@ class ResourceMeter:
         return {"wall_s": float(b.get("wall_s", 0.0)) + self.wall_s(),
                 "peak_mb": max(float(b.get("peak_mb", 0.0)), self.peak_mb()),
                 "processes": int(b.get("processes", 0)) + 1, "peak_kind": self.kind}
+
+
+def autocast(cfg: RunConfig, dev: torch.device):
+    """The forward-pass precision context of a run (``cfg.precision``): bf16 autocast, or a no-op
+    at fp32.
+
+    Losses are safe under it: the methods cast logits to fp32 before every softmax and
+    per-sample loss (see methods/common.py), and optimiser steps run on fp32 weights.
+    The weight-cast cache is off: the context spans a whole epoch, and a cached bf16 copy of a
+    weight would go stale after the first optimiser step (training would then never move).
+    """
+    return torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16",
+                          cache_enabled=False)

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.grad_error import gradient_errors, linear_ce_grads, probe_metrics, relative_error
 from benchmark.models import build_model
+from benchmark.training.diagnostics import gradient_errors, linear_ce_grads, probe_metrics, relative_error
 from methods.mask import MaskConfig, MaskedLinear
 
 

@@ -19,10 +19,9 @@ import torch
 
 from benchmark.errors import StoreError
 from benchmark.store import Store
-from benchmark.train import run
-from tests.conftest import tiny_config
+from benchmark.training import run
+from tests.conftest import ROOT, tiny_config
 
-ROOT = Path(__file__).resolve().parents[2]
 GRID = """seeds = [0]
 methods = ["ce", "gce"]
 [base]
@@ -91,7 +90,7 @@ def test_a_finished_run_made_under_another_setting_is_refused(tmp_path):
 
 def test_numerics_name_the_cpu_kernels():
     """Which kernels torch dispatches to decides the last digits: recorded with every run."""
-    from benchmark import runtime
+    from benchmark.training import runtime
     n = runtime.numerics(1, "fp32", torch.device("cpu"))
     assert n["cpu"]["capability"] == torch.backends.cpu.get_cpu_capability() and n["cpu"]["model"]
     assert isinstance(n["cpu"]["isa"], list)

@@ -4,7 +4,7 @@ import pytest
 
 from benchmark.config import OptimConfig, build_config
 from benchmark.errors import UsageError
-from benchmark.optim import lr_at
+from benchmark.training.optim import lr_at
 
 
 def test_schedules():

@@ -14,9 +14,8 @@ import torch
 from benchmark.config import RunConfig, build_config
 from benchmark.data.augment import Augmenter
 from benchmark.errors import UsageError
-from benchmark.train import autocast, protocol_of, run
-
-ROOT = Path(__file__).resolve().parents[2]
+from benchmark.training import autocast, protocol_of, run
+from tests.conftest import ROOT
 
 
 def digits_cfg(**extra):
@@ -42,7 +41,7 @@ def test_run_ids_and_protocol_ids_are_stable():
 def test_revisions_enter_the_run_id_from_two_on():
     """A revision at 1 is not hashed (runs made before revisions keep their ids); a bumped one
     is, so a store's runs of an older revision are never taken for this code's."""
-    from benchmark.train import run_revisions
+    from benchmark.training import run_revisions
     cfg = build_config({"dataset": "digits", "method": "gce", "epochs": 3})
     assert cfg.run_id("", None, {"harness": 1, "gce": 1}) == cfg.run_id() == "cdfd50ecfb2f66df"
     assert cfg.run_id("", None, {"harness": 1, "gce": 2}) != cfg.run_id()
