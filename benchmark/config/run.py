@@ -6,9 +6,13 @@ another machine or data directory is recognised as the same run.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import hashlib
+import inspect
 import json
+import textwrap
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -31,7 +35,7 @@ CLASSIFIERS = ("linear", "kan")
 @dataclass
 class NoiseConfig:
     kind: str = param("sym", choices=KINDS)
-    """Noise kind: none, sym, sym_incl, pairflip, asym, idn, human, twin (see noise/spec.py)."""
+    """Noise kind (see noise/spec.py)."""
     rate: float = param(0.4, ge=0.0, lt=1.0)
     """Nominal noise rate r in [0, 1). Ignored (must be 0) for none, human and twin."""
     mode: str = param("bernoulli", choices=MODES)
@@ -95,16 +99,16 @@ so the runs made before them keep their ids."""
 @dataclass
 class RunConfig:
     dataset: str = param("fashion_mnist")
-    """Dataset name: fashion_mnist, digits, cifar10, cifar100, synthetic_cifar10 (timing only)."""
+    """Dataset: a registered name (``runner.py ls --datasets``; benchmark/data/), folder:PATH or list:FILE."""
     model: str = param("cnn")
-    """Backbone: mlp, cnn, lenet, cnn8, cnn9, preact_resnet18, resnet34 (benchmark/models.py)."""
+    """Backbone: a registered name (``runner.py ls --models``; benchmark/models/)."""
     classifier: str = param("linear", choices=CLASSIFIERS)
     """The backbone's final classifier: linear (its nn.Linear) or kan (pykan's KANLayer with its
     default grid of 5 intervals and cubic splines, benchmark/models/heads.py; the OBD mask then masks
     its edges). Part of the run id when kan (left out at linear, so earlier runs keep their ids);
     not part of the protocol: a KAN row sits in its host's table, labelled [classifier=kan]."""
     method: str = param("ce")
-    """Training method from the registry (ce, gce, ...)."""
+    """Training method: a registered name (``runner.py ls --methods``; methods/), X+obd for every X."""
     hp: dict[str, Any] = field(default_factory=dict)
     """Method hyperparameters overriding the method's Config defaults (e.g. {"q": 0.7} for gce)."""
     mask: dict[str, Any] = field(default_factory=dict)
@@ -371,3 +375,29 @@ def config_from_dict(d: dict[str, Any]) -> RunConfig:
     optim = OptimConfig(**d.pop("optim"))
     known = _field_types(RunConfig)
     return RunConfig(noise=noise, optim=optim, **{k: v for k, v in d.items() if k in known})
+
+
+# ----- the fields' own documentation, for the command line's help ------------------------------
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """``{field: docstring}`` of a config dataclass: the string literal written under each field
+    (read from the class's source, where the docstrings live)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    out: dict[str, str] = {}
+    for st, nxt in zip(body, body[1:]):
+        if (isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name) and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+            out[st.target.id] = inspect.cleandoc(nxt.value.value)
+    return out
+
+
+def field_help(cls: type, name: str) -> str:
+    """A field's help for the command line: the first paragraph of its docstring, one line, and
+    its valid values (from its ``param`` declaration), e.g. "Training epochs. (an integer >= 1)"."""
+    doc = " ".join(field_docs(cls).get(name, "").split("\n\n")[0].split()).replace("``", "")
+    chk = field_check(next(f for f in fields(cls) if f.name == name))
+    # a range or a list of choices says something; "a string" or "true or false" does not
+    valid = f" ({chk.describe()})" if chk is not None and chk.describe() not in ("a string", "true or false") else ""
+    return (doc + valid).replace("%", "%%")  # argparse formats help with %

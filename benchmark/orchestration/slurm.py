@@ -25,6 +25,7 @@ from typing import Any, Callable
 import submitit
 
 from benchmark.errors import SlurmError, UsageError
+from benchmark.orchestration.studies import storage_for_children, work
 
 
 @dataclass
@@ -67,7 +68,6 @@ class SlurmWorker(submitit.helpers.Checkpointable):
     heartbeats, not this object, hold the progress)."""
 
     def __call__(self, study: str, storage: str, runs: str, wandb: str | None) -> int:
-        from benchmark.studies import work
         return work(study, storage, runs, wandb, log=lambda m: print(m, flush=True))
 
 
@@ -95,7 +95,6 @@ def executor_for(opts: SlurmOptions, runs: str) -> submitit.AutoExecutor:
 def submit_workers(study: str, storage: str, runs: str, opts: SlurmOptions,
                    wandb: str | None = None) -> list[submitit.Job]:
     """Submit ``opts.jobs`` workers of ``study`` as one job array; returns the jobs."""
-    from benchmark.studies import storage_for_children
     opts.check()
     url, secret = storage_for_children(storage)
     os.environ.update(secret)  # sbatch copies the environment into the jobs (--export=ALL)

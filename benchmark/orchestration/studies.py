@@ -29,8 +29,12 @@ from typing import Any
 import optuna
 
 from benchmark import settings
-from benchmark.config import RunConfig, apply_override, config_from_dict
+from benchmark.config import RunConfig, apply_override, check_config, config_from_dict
 from benchmark.errors import StorageError, UsageError
+from benchmark.store import scrub
+from benchmark.training import run
+from methods import get_method, resolve_hp
+from methods.params import ConfigError
 
 ATTR = "nlb"
 TUNE_SEED_BASE = 1000
@@ -60,7 +64,6 @@ def open_storage(url: str, *, create: bool = True) -> optuna.storages.BaseStorag
 
 
 def _open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
-    from benchmark.store import scrub
     if not url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")):
         raise UsageError(f"unsupported storage '{scrub(url)}'. Valid: sqlite:///FILE, "
                          f"postgresql://USER@HOST[:PORT]/DB (password in PGPASSWORD or ~/.pgpass)")
@@ -91,7 +94,6 @@ def _open_storage(url: str, create: bool) -> optuna.storages.BaseStorage:
 
 def _reason(e: BaseException) -> str:
     """The first line of a database error, without SQLAlchemy's boilerplate or any password."""
-    from benchmark.store import scrub
     orig = getattr(e, "orig", None)
     text = str(orig if orig is not None else e).strip().splitlines()
     return scrub(text[0] if text else type(e).__name__)
@@ -155,9 +157,6 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 def check_space(base: RunConfig, space: dict[str, Any]) -> None:
     """Every bound and choice of ``space`` must be a valid value of its setting (UsageError)."""
-    from benchmark.config import check_config
-    from methods import resolve_hp
-    from methods.params import ConfigError
     for pname, spec in space.items():
         values = spec["choices"] if isinstance(spec, dict) else spec[:2]
         for v in values:
@@ -181,7 +180,6 @@ def _scalar(s: str) -> Any:
 
 def method_space(method: str) -> dict[str, Any]:
     """The method's declared search space, normalised to JSON (lists, {"choices": [...]})."""
-    from methods import get_method
     out = {}
     for name, spec in get_method(method).search_space().items():
         out[name] = {"choices": list(spec)} if isinstance(spec, list) else list(spec)
@@ -261,7 +259,6 @@ def list_studies(storage: str) -> list[str]:
 
 
 def load_definition(name: str, storage: str) -> tuple[optuna.Study, dict[str, Any]]:
-    from benchmark.store import scrub
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(storage, create=False))
     except KeyError:
@@ -274,7 +271,6 @@ def load_definition(name: str, storage: str) -> tuple[optuna.Study, dict[str, An
 # ----- workers ------------------------------------------------------------------------------
 
 def _tune_objective(defn: dict[str, Any], runs_dir: str, wandb: str | None):
-    from benchmark.training import run
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", WORKER)
@@ -311,7 +307,6 @@ def _tune_objective(defn: dict[str, Any], runs_dir: str, wandb: str | None):
 
 
 def _grid_objective(defn: dict[str, Any], runs_dir: str, wandb: str | None):
-    from benchmark.training import run
 
     def objective(trial: optuna.Trial) -> float:
         i = trial.suggest_categorical("cell", list(range(len(defn["cells"]))))

@@ -21,8 +21,8 @@ import pytest
 
 from benchmark.cli import main
 from noise import NoiseSpec, build_artifact, labels_sha256, save_artifact
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 GOOD_GRID = ('seeds = [0]\nmethods = ["ce", "gce", "obd"]\n[base]\ndataset = "digits"\nepochs = 1\n'
              'subset = 200\n[[noise]]\nkind = "sym"\nrate = 0.2\n')

@@ -17,14 +17,95 @@ Nothing here is a test: timings depend on the machine.
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from benchmark.config import build_config
+from benchmark.config import build_config, load_preset
+from benchmark.data import load_dataset
+from benchmark.data.augment import Augmenter, StrongAugmenter
+from benchmark.models import build_model
 from benchmark.store import Store
+from benchmark.errors import UsageError
+from benchmark.training import autocast, optim, resolve_device, run, runtime, split_indices
+from methods.base import StrongSpec
+
+
+@dataclass
+class BenchOptions:
+    """What ``runner.py bench`` times (its flags; see cli/parser.py for each one's meaning)."""
+
+    methods: list[str]
+    preset: str | None = None
+    dataset: str = "fashion_mnist"
+    model: str = "lenet"
+    subset: int | None = None
+    epochs: int = 5
+    batch_size: int = 128
+    device: str = "auto"
+    threads: int = 1
+    sets: list[str] = field(default_factory=list)
+    rounds: int = 1
+    loader_workers: int = 2
+    precision: str = "fp32"
+    channels_last: bool = False
+    val_frac: float | None = None
+    loader: bool = True
+    strong: bool = False
+    tmp: str | None = None
+
+
+def bench(o: BenchOptions) -> dict[str, Any]:
+    """Time every method's epochs (``rounds`` times, see :func:`time_rounds`) in a fresh temporary
+    store, then the data pipeline against the per-sample DataLoader and, with ``strong``, the
+    strong views; returns the figures (``methods``, ``bare``, ``loader``, ``strong``, ``threads``)."""
+    if o.preset:
+        base = dict(load_preset(o.preset).get("base", {}))
+        base.pop("protocol_name", None)
+    else:
+        base = {"dataset": o.dataset, "model": o.model, "subset": 10000, "batch_size": o.batch_size}
+    base.update({"device": o.device, "precision": o.precision, "channels_last": o.channels_last,
+                 "threads": o.threads, "noise": {"kind": "sym", "rate": 0.4}})
+    if o.val_frac is not None:
+        base["val_frac"] = o.val_frac
+    if not o.preset:
+        # only training epochs are timed; smaller evaluation sets just shorten the command (a
+        # preset keeps its own, so that its bookkeeping share is the real one)
+        base.update({"test_subset": 1000, "memo_samples": 1000})
+    if o.subset is not None:
+        base["subset"] = o.subset
+    if o.epochs < 3:
+        raise UsageError("bench needs --epochs >= 3 (the first is left out, the last counts FLOPs)")
+    # timings need fresh runs, never cached ones: a new directory of its own, removed afterwards
+    # (nothing the user already had is touched)
+    if o.rounds < 1:
+        raise UsageError("--rounds must be at least 1")
+    runs = tempfile.mkdtemp(prefix="nlb-bench-", dir=o.tmp)
+    try:
+        out: dict[str, Any] = time_rounds(o.methods, base, o.epochs, runs, o.sets, o.rounds)
+    finally:
+        shutil.rmtree(runs, ignore_errors=True)
+    if o.loader:
+        # the protocol's dataset, subset and batch size (a preset's when one is given)
+        data = load_dataset(base["dataset"])
+        subset = base.get("subset") or 0
+        n = min(subset or len(data.train_y), len(data.train_y))
+        out["loader"] = time_loaders(base["dataset"], n, base.get("batch_size", o.batch_size),
+                                     data.crop_pad or 2, True, o.loader_workers)
+    if o.strong:
+        data = load_dataset(base["dataset"])
+        n = min(base.get("subset") or len(data.train_y), len(data.train_y))
+        dev = "cpu" if o.device == "auto" and not torch.cuda.is_available() else (
+            "cuda" if o.device == "auto" else o.device)
+        out["strong"] = time_strong_views(base["dataset"], n, base.get("batch_size", o.batch_size),
+                                          data.crop_pad or 2, o.loader_workers, dev, base["threads"])
+    out["threads"] = base["threads"]
+    return out
 
 
 def time_methods(methods: list[str], base: dict[str, Any], epochs: int, runs_dir: str,
@@ -41,7 +122,6 @@ def _time_one(m: str, base: dict[str, Any], epochs: int, runs_dir: str,
     """One method's timing row (no ratios): see :func:`time_methods`."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from benchmark.training import run
     cfg = build_config({**base, "method": m, "epochs": epochs}, sets)
     counter = FlopCounterMode(display=False)
 
@@ -117,9 +197,6 @@ def bare_loop(base: dict[str, Any], sets: list[str] | None = None, epochs: int =
     zero_grad, backward, step. No augmentation call, no metrics, nothing else. The harness's CE
     epoch is compared with it (goal: at least 0.9 of its speed). It runs under the run's numerical
     setting (runtime.pinned: threads, deterministic flags) and precision, as the harness's CE does."""
-    from benchmark.data import load_dataset
-    from benchmark.models import build_model
-    from benchmark.training import autocast, optim, resolve_device, runtime, split_indices
     cfg = build_config({**base, "method": "ce"}, sets)
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir or None)
     dev = resolve_device(cfg.device)
@@ -167,8 +244,6 @@ def time_loaders(dataset: str, n: int, batch_size: int, crop_pad: int, hflip: bo
     import torchvision.transforms as T
     from PIL import Image
 
-    from benchmark.data import load_dataset
-    from benchmark.data.augment import Augmenter
     data = load_dataset(dataset)
     x, y = data.train_x[:n], torch.as_tensor(data.train_y[:n])
     aug = Augmenter(data.mean, data.std, crop_pad=crop_pad, hflip=hflip)
@@ -218,9 +293,6 @@ def time_strong_views(dataset: str, n: int, batch_size: int, crop_pad: int, work
     import torchvision.transforms as T
     from PIL import Image
 
-    from benchmark.data import load_dataset
-    from benchmark.data.augment import Augmenter, StrongAugmenter
-    from methods.base import StrongSpec
     data = load_dataset(dataset)
     dev = torch.device(device)
     x = data.train_x[:n].to(dev)

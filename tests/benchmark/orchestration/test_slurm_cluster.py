@@ -1,4 +1,5 @@
-"""End-to-end checks of the throw-away Slurm cluster in tests/slurm_cluster.py (skipped without Slurm)."""
+"""End-to-end checks of the throw-away Slurm cluster in tests/benchmark/orchestration/slurm_cluster.py
+(skipped without Slurm)."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from tests.slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401  (fixture)
+from tests.benchmark.orchestration.slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401  (fixture)
 
 
 def _wait_for_file(path, timeout: float = 60) -> None:

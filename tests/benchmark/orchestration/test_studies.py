@@ -24,10 +24,10 @@ import pytest
 
 from benchmark.config import expand, load_preset
 from benchmark.errors import UsageError
+from benchmark.orchestration.studies import create_grid_study, open_storage, parse_param, remaining, work
 from benchmark.store import Store
-from benchmark.studies import create_grid_study, open_storage, parse_param, remaining, work
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "NLB_HEARTBEAT_S": "1", "NLB_GRACE_S": "4", "WANDB_MODE": "disabled",
        "OMP_NUM_THREADS": "1"}  # several workers share 2 cores
 
@@ -239,15 +239,15 @@ def test_tune_cli_objective_never_reads_the_test_set(tmp_path):
 
 
 def test_grid_tuned_applies_the_best_parameters_to_its_method(tmp_path):
-    from benchmark.cli import _apply_tuned
     from benchmark.config import build_config
-    from benchmark.studies import create_tune_study, work
+    from benchmark.orchestration.grids import apply_tuned
+    from benchmark.orchestration.studies import create_tune_study, work
     db = f"sqlite:///{tmp_path / 's.db'}"
     base = build_config({"dataset": "digits", "method": "gce", "epochs": 1, "subset": 200})
     create_tune_study("q", db, base, {"hp.q": [0.2, 0.9]}, seeds=1, trials=2, pruner="none")
     work("q", db, str(tmp_path / "runs"), "disabled")
     cfgs = grid_cfgs(tmp_path)
-    _apply_tuned(cfgs, "q", db)
+    apply_tuned(cfgs, "q", db)
     study = optuna.load_study(study_name="q", storage=open_storage(db))
     assert {c.hp.get("q") for c in cfgs if c.method == "gce"} == {study.best_params["hp.q"]}
     assert all(c.hp == {} for c in cfgs if c.method == "ce")
@@ -258,7 +258,7 @@ def test_the_pruner_sees_the_best_validation_accuracy_so_far(tmp_path):
     """The objective is the accuracy at the selected epoch: each seed's reported values are the
     running best (never falling), and the median rule waits a third of the epochs."""
     from benchmark.config import build_config
-    from benchmark.studies import _pruner, create_tune_study, work
+    from benchmark.orchestration.studies import _pruner, create_tune_study, work
     db = f"sqlite:///{tmp_path / 's.db'}"
     base = build_config({"dataset": "digits", "method": "gce", "epochs": 6, "subset": 300,
                          "optim": {"lr": 0.5}})
@@ -363,7 +363,7 @@ def test_a_study_made_before_a_config_field_existed_reopens(tmp_path):
     """A study's stored base config lacks a field added since (at its default): running the
     same tune again continues that study instead of calling it another definition."""
     from benchmark.config import build_config
-    from benchmark.studies import ATTR, create_tune_study, load_definition
+    from benchmark.orchestration.studies import ATTR, create_tune_study, load_definition
     db = f"sqlite:///{tmp_path / 's.db'}"
     base = build_config({"dataset": "digits", "method": "gce", "epochs": 1, "subset": 200})
     study = create_tune_study("t", db, base, {"hp.q": [0.2, 0.9]}, seeds=1, trials=1, pruner="none")
@@ -381,7 +381,7 @@ def test_a_study_made_before_a_config_field_existed_reopens(tmp_path):
 
 def test_a_failed_tune_does_not_block_its_study_name(tmp_path):
     from benchmark.config import build_config
-    from benchmark.studies import create_tune_study, load_definition
+    from benchmark.orchestration.studies import create_tune_study, load_definition
     db = f"sqlite:///{tmp_path / 's.db'}"
     base = build_config({"dataset": "digits", "method": "gce", "epochs": 1, "subset": 200})
     study = create_tune_study("t", db, base, {"hp.q": [0.2, 0.9]}, seeds=1, trials=2, pruner="none")

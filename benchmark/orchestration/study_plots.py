@@ -1,8 +1,10 @@
 """Plots of an Optuna study: optimisation history, parameter importances, sparsity vs accuracy
-(with the spread of the tuning seeds), and the sparsity sensitivity of several studies side by side."""
+(with the spread of the tuning seeds), and the sparsity sensitivity of several studies side by side
+(``runner.py report --study``: :func:`study_report`)."""
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import math
 import warnings
 from pathlib import Path
@@ -14,6 +16,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 import seaborn as sns  # noqa: E402
+
+from benchmark.config import check_name  # noqa: E402
+from benchmark.errors import UsageError  # noqa: E402
+from benchmark.orchestration.studies import list_studies, load_definition  # noqa: E402
+
+__all__ = ["plot_study", "plot_sensitivity", "sensitivity_points", "study_report"]
 
 
 @contextlib.contextmanager
@@ -103,3 +111,26 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=150)
     plt.close(fig)
     return path
+
+
+def study_report(patterns: list[str], storage: str, out: Path | None, runs: str) -> tuple[list[str], list[Path]]:
+    """``runner.py report --study``: the plots of every study named by ``patterns`` (names, or
+    shell-style patterns such as 'verdict-*' matched against the storage's study names), and with
+    several studies a side-by-side sparsity sensitivity. Returns (study names, plot paths)."""
+    known = list_studies(storage)
+    names: list[str] = []
+    for pat in patterns:
+        hits = sorted(n for n in known if fnmatch.fnmatchcase(n, pat)) if any(c in pat for c in "*?[") \
+            else [pat]
+        if not hits:
+            raise UsageError(f"--study {pat}: no study matches. Studies: {', '.join(known) or 'none'}")
+        # names become folders: one from a storage made elsewhere is checked like a typed one
+        names += [check_name(n, "study name") for n in hits if n not in names]
+    studies = [load_definition(n, storage)[0] for n in names]
+    paths: list[Path] = []
+    for n, study in zip(names, studies):
+        paths += plot_study(study, (out / n if out and len(names) > 1 else out) or Path(runs) / "studies" / n)
+    if len(studies) > 1:
+        p = plot_sensitivity(studies, (out or Path(runs) / "studies") / "sparsity_sensitivity.png")
+        paths += [p] if p else []
+    return names, paths

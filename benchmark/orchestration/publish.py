@@ -1,4 +1,5 @@
-"""Glue from the run store to reports/ (pure functions) and to one W&B summary run."""
+"""Publishing: from the run store to reports/ (pure functions of the long frame) and to one W&B
+summary run (the plots of Optuna studies are study_plots.py)."""
 from __future__ import annotations
 
 import json
@@ -10,11 +11,16 @@ from typing import Any
 import pandas as pd
 
 from benchmark.errors import UsageError
-from benchmark.store.frame import load
+from benchmark.store import load, resolve_mode, scrub
+
+__all__ = ["build", "report", "log_to_wandb", "log_study_to_wandb"]
 
 
 def build(runs_dir: str | Path, out_dir: str | Path, *, filters: dict[str, list[str]] | None = None,
           run_ids: set[str] | None = None, title: str = "Noisy-label benchmark") -> Path:
+    """The report of the selected finished runs in ``out_dir``; returns its index.html."""
+    # imported here: reports/ loads matplotlib and seaborn (seconds), which a grid run with
+    # --no-report and every study worker would pay for nothing
     from reports import build_report
     df, runs = load(runs_dir, filters, run_ids)
     if df.empty:
@@ -28,7 +34,7 @@ def log_to_wandb(index: Path, mode: str, root: Path, name: str) -> None:
     if mode == "disabled":
         return
     try:
-        import wandb
+        import wandb  # imported here: a second to import, and only a W&B mirror needs it
         run = wandb.init(project="noisy-label-bench", dir=str(root), mode=mode, name=f"report-{name}",
                          job_type="report", reinit="finish_previous",
                          settings=wandb.Settings(silent=True, console="off"))
@@ -49,8 +55,7 @@ def log_study_to_wandb(study_name: str, summary: dict[str, Any], plots: list[Pat
     if mode == "disabled":
         return
     try:
-        import wandb
-        from benchmark.store import scrub
+        import wandb  # imported here: a second to import, and only a W&B mirror needs it
         run = wandb.init(project="noisy-label-bench", dir=str(root), mode=mode, name=f"study-{study_name}",
                          job_type="study", reinit="finish_previous", config=scrub({k: v for k, v in summary.items()
                                                                                    if k != "trials"}),
@@ -64,3 +69,11 @@ def log_study_to_wandb(study_name: str, summary: dict[str, Any], plots: list[Pat
         run.finish()
     except Exception as e:  # noqa: BLE001 — the study storage is what matters
         warnings.warn(f"W&B study logging failed ({type(e).__name__}: {e})", RuntimeWarning, stacklevel=2)
+
+
+def report(runs: str, out: Path, filters: dict[str, list[str]], wandb: str | None) -> Path:
+    """``runner.py report``: the report of the store's finished runs (those matching ``filters``)
+    in ``out``, mirrored to W&B; returns its index.html."""
+    index = build(runs, out, filters=filters)
+    log_to_wandb(index, resolve_mode(wandb), Path(runs), out.name)
+    return index

@@ -152,7 +152,7 @@ def _die_with_parent() -> None:
 
 
 SACCT_SHIM = '''#!{python} -I
-"""sacct stand-in for a Slurm cluster without accounting storage (tests/slurm_cluster.py).
+"""sacct stand-in for a Slurm cluster without accounting storage (tests/benchmark/orchestration/slurm_cluster.py).
 
 Supports what submitit asks: sacct -o JobID,State,NodeList --parsable2 -j ID [-j ID ...].
 Answers from the controller's job table (squeue -t all), which keeps finished jobs MinJobAge s.
@@ -298,7 +298,7 @@ def _write_conf(workdir: Path, *, node: str, cpus: int, real_memory: int, ports:
     plugstack.write_text("# empty: keep /etc/slurm/plugstack.conf* out of the test cluster\n")
     conf = workdir / "slurm.conf"
     conf.write_text(f"""\
-# single-node test cluster written by tests/slurm_cluster.py
+# single-node test cluster written by tests/benchmark/orchestration/slurm_cluster.py
 ClusterName={cluster_name}
 SlurmctldHost={node}(127.0.0.1)
 SlurmctldPort={ports[0]}

@@ -11,8 +11,7 @@ import pytest
 
 from benchmark.cli import main
 from methods.ce import CE
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 
 
 def cli(*args, check=True):

@@ -36,6 +36,9 @@ from benchmark.data.files.listing import Listing, Split
 from benchmark.data.files.materialise import decode_all
 from benchmark.data.files.pack import write_pack
 from benchmark.data.files.streaming import PackedReader, StreamedImages
+from benchmark.data.real_world import LISTINGS, listing_for
+from benchmark.errors import UsageError
+from benchmark.training import resolve_device
 
 
 def _epoch(get: Callable[[np.ndarray], torch.Tensor], order: np.ndarray, batch: int, aug: Augmenter,
@@ -57,13 +60,24 @@ def _sub_listing(listing: Listing, n: int) -> Listing:
     return dataclasses.replace(listing, train=tr, test=te, extra={}, verified=None)
 
 
+def bench_streaming(dataset: str, data_dir: str | None, images: int, batch: int, workers: int,
+                    device: str = "auto", tmp: str | None = None) -> dict[str, Any]:
+    """``runner.py bench --streaming``: the options checked, then :func:`time_streaming` on the
+    resolved device."""
+    if dataset not in LISTINGS:
+        raise UsageError(f"bench --streaming reads a real-world dataset. Valid: {', '.join(sorted(LISTINGS))}")
+    if images < batch or workers < 1:
+        raise UsageError("bench --streaming needs --images >= --batch-size and --loader-workers >= 1")
+    return time_streaming(dataset, data_dir, images, batch, workers, str(resolve_device(device)), tmp)
+
+
 def time_streaming(dataset: str, data_dir: str | None, images: int, batch: int, workers: int,
                    device: str = "cpu", tmp: str | None = None) -> dict[str, Any]:
     """images/s of each data path (see the module docstring)."""
+    # imported here: torchvision's transforms and Pillow serve only the per-sample baseline
     import torchvision.transforms as T
     from PIL import Image
 
-    from benchmark.data.real_world import listing_for
     dev = torch.device(device)
     listing = _sub_listing(listing_for(dataset, data_dir), images)
     paths = [str(listing.root / p) for p in listing.train.paths]

@@ -1,4 +1,4 @@
-"""grid --launcher slurm on a real single-node Slurm cluster (tests/slurm_cluster.py; skipped
+"""grid --launcher slurm on a real single-node Slurm cluster (tests/benchmark/orchestration/slurm_cluster.py; skipped
 without slurm-wlm and munge): a tiny grid as a 3-task job array, one task cancelled mid-run, and
 every cell x seed still finished exactly once."""
 from __future__ import annotations
@@ -11,9 +11,9 @@ import time
 import optuna
 
 from benchmark.config import expand, load_preset
+from benchmark.orchestration.studies import load_definition
 from benchmark.store import Store, read_json
-from benchmark.studies import load_definition
-from tests.slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401  (fixture)
+from tests.benchmark.orchestration.slurm_cluster import SlurmCluster, slurm_cluster  # noqa: F401  (fixture)
 
 GRID = """
 description = "tiny grid for the Slurm launcher test"
