@@ -1,6 +1,7 @@
-"""Tiny copies of Clothing1M, Food-101N (+ Food-101's test split) and WebVision 1.0 (+ the
-ILSVRC2012 validation folders), written in each release's official layout: the same folder
-names, list files, headers and line formats, with a few dozen small JPEGs of varied sizes.
+"""Tiny copies of Clothing1M, Food-101N (+ Food-101's test split), WebVision 1.0 (+ the
+ILSVRC2012 validation folders) and Animal-10N, written in each release's official layout: the
+same folder names, list files, headers and line formats, with a few dozen small JPEGs; and an
+image folder of your own (folder:PATH, list:FILE).
 
 Each writer returns a dict of facts about what it wrote (counts, a few labels), for the tests to
 check the loaders against.
@@ -131,6 +132,48 @@ def write_webvision(root: Path, per_class: int = 2, seed: int = 2, imagenet_layo
             _jpeg(folder / f"ILSVRC2012_val_{c + 1:08d}.JPEG", rng)
     return {"folder": d, "train": [p for p, c in train if c < 50], "n_val": with_images,
             "n_imagenet": with_images, "wnids": wnids[:50]}
+
+
+def write_animal10n(root: Path, n_train: int = 30, n_test: int = 10, seed: int = 0) -> dict:
+    """Animal-10N's layout: animal-10n/{training,testing}/<label>_<number>.jpg, 64x64; returns
+    {(split, number): label}."""
+    rng = np.random.default_rng(seed)
+    labels = {}
+    for split, n in (("training", n_train), ("testing", n_test)):
+        for i in range(n):
+            y = int(rng.integers(0, 10))
+            _noise_jpeg(root / "animal-10n" / split / f"{y}_{i:05d}.jpg", rng, 64)
+            labels[(split, i)] = y
+    return labels
+
+
+def write_image_folder(root: Path, classes: tuple[str, ...] = ("cat", "dog", "fox"), per_class: int = 4,
+                       seed: int = 3, as_list: bool = False) -> Path:
+    """root/mine/{train,test}/<class>/<n>.png, 16x16 (torchvision's ImageFolder layout: folder:PATH);
+    with ``as_list`` also root/mine/list.csv naming every image (path,label,split: list:FILE).
+    Returns the folder, or the list file."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    d = root / "mine"
+    lines = []
+    for split, n in (("train", per_class), ("test", max(1, per_class // 2))):
+        for c in classes:
+            for j in range(n):
+                p = d / split / c / f"{j}.png"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(p)
+                lines.append(f"{split}/{c}/{j}.png,{c},{split}")
+    if not as_list:
+        return d
+    (d / "list.csv").write_text("".join(f"{ln}\n" for ln in lines))
+    return d / "list.csv"
+
+
+def _noise_jpeg(path: Path, rng: np.random.Generator, size: int) -> None:
+    """A size x size JPEG of uniform noise."""
+    from PIL import Image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path, quality=95)
 
 
 if __name__ == "__main__":  # a larger copy for `runner.py bench --streaming` (docs/BENCHMARKS.md)

@@ -9,24 +9,13 @@ from PIL import Image
 
 from benchmark.data import DataError, clear_cache, load_dataset
 from benchmark.errors import DatasetNotFound
+from tests.benchmark.data.real_world_fixtures import write_animal10n
 
 
 def _jpeg(path, rng, size=64, grey=False):
     path.parent.mkdir(parents=True, exist_ok=True)
     shape = (size, size) if grey else (size, size, 3)
     Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(path, quality=95)
-
-
-def write_animal10n(root, n_train=30, n_test=10, seed=0):
-    """Animal-10N's layout: animal-10n/{training,testing}/<label>_<number>.jpg, 64x64."""
-    rng = np.random.default_rng(seed)
-    labels = {}
-    for split, n in (("training", n_train), ("testing", n_test)):
-        for i in range(n):
-            y = int(rng.integers(0, 10))
-            _jpeg(root / "animal-10n" / split / f"{y}_{i:05d}.jpg", rng)
-            labels[(split, i)] = y
-    return labels
 
 
 @pytest.fixture(autouse=True)
