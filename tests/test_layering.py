@@ -166,4 +166,5 @@ def test_the_architecture_page_holds_the_layer_table():
         assert row is not None, f"docs/ARCHITECTURE.md has no layer row for {part}"
         cells = row.split("|")[2]
         named = {w.strip("` ,") for w in cells.split() if w.strip("` ,") in LAYERS}
-        assert named == allowed, f"docs/ARCHITECTURE.md's row for {part} says {sorted(named)}, the test {sorted(allowed)}"
+        assert named == allowed, (f"docs/ARCHITECTURE.md's row for {part} says {sorted(named)}, "
+                                  f"the test {sorted(allowed)}")

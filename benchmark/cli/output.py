@@ -55,7 +55,8 @@ def print_best(b: dict) -> None:
 
 def print_dry_run(rows: list[dict[str, Any]], hp_text: Callable[[str, dict], str]) -> None:
     """The protocol the runs share, once; then each run with the settings of its own."""
-    shared = {k: v for k, v in rows[0]["protocol"].items() if all(r["protocol"].get(k) == v for r in rows)} if rows else {}
+    shared = ({k: v for k, v in rows[0]["protocol"].items() if all(r["protocol"].get(k) == v for r in rows)}
+              if rows else {})
     print("protocol: " + ", ".join(f"{k}={v}" for k, v in shared.items()))
     for r in rows:
         own = {k: v for k, v in r["protocol"].items() if shared.get(k, object()) != v}

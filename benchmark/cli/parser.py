@@ -270,7 +270,8 @@ def _add_ls(sub) -> None:
     ls.add_argument("--prune", action="store_true",
                     help="remove abandoned run folders (no result, no checkpoint, no failure record, "
                          "not running); finished, failed, stopped and resumable runs are kept")
-    ls.add_argument("--datasets", action="store_true", help="instead: the registered datasets (and folder:PATH, list:FILE)")
+    ls.add_argument("--datasets", action="store_true",
+                    help="instead: the registered datasets (and folder:PATH, list:FILE)")
     ls.add_argument("--models", action="store_true", help="instead: the registered models and what each needs")
     ls.add_argument("--methods", action="store_true", help="instead: the registered methods (X+obd for every X)")
     ls.add_argument("--presets", action="store_true", help="instead: the presets (benchmark/config/presets)")

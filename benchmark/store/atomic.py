@@ -25,9 +25,10 @@ _WRITES: dict[str, int] = {}
 
 
 def _maybe_die(path: Path) -> None:
-    """Fault injection for tests/benchmark/store/test_faults.py: ``NLB_KILL_AT=checkpoint:3`` SIGKILLs this process
-    in the middle of its 3rd checkpoint write (temporary file written, not yet renamed). Kinds: the
-    file's stem (checkpoint, metrics, result, meta, config) or ``any``. Unset in normal use."""
+    """Fault injection for tests/benchmark/store/test_faults.py: ``NLB_KILL_AT=checkpoint:3``
+    SIGKILLs this process in the middle of its 3rd checkpoint write (temporary file written, not
+    yet renamed). Kinds: the file's stem (checkpoint, metrics, result, meta, config) or ``any``.
+    Unset in normal use."""
     spec = settings.kill_at()
     if not spec:
         return

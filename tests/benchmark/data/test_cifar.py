@@ -1,4 +1,5 @@
-"""benchmark/data/cifar.py: CIFAR-10/100 in torchvision's format, MD5-checked, read by a restricted unpickler."""
+"""benchmark/data/cifar.py: CIFAR-10/100 in torchvision's format, MD5-checked, read by a
+restricted unpickler."""
 from __future__ import annotations
 
 import pickle

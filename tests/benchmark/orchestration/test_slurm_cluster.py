@@ -1,5 +1,5 @@
-"""End-to-end checks of the throw-away Slurm cluster in tests/benchmark/orchestration/slurm_cluster.py
-(skipped without Slurm)."""
+"""End-to-end checks of the throw-away Slurm cluster in slurm_cluster.py beside this file (skipped
+without Slurm)."""
 from __future__ import annotations
 
 import os

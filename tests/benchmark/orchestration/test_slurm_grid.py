@@ -1,6 +1,6 @@
-"""grid --launcher slurm on a real single-node Slurm cluster (tests/benchmark/orchestration/slurm_cluster.py; skipped
-without slurm-wlm and munge): a tiny grid as a 3-task job array, one task cancelled mid-run, and
-every cell x seed still finished exactly once."""
+"""grid --launcher slurm on a real single-node Slurm cluster (slurm_cluster.py beside this file;
+skipped without slurm-wlm and munge): a tiny grid as a 3-task job array, one task cancelled
+mid-run, and every cell x seed still finished exactly once."""
 from __future__ import annotations
 
 import json
