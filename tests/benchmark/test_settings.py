@@ -3,16 +3,16 @@ README's table is generated from it, and no other file of the repository names a
 does not document."""
 from __future__ import annotations
 
+import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from benchmark import settings
 from benchmark.errors import UsageError
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_readme_holds_the_generated_table():
@@ -24,16 +24,20 @@ def test_the_readme_holds_the_generated_table():
                                                     "benchmark/settings.py: paste `python -m benchmark.settings`")
 
 
+def _project_files() -> list[Path]:
+    """The repository's code and documentation (no virtual environment, run store or cache)."""
+    out = []
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ("runs", "wandb", "__pycache__")]
+        out += [Path(folder) / f for f in files if f.endswith((".py", ".md", ".sh", ".toml"))]
+    return out
+
+
 def test_every_nlb_variable_named_in_the_repository_is_documented():
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.split()
     named: dict[str, str] = {}
-    for f in files:
-        path = ROOT / f
-        if path.suffix not in (".py", ".md", ".sh", ".toml") or not path.is_file():
-            continue
+    for path in _project_files():
         for name in re.findall(r"\bNLB_[A-Z0-9_]+", path.read_text(encoding="utf-8", errors="replace")):
-            named.setdefault(name, f)
+            named.setdefault(name, str(path.relative_to(ROOT)))
     unknown = {n: f for n, f in named.items() if n not in settings.SETTINGS}
     assert not unknown, f"NLB_ variables not documented in benchmark/settings.py: {unknown}"
 
