@@ -30,7 +30,8 @@ from benchmark.store import Store, resolve_mode, spec_of
 from benchmark.training import prepare, protocol_of, resolve_device, run, run_revisions, validate
 from methods import resolve_hp
 
-__all__ = ["Grid", "GridOptions", "plan", "dry_run", "execute", "apply_tuned", "auto_workers", "hp_text"]
+__all__ = ["Grid", "GridOptions", "plan", "dry_run", "execute", "apply_tuned", "auto_workers", "hp_text",
+           "status_line"]
 
 Log = Callable[[str], None]
 

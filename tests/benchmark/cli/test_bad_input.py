@@ -7,7 +7,6 @@ the way a traceback would fail a user; a few cases that need a real process are 
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import os
 import signal

@@ -4,8 +4,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from benchmark.config import expand, load_preset
 
 

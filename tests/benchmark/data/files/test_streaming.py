@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from benchmark.config import RunConfig
-from benchmark.data import clear_cache, load_dataset
+from benchmark.data import clear_cache
 from benchmark.data.augment import Augmenter
 from benchmark.data.files.streaming import (FileReader, PackedReader, StreamedImages, decode_mode,
                                             decode_resized)
