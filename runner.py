@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Entry point: `python runner.py COMMAND ...` (run, grid, noise, ls). No logic lives here."""
+"""Entry point: `python runner.py COMMAND ...`; `python runner.py --help` lists the commands and
+`python runner.py COMMAND --help` their flags. No logic lives here."""
 import sys
 
 from benchmark.cli import main

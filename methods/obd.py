@@ -6,7 +6,7 @@ Method card
   Masking". Claim: noisy labels hurt through the gradients they send back; masking the final
   classifier's least important edges keeps its fitting capacity and intercepts noisy gradients.
 - Official code: none found (the paper says it will be released); every unknown is an option of
-  methods/mask.py's MaskConfig, measured by benchmark/presets/obd-ablation.toml.
+  methods/mask.py's MaskConfig, measured by benchmark/config/presets/obd-ablation.toml.
 - Defaults and their source: score obd (v3), scope row, refresh every step, no warm-up, training
   only (the paper: masking at test time too was worse), sparsity 0.5 (not published; see
   MaskConfig.sparsity). The base method's hyperparameters are its own defaults.
@@ -42,7 +42,7 @@ Method card
   7. The random score is seeded per layer from the run's order stream (ctx.generator(0, 9000 + k),
      epoch 0 is never a training epoch) and per refresh from the refresh count: reproducible and
      exactly resumable with no generator state to save.
-  8. With the KAN classifier head (``--set classifier=kan``, benchmark/kan_head.py: pykan's
+  8. With the KAN classifier head (``--set classifier=kan``, benchmark/models/heads.py: pykan's
      KANLayer, as in the paper's v1/v2 KAN experiments) the mask masks the KAN's edges j -> i
      (methods.mask.MaskedEdges). Scores: ``actstd`` is the batch std of the edge's activation
      phi_ij(x_j), pykan's edge scale and the function the v2 score |w| std(x) is the linear

@@ -7,7 +7,7 @@
 
 ``check_fields(obj, prefix)`` validates (and coerces) every field of a config instance, so a bad
 value is refused when the config is resolved, before anything trains, with a message that names
-the setting, its valid range and the value given. The run config (benchmark/config.py), the noise
+the setting, its valid range and the value given. The run config (benchmark/config/run.py), the noise
 and optimiser sections, every method's Config and the mask settings all use it.
 
 Coercion is strict but not pedantic: an int is accepted for a float field, an integral float

@@ -3,14 +3,14 @@
 All transition matrices are row-stochastic: T[i, j] = P(noisy = j | true = i). Every random
 function takes an explicit numpy.random.Generator; nothing here touches global RNG state.
 """
-from noise.artifact import (NoiseArtifact, NoiseArtifactError, build_artifact, labels_sha256,
-                            load_artifact, save_artifact)
+from noise.artifact import NoiseArtifact, build_artifact, labels_sha256, load_artifact, save_artifact
+from noise.errors import NoiseArtifactError, NoiseSpecError
 from noise.idn import idn_labels
 from noise.maps import ASYM_MAPS, asym_map
 from noise.matrices import (asym_matrix, flip_rate, nominal_matrix, pairflip_matrix,
                             realised_matrix, sym_incl_matrix, sym_matrix)
 from noise.sampling import exact_counts, sample_from_matrix
-from noise.spec import KINDS, MODES, NoiseSpec, NoiseSpecError, validate_spec
+from noise.spec import KINDS, MODES, NoiseSpec, validate_spec
 from noise.verify import verify_artifact
 
 __all__ = [

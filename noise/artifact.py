@@ -22,11 +22,8 @@ import numpy as np
 from noise.idn import idn_labels
 from noise.matrices import flip_rate, nominal_matrix, realised_matrix
 from noise.sampling import sample_from_matrix
-from noise.spec import NoiseSpec, NoiseSpecError, validate_spec
-
-
-class NoiseArtifactError(NoiseSpecError):
-    """A saved noise artifact that is corrupted or does not match what the caller expects."""
+from noise.errors import NoiseArtifactError, NoiseSpecError
+from noise.spec import NoiseSpec, validate_spec
 
 
 def labels_sha256(labels: np.ndarray) -> str:

@@ -6,7 +6,7 @@ from a map (noise.matrices.asym_matrix) is row-stochastic: T[i, j] = P(noisy = j
 """
 from __future__ import annotations
 
-from noise.spec import NoiseSpecError
+from noise.errors import NoiseSpecError
 
 # CIFAR-10 (Patrini et al. 2017, used by Co-teaching, DivideMix and most later work):
 # truck -> automobile, bird -> airplane, deer -> horse, cat <-> dog.

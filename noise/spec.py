@@ -11,6 +11,9 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Sequence
 
+from noise.errors import NoiseSpecError
+from noise.maps import ASYM_MAPS
+
 KINDS: tuple[str, ...] = ("none", "sym", "sym_incl", "pairflip", "asym", "idn", "human", "twin")
 """Every noise kind the suite knows."""
 
@@ -21,10 +24,6 @@ MODES: tuple[str, ...] = ("bernoulli", "exact")
 _HUMAN_KINDS = ("human", "twin")
 # kinds sampled from a class-conditional matrix, where `mode` matters
 _MATRIX_KINDS = ("sym", "sym_incl", "pairflip", "asym", "twin")
-
-
-class NoiseSpecError(ValueError):
-    """A noise spec (or a noise artifact) that cannot be used; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -94,9 +93,6 @@ def validate_spec(spec: NoiseSpec, *, dataset: str, num_classes: int,
     `num_classes` is C; `human_sets` names the real label sets available for `dataset`
     (empty when it has none). Checks are ordered from the most basic to the most specific.
     """
-    # local import: maps.py imports NoiseSpecError from this module
-    from noise.maps import ASYM_MAPS
-
     if not isinstance(spec, NoiseSpec):
         raise NoiseSpecError(f"expected a NoiseSpec, got {type(spec).__name__}")
     if spec.kind not in KINDS:

@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from noise.artifact import NoiseArtifact, NoiseArtifactError, build_artifact, labels_sha256
+from noise.artifact import NoiseArtifact, build_artifact, labels_sha256
+from noise.errors import NoiseArtifactError, NoiseSpecError
 from noise.matrices import flip_rate, nominal_matrix, realised_matrix
-from noise.spec import NoiseSpecError, validate_spec
+from noise.spec import validate_spec
 
 SIGMAS = 5.0
 """Tolerance of the spec check, in binomial standard deviations per entry of T."""

@@ -25,7 +25,7 @@ differs in any compared field gets the mismatch reported instead of the number
   "CIFAR100N" is synthetic noise on CIFAR-100);
 * ``elr-plus-cifar10`` / ``elr-plus-cifar100``: ELR+'s Table 2 (selected and best epoch).
 * ``clothing1m-dividemix``, ``webvision-dividemix``, ``webvision-elr-plus``: the real-world
-  protocols of DivideMix and ELR+ (benchmark/presets/clothing1m.toml, webvision-*.toml).
+  protocols of DivideMix and ELR+ (benchmark/config/presets/clothing1m.toml, webvision-*.toml).
 
 Everything else shows no published number. Values are fractions (like every accuracy in the
 reports); ``text`` keeps the digits exactly as published.

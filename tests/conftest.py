@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import submitit  # noqa: F401  (see below)
 import torch
 
 from benchmark.config import RunConfig, build_config
+
+ROOT = Path(__file__).resolve().parents[1]
+"""The repository's root (runner.py's folder), for tests that run the CLI or read its files."""
 
 # submitit configures logging when it is first imported (logging.config.dictConfig), which closes
 # every handler already installed; absl, imported with rliable by tests/reports, installs one on

@@ -13,7 +13,7 @@ mask's MASK_REVISION, the harness's HARNESS_REVISION): the test also fails when 
 an entry move while its revisions stay those the file was written under.
 
 Tolerance: on the kernel set the file was written on (torch's CPU capability, CPU model and
-ISA extensions, torch version: benchmark.runtime.numerics) every figure must be equal bit for
+ISA extensions, torch version: benchmark.training.runtime.numerics) every figure must be equal bit for
 bit; on another kernel set CPU reductions round differently, and figures must agree within RTOL
 relative or ATOL absolute, no more. Measured: the file written with AVX512 kernels, recomputed
 with ``ATEN_CPU_CAPABILITY=avx2`` (torch's AVX2 kernels) on the same machine, differs bit-wise in
@@ -32,9 +32,8 @@ from typing import Any
 
 import torch
 
-from benchmark import runtime
 from benchmark.store import Store
-from benchmark.train import run, run_revisions
+from benchmark.training import run, run_revisions, runtime
 from methods import list_methods
 from tests.conftest import tiny_config
 

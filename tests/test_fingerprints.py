@@ -21,7 +21,7 @@ def test_pinned_results(entry):
         pytest.fail(f"{entry}: numbers moved without a revision bump ({len(moved)} figures, e.g. "
                     f"{'; '.join(moved[:3])}). If the change is meant, bump the revision of what moved "
                     f"them (methods.base.Method.revision, methods.mask.MASK_REVISION or "
-                    f"benchmark.train.HARNESS_REVISION), say why in its card, and rewrite the file: "
+                    f"benchmark.training.HARNESS_REVISION), say why in its card, and rewrite the file: "
                     f"python -m tests.fingerprints --write {entry}")
     assert not diff, (f"{entry}: {'; '.join(diff[:5])}. Rewrite the file with "
                       f"`python -m tests.fingerprints --write {entry}` once the change is meant")

@@ -18,7 +18,7 @@ import torch
 
 from benchmark.config import build_config
 from benchmark.store import Store
-from benchmark.train import run
+from benchmark.training import run
 from methods import list_methods
 
 pytestmark = [pytest.mark.gpu,
@@ -86,8 +86,7 @@ def test_runs_sharing_one_gpu_through_workers_equal_sequential_runs(tmp_path):
 
 
 def test_strong_views_run_on_the_device_and_are_reproducible():
-    from benchmark.augment import Augmenter
-    from benchmark.strong_augment import StrongAugmenter
+    from benchmark.data.augment import Augmenter, StrongAugmenter
     from methods.base import StrongSpec
     weak = Augmenter((0.5,) * 3, (0.25,) * 3, crop_pad=4, hflip=True)
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, device="cuda")

@@ -21,7 +21,7 @@ Method card
   0.1. "protocol" uses the run's optimiser and schedule.
   Strong view: RandAugmentwogeo(n=2, m=5) for 10 classes, m=10 for 100 (randaugment.py:270-381):
   DISC's 16-operation pool, each operation with probability 0.5, then a grey Cutout of 0.15 of
-  the side (benchmark/strong_augment.py).
+  the side (benchmark/data/augment/strong.py).
 - Algorithm (per epoch e, 1-based): warm-up while e <= start_epoch. Every step stores the
   softmax of both views for the batch (train-mode forwards of that step). After every epoch,
   with the thresholds tau_w, tau_s of the previous epoch: clean = p_w[y] > tau_w and

@@ -14,7 +14,7 @@ Method card
   of 5 epochs only at r = 0.9 (``eval_train``); warm-up 10 epochs for CIFAR-10, 30 for CIFAR-100;
   warm-up batch 2x the training batch (dataloader_cifar.py, mode "warmup"). Per-setting values
   from the paper's appendix and README practice: lambda_u = 0 for sym-20% and for asym noise,
-  150 with p_threshold 0.6 at sym-90% (set by benchmark/presets/cifar10.toml overrides).
+  150 with p_threshold 0.6 at sym-90% (set by benchmark/config/presets/cifar10.toml overrides).
   warmup: the default (-1) scales with the budget: clamp(round(0.1 * epochs), 1, 10), i.e. 10 for
   budgets of 100 epochs and more, 1 for 4-6 epochs; presets set it explicitly.
 - Division used for diagnostics: clean_scores() is P(clean) from network 1's mixture (the
@@ -54,7 +54,7 @@ Method card
      checkpoint on clean validation images; the runner selects on noisy validation (the suite's
      rule) and tests the ensemble. Can change results: the selected checkpoint. The random
      224 crops come from the stored 256 square, not from the whole long side of the resized
-     image (benchmark/real_world.py): a narrower spread of crops, can change results.
+     image (benchmark/data/real_world.py): a narrower spread of crops, can change results.
   10. mix_forward = "labelled" (Train_clothing1M.py / Train_webvision.py): the mixing permutation
      still runs over all four groups (labelled and unlabelled views), as official; only the 2 x B
      labelled rows are forwarded and trained. In a last labelled batch shorter than B the

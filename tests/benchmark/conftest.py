@@ -1,17 +1,17 @@
-"""Fixtures for the data and CIFAR-N tests (test_data.py, test_cifar_n.py)."""
+"""Fixtures shared by the harness tests: data locations, fake CIFAR copies, the real-world fixtures."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.benchmark.fake_cifar import FakeCifar, write_fake_cifar10, write_fake_cifar100
+from benchmark import settings
+from tests.benchmark.data.fake_cifar import FakeCifar, write_fake_cifar10, write_fake_cifar100
 
 
 def shared_cifar_n_dir() -> Path:
     """The shared CIFAR-N copy: $NLB_SHARED_DIR/data/cifar-n, else <repo>/../shared/data/cifar-n."""
-    env = os.environ.get("NLB_SHARED_DIR")
+    env = settings.shared_dir()
     shared = Path(env) if env else Path(__file__).resolve().parents[3] / "shared"
     return shared / "data" / "cifar-n"
 
@@ -31,9 +31,10 @@ def data_env(tmp_path, monkeypatch):
 
 @pytest.fixture
 def no_system_fmnist(monkeypatch):
-    """Hide /usr/share/datasets/fashion-mnist from the loader."""
-    from benchmark import data
-    monkeypatch.setattr(data, "SYSTEM_FASHION_MNIST_DIRS", ())
+    """Hide /usr/share/datasets/fashion-mnist from the loader: patched in the module that reads
+    it (a patch on the package's face would leave the loader's own name in place)."""
+    from benchmark.data import fashion_mnist
+    monkeypatch.setattr(fashion_mnist, "SYSTEM_FASHION_MNIST_DIRS", ())
 
 
 @pytest.fixture

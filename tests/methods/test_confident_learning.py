@@ -11,7 +11,7 @@ from cleanlab.count import estimate_py_and_noise_matrices_from_probabilities
 from cleanlab.filter import find_label_issues
 
 from benchmark.store import Store
-from benchmark.train import RunInterrupted, run
+from benchmark.training import RunInterrupted, run
 from methods.selection.confident_learning import CLConfig, ConfidentLearning, fold_of, label_issues
 from tests.conftest import tiny_config
 

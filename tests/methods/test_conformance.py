@@ -2,19 +2,24 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import math
 
 import numpy as np
 import pytest
 
-import benchmark.train as train_mod
 from benchmark.data import load_dataset
 from benchmark.store import Store
-from benchmark.train import run
+from benchmark.training import run
 from methods import RunContext, get_method, list_methods
 from noise import NoiseSpec, build_artifact, save_artifact
 from tests.conftest import tiny_config
+
+# the module where prepare() looks up load_dataset and noise_for: patches go there (a patch on the
+# package's face would leave prepare's own names in place); imported by name, because the package
+# attribute benchmark.training.prepare is the function
+prepare_mod = importlib.import_module("benchmark.training.prepare")
 
 METHODS = list_methods()
 
@@ -73,9 +78,9 @@ class TestConformance:
         save_artifact(art, f)
         a = run(tiny_config(method, **{"noise.file": str(f)}), tmp_path / "a")
         fake = dataclasses.replace(data, train_y=np.asarray(art.noisy_labels).copy())
-        monkeypatch.setattr(train_mod, "load_dataset", lambda *a, **k: fake)
+        monkeypatch.setattr(prepare_mod, "load_dataset", lambda *a, **k: fake)
         # the import check would (rightly) refuse a file whose clean labels are not the data's
-        monkeypatch.setattr(train_mod, "noise_for", lambda *a, **k: art)
+        monkeypatch.setattr(prepare_mod, "noise_for", lambda *a, **k: art)
         b = run(tiny_config(method, **{"noise.file": str(f)}), tmp_path / "b")
         ra, rb = _rows(tmp_path / "a", a), _rows(tmp_path / "b", b)
         for x, y in zip(ra, rb):

@@ -9,11 +9,11 @@ from torch import nn
 
 from benchmark.config import OptimConfig
 from benchmark.models import build_model
-from benchmark.optim import build_optimizer
+from benchmark.training.optim import build_optimizer
+from methods.per_sample import ce_per_sample
 from methods.losses.bootstrap import bootstrap_loss
 from methods.losses.forward_t import anchor_transition, forward_loss
 from methods.losses.terms import l1_of, mae, nce, nnce, rce
-from methods.per_sample import ce_per_sample
 
 P = torch.tensor([[0.7, 0.2, 0.1]])
 LOGITS = P.log()  # softmax(log p) = p
@@ -74,7 +74,7 @@ def test_anl_l1_sums_every_parameter_batch_norm_included():
 
 def test_anl_ce_replaces_the_protocols_weight_decay_and_says_so(tiny, tmp_path):
     from benchmark.store import Store
-    from benchmark.train import run
+    from benchmark.training import run
     res = run(tiny("anl_ce", epochs=1, **{"optim.weight_decay": 0.01}), tmp_path, wandb="disabled")
     row = Store(tmp_path).read_metrics(res["run_id"])[0]
     assert row["train/weight_decay_replaced"] == 0.0 and row["train/penalty"] > 0
@@ -136,7 +136,7 @@ def test_cnn8_is_the_apl_toy_model():
 
 def test_forward_t_stages_resume_across_the_estimate_and_oracle_is_recorded(tiny, tmp_path):
     from benchmark.store import Store
-    from benchmark.train import run
+    from benchmark.training import run
     cfg = tiny("forward_t", epochs=4)  # W = 2: CE for epochs 1-2, T estimated, 3-4 corrected
     full = run(cfg, tmp_path / "full", wandb="disabled")
     part = run(cfg, tmp_path / "part", stop_after=2, wandb="disabled")  # stops right before the estimate

@@ -4,10 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.augment import Augmenter
+from benchmark.data.augment import Augmenter, StrongAugmenter
 from benchmark.models import build_model
-from benchmark.strong_augment import StrongAugmenter
-from benchmark.train import run
+from benchmark.training import run
 from methods import RunContext, get_method, list_methods, resolve_hp
 from methods.ce import CE
 from methods.mask import MaskConfig, MaskedLinear

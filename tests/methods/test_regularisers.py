@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.config import OptimConfig
-from benchmark.optim import lr_at
+from benchmark.training.optim import lr_at
 from methods.per_sample import PerSampleState
 from methods.regularisers.cdr import critical_gradient_mask
 from methods.regularisers.elr import elr_loss
@@ -75,7 +75,7 @@ def test_cdr_keeps_the_top_fraction_by_w_times_g_scaled_and_zeroes_the_rest():
 
 def test_cdr_run_records_its_oracle_tau_and_kept_fraction(tiny, tmp_path):
     from benchmark.store import Store
-    from benchmark.train import run
+    from benchmark.training import run
     res = run(tiny("cdr", epochs=1), tmp_path, wandb="disabled")
     row = Store(tmp_path).read_metrics(res["run_id"])[0]
     assert row["cdr/tau"] == 0.4 and row["cdr/tau_is_oracle"] == 1.0
@@ -113,7 +113,8 @@ def test_cosine_restarts_and_eta_min():
 
 
 def test_new_optimiser_settings_are_checked_and_leave_old_run_ids_alone(tiny):
-    from benchmark.config import UsageError, check_config
+    from benchmark.config import check_config
+    from benchmark.errors import UsageError
     with pytest.raises(UsageError, match="restart_every"):
         check_config(tiny("ce", **{"optim.schedule": "cosine_restarts"}))
     with pytest.raises(UsageError, match="eta_min"):

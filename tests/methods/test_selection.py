@@ -174,7 +174,7 @@ def test_elr_plus_reweighting_matches_the_official_division_wherever_it_is_finit
 
 
 def test_correction_quality_by_hand():
-    from benchmark.diagnostics import correction_quality
+    from benchmark.training.diagnostics import correction_quality
     clean = torch.tensor([0, 1, 2, 3, 0, 1])
     noisy = torch.tensor([0, 2, 2, 1, 1, 1])       # samples 1, 3, 4 are noisy
     corrected = torch.tensor([-1, 1, 0, 2, -1, -1])  # fixes 1, breaks 2 (clean), relabels 3 wrongly

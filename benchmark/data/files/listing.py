@@ -1,0 +1,101 @@
+"""A dataset as a list of image files with labels: the official lists, read and checked.
+
+The real-world datasets (:mod:`benchmark.data.real_world`) first read their official file lists
+into a :class:`Listing` (paths, labels, splits, the protocol's image size), checking every list
+and label file; :func:`benchmark.data.files.materialise.materialise` then turns it into images to
+train on (a pack, memory, or a stream), and ``runner.py pack`` writes it into a pack.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.data.files.streaming import FileReader
+from benchmark.errors import DataError
+
+__all__ = ["Split", "Listing", "missing_files", "check_files", "decode_into", "DECODE_CHUNK"]
+
+DECODE_CHUNK = 2048
+"""Images decoded per call when a listing is decoded into memory (bounds the temporary array)."""
+
+
+@dataclass
+class Split:
+    """One split: (N,) image paths relative to the listing's root and (N,) int64 labels."""
+
+    paths: list[str]
+    labels: np.ndarray
+
+    def __post_init__(self):
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if len(self.paths) != len(self.labels):
+            raise DataError(f"{len(self.paths)} paths but {len(self.labels)} labels")
+
+
+@dataclass
+class Listing:
+    """A dataset's files as its official lists give them, and its protocol's image geometry."""
+
+    name: str
+    root: Path
+    """Folder the split paths are relative to."""
+    classes: list[str]
+    train: Split
+    test: Split
+    size: int
+    """Side the images are stored at: short side resized to it, centre square kept."""
+    crop_size: int
+    """Side of the network's input (random crop in training, centre crop otherwise); 0: size."""
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    extra: dict[str, Split] = field(default_factory=dict)
+    """Further test sets by name (WebVision's ILSVRC2012 val)."""
+    verified: np.ndarray | None = None
+    """(N_train,) int8 verification of the given training labels: 1 right, 0 wrong, -1 not
+    verified (all -1: real noisy labels without any verification, WebVision)."""
+    source: str = ""
+
+    def reader(self, split: Split, workers: int | None = None) -> FileReader:
+        """The decoder of one split's files at this listing's geometry."""
+        return FileReader([str(self.root / p) for p in split.paths], self.size, workers=workers,
+                          crop=self.crop_size)
+
+    def splits(self) -> dict[str, Split]:
+        return {"train": self.train, "test": self.test, **{f"extra_{k}": v for k, v in self.extra.items()}}
+
+    def digest(self) -> str:
+        """SHA-256 of what a pack must match: name, geometry, every split's paths and labels."""
+        h = hashlib.sha256(f"{self.name}\n{self.size}\n{self.crop_size}\n".encode())
+        for key, sp in self.splits().items():
+            h.update(f"[{key}] {len(sp.paths)}\n".encode())
+            h.update("\n".join(sp.paths).encode())
+            h.update(sp.labels.astype("<i8").tobytes())
+        return h.hexdigest()
+
+
+def missing_files(root: Path, paths: list[str], limit: int = 3) -> tuple[int, list[str]]:
+    """(how many of ``paths`` under ``root`` are not files, up to ``limit`` of them)."""
+    gone = [p for p in paths if not (root / p).is_file()]
+    return len(gone), gone[:limit]
+
+
+def check_files(listing: Listing) -> None:
+    """Every listed image exists; DataError naming how many are missing and a few of them."""
+    for key, sp in listing.splits().items():
+        n, some = missing_files(listing.root, sp.paths)
+        if n:
+            raise DataError(f"{listing.name}: {n} of the {len(sp.paths)} {key} images listed are missing "
+                            f"under {listing.root}, e.g. {', '.join(some)}")
+
+
+def decode_into(reader: FileReader, out: np.ndarray, progress=None) -> None:
+    """Decode every image of ``reader`` into ``out`` ((N, C, S, S) uint8: an array, a tensor's
+    numpy view or a memory map), DECODE_CHUNK at a time; progress(done, total) after each chunk."""
+    for s in range(0, len(reader), DECODE_CHUNK):
+        pos = np.arange(s, min(len(reader), s + DECODE_CHUNK))
+        out[s:s + len(pos)] = reader.read(pos).numpy()
+        if progress:
+            progress(s + len(pos), len(reader))

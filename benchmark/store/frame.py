@@ -1,0 +1,167 @@
+"""From the store to the reports' long DataFrame: one row per (run, epoch, metric), and the label
+each run gets in a table.
+
+A row's label is the method, plus the classifier and mask settings that differ from their
+defaults (:func:`method_label`: ``obd[sparsity=0.1]``), plus, when one (protocol, setting, method)
+holds runs under different resolved hyperparameters, the ones that differ (:func:`hp_labels`:
+``gce (q=0.59)``). reports/ (pure functions of the frame) never reads the store itself.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.errors import UsageError
+from benchmark.store.layout import FINAL_METRICS
+from benchmark.store.runs import Store
+from methods.mask import MaskConfig
+
+__all__ = ["method_label", "hp_labels", "load_frame", "load", "parse_filters", "FILTER_KEYS"]
+
+
+def method_label(cfg: dict[str, Any]) -> str:
+    """The method's name, plus the classifier and mask settings that differ from their defaults.
+
+    "obd" for the default mask, "obd[sparsity=0.1]" for a sweep point, "ce[classifier=kan]" and
+    "obd[classifier=kan,sparsity=0.3]" with the KAN head: cells of an ablation stay apart in
+    reports instead of being averaged together.
+    """
+    tags = [f"classifier={cfg['classifier']}"] if cfg.get("classifier", "linear") != "linear" else []
+    mask = (cfg.get("hp_resolved") or {}).get("mask")
+    if isinstance(mask, dict):
+        defaults = asdict(MaskConfig())
+        tags += [f"{k}={mask[k]}" for k in sorted(mask) if k in defaults and mask[k] != defaults[k]]
+    return f"{cfg['method']}[{','.join(tags)}]" if tags else cfg["method"]
+
+
+def hp_labels(runs: list[tuple[str, dict[str, Any], str]]) -> dict[str, str]:
+    """A table label per run: runs that differ in resolved hyperparameters never share one.
+
+    runs: (run_id, config, protocol label). Within one (protocol, dataset, noise setting,
+    method_label) group, runs whose resolved hyperparameters differ get the settings that differ
+    appended, e.g. ``gce (q=0.59)`` and ``gce (q=0.7)``; a group with one set of hyperparameters
+    keeps the plain label. (After a tuning search the store holds one method under many settings;
+    averaging them into one row would report a number no configuration produced.)
+    """
+    groups: dict[tuple, dict[str, dict[str, Any]]] = {}
+    for rid, cfg, pname in runs:
+        key = (pname, cfg.get("dataset"), cfg.get("noise_label"), method_label(cfg))
+        groups.setdefault(key, {})[rid] = _flat_hp(cfg.get("hp_resolved") or {})
+    out: dict[str, str] = {}
+    for (_p, _d, _n, base), members in groups.items():
+        sets = {json.dumps(h, sort_keys=True, default=str) for h in members.values()}
+        if len(sets) == 1:
+            out.update({rid: base for rid in members})
+            continue
+        keys = sorted({k for h in members.values() for k in h})
+        differ = [k for k in keys if len({json.dumps(h.get(k), default=str) for h in members.values()}) > 1]
+        names = {}
+        for rid, h in members.items():
+            names[rid] = f"{base} ({', '.join(f'{k}={_short(h.get(k))}' for k in differ)})"
+        # two settings that print alike (0.59 vs 0.5900001) still get two labels
+        by_label: dict[str, set[str]] = {}
+        for rid, label in names.items():
+            by_label.setdefault(label, set()).add(json.dumps(members[rid], sort_keys=True, default=str))
+        for rid, label in names.items():
+            if len(by_label[label]) > 1:
+                tag = hashlib.sha256(json.dumps(members[rid], sort_keys=True, default=str).encode()).hexdigest()[:6]
+                label = f"{label[:-1]}, hp#{tag})"
+            out[rid] = label
+    return out
+
+
+def _flat_hp(hp: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Resolved hyperparameters as flat names: a masked method's {"base": {...}, "mask": {...}}
+    becomes q=..., mask.sparsity=...."""
+    out: dict[str, Any] = {}
+    for k, v in hp.items():
+        name = "" if (not prefix and k == "base") else f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat_hp(v, f"{name}." if name else ""))
+        else:
+            out[name] = v
+    return out
+
+
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def load_frame(store: Store, finished: list[tuple[str, dict, dict, dict]] | None = None) -> pd.DataFrame:
+    """Every finished run of ``store`` as one long DataFrame.
+
+    Columns: run_id, method, dataset, model, noise, rate, noise_label, seed, protocol, epoch
+    (nullable Int64; <NA> on final-result rows), metric, value. Accuracies are fractions.
+    finished: the list(store.finished_runs()) a caller already read, so files are read once.
+    """
+    rows: list[dict[str, Any]] = []
+    finished = list(store.finished_runs()) if finished is None else finished
+    # a protocol name shared by runs of different protocols (e.g. a preset run with another
+    # --set epochs) gets its protocol id appended, so tables never mix them
+    ids_per_name: dict[str, set] = {}
+    for _rid, cfg, _res, _meta in finished:
+        p = cfg.get("protocol", {})
+        ids_per_name.setdefault(p.get("name", ""), set()).add(p.get("id", ""))
+    def pname_of(cfg: dict) -> str:
+        proto = cfg.get("protocol", {})
+        pname = proto.get("name", "")
+        return f"{pname}-{proto.get('id', '')}" if len(ids_per_name[pname]) > 1 else pname
+
+    labels = hp_labels([(rid, cfg, pname_of(cfg)) for rid, cfg, _res, _meta in finished])
+    for rid, cfg, res, _meta in finished:
+        pname = pname_of(cfg)
+        noise = cfg["noise"]
+        rate = float(noise["rate"]) if noise["kind"] not in ("human", "twin") else math.nan
+        key = {"run_id": rid, "method": labels[rid], "dataset": cfg["dataset"],
+               "model": cfg["model"], "noise": noise["kind"], "rate": rate,
+               "noise_label": cfg.get("noise_label", noise["kind"]), "seed": cfg["seed"],
+               "protocol": pname}
+        for m in store.read_metrics(rid):
+            ep = int(m.pop("epoch"))
+            rows += [{**key, "epoch": ep, "metric": k, "value": v} for k, v in m.items()]
+        for k, v in res.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                rows.append({**key, "epoch": pd.NA, "metric": k, "value": float(v)})
+            elif v is None and k in FINAL_METRICS:
+                rows.append({**key, "epoch": pd.NA, "metric": k, "value": math.nan})
+    cols = ["run_id", "method", "dataset", "model", "noise", "rate", "noise_label", "seed",
+            "protocol", "epoch", "metric", "value"]
+    df = pd.DataFrame(rows, columns=cols)
+    df["epoch"] = df["epoch"].astype("Int64")
+    df["value"] = df["value"].astype(float)
+    return df
+
+
+FILTER_KEYS = ("method", "dataset", "model", "noise", "noise_label", "protocol", "seed", "run_id")
+
+
+def parse_filters(items: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in FILTER_KEYS:
+            raise UsageError(f"--filter expects KEY=VALUE with KEY in {', '.join(FILTER_KEYS)}; got '{item}'")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def load(runs_dir: str | Path, filters: dict[str, list[str]] | None = None,
+         run_ids: set[str] | None = None) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """The long DataFrame and the runs dict (config, result, meta) of the selected finished runs."""
+    store = Store(runs_dir)
+    finished = list(store.finished_runs())  # every config/result/meta read once
+    df = load_frame(store, finished)
+    if run_ids is not None:
+        df = df[df.run_id.isin(run_ids)]
+    for key, values in (filters or {}).items():
+        df = df[df[key].astype(str).isin(values)]
+    keep = set(df.run_id)
+    runs = {rid: {"config": cfg, "result": res, "meta": meta}
+            for rid, cfg, res, meta in finished if rid in keep}
+    return df.reset_index(drop=True), runs

@@ -1,0 +1,51 @@
+"""The run folder: which files it holds, which final figures a result carries. One place, read by
+the store (runs.py), merge (merge.py) and ``runner.py ls``.
+
+    <root>/<run_id>/config.json    resolved config (+ derived seeds, protocol, noise summary)
+                    metrics.csv    one row per epoch
+                    result.json    final figures; present only for a finished run
+                    meta.json      git SHA, package versions, device, wall time, peak memory
+                    checkpoint.pt  while the run is alive (removed when it finishes), and the
+                                   previous one as checkpoint.prev.pt
+                    failure.json   why a run stopped (NaN loss, exception); never a result
+                    stopped.json   a run stopped early on purpose (resumable)
+                    wandb.json     the offline W&B directory of its last attempt
+                    .lock          the run's lock while a process trains it
+
+    <root>/_noise/<dataset>/...    noise artifacts (noise_cache.py)
+"""
+from __future__ import annotations
+
+import re
+
+__all__ = ["RUN_ID", "RUN_FILES", "CHECKPOINTS", "SUITE_FILES", "FINAL_METRICS", "ACCURACIES", "MEASURED",
+           "MACHINE_KEYS"]
+
+RUN_ID = re.compile(r"[0-9a-f]{16}")
+"""A run folder's name: the first 16 hex digits of its config hash (RunConfig.run_id)."""
+
+RUN_FILES = ("config.json", "metrics.csv", "result.json", "meta.json")
+"""The files of a finished run: what a merge verifies and copies (in this order)."""
+
+CHECKPOINTS = ("checkpoint.pt", "checkpoint.prev.pt")
+"""A live run's checkpoints, newest first."""
+
+SUITE_FILES = {*RUN_FILES, "failure.json", "stopped.json", "wandb.json", *CHECKPOINTS, ".lock"}
+"""Every file the suite writes in a run folder (plus *.bad checkpoints and *.tmp leftovers)."""
+
+FINAL_METRICS = ("test/acc_last", "test/acc_best", "test/acc_at_best_val", "noise/actual_rate",
+                 "time/total_s", "time/samples_per_s", "mem/peak_mb")
+"""Final figures every result.json holds (null when not defined, e.g. no validation split)."""
+
+ACCURACIES = ("test/acc_last", "test/acc_at_best_val", "test/acc_best")
+"""The three test accuracies, as ``ls`` shows them: last epoch, selected by noisy validation,
+oracle (best tested epoch)."""
+
+MEASURED = ("time/", "mem/")
+"""result.json keys and metrics.csv columns that measure the machine, not the run: two copies of
+one run made on two machines may differ there."""
+
+MACHINE_KEYS = ("device_type", "torch", "cpu", "gpu")
+"""Numerics (config.json's ``numerics``) that describe the machine rather than the run's settings:
+a finished run made on another machine (merged) is that machine's result of the same run, so these
+may differ there; bit-for-bit equality holds only where they agree."""
