@@ -148,6 +148,7 @@ def environment_rows(runs: dict, env: dict | None = None) -> tuple[list[tuple[st
     """(hardware/software of the runs, from their meta) and (the report's own environment + env)."""
     dev, py, plat, sha = Counter(), Counter(), Counter(), Counter()
     versions: dict[str, Counter] = defaultdict(Counter)
+    plugin_rows: dict[str, Counter] = defaultdict(Counter)
     for run in (runs or {}).values():
         meta = (run or {}).get("meta") or {}
         if not isinstance(meta, dict):
@@ -160,6 +161,10 @@ def environment_rows(runs: dict, env: dict | None = None) -> tuple[list[tuple[st
         if isinstance(vs, dict):
             for k, v in vs.items():
                 versions[str(k)][str(v)] += 1
+        for p in meta.get("plugins") or []:  # recorded by the run; nothing of the plugin is imported here
+            if isinstance(p, dict):
+                what = p.get("version") or f"sha256 {str(p.get('sha256', ''))[:12]}"
+                plugin_rows[str(p.get("module", "?"))][f"{what} ({p.get('kind', '?')})"] += 1
 
     def show(c: Counter) -> str:
         if not c:
@@ -169,6 +174,7 @@ def environment_rows(runs: dict, env: dict | None = None) -> tuple[list[tuple[st
     runs_rows = [("devices", show(dev)), ("python", show(py)), ("platform", show(plat)),
                  ("git commit", show(sha))]
     runs_rows += [(f"package {k}", show(versions[k])) for k in sorted(versions)]
+    runs_rows += [(f"plugin {k}", show(plugin_rows[k])) for k in sorted(plugin_rows)]
     report_rows: list[tuple[str, str]] = [("python", sys.version.split()[0]),
                                           ("platform", platform.platform())]
     for mod in ("numpy", "pandas", "matplotlib", "seaborn"):

@@ -8,7 +8,7 @@ import pytest
 import submitit  # noqa: F401  (see below)
 import torch
 
-from benchmark.config import RunConfig, build_config
+from benchmark.training.conformance import tiny_config  # noqa: F401  (one definition: the checks' tiny run)
 
 ROOT = Path(__file__).resolve().parents[1]
 """The repository's root (runner.py's folder), for tests that run the CLI or read its files."""
@@ -22,15 +22,6 @@ torch.use_deterministic_algorithms(True, warn_only=True)
 # tests that exercise W&B ask for it explicitly; everything else stays off the W&B code path
 os.environ["WANDB_MODE"] = "disabled"
 os.environ["WANDB_SILENT"] = "true"
-
-
-def tiny_config(method: str = "ce", **overrides) -> RunConfig:
-    """A run small enough for a unit test: digits, cnn, 2 epochs, 300 samples."""
-    base = {"dataset": "digits", "model": "cnn", "method": method, "epochs": 2, "subset": 300,
-            "batch_size": 64, "eval_batch_size": 256, "device": "cpu",
-            "noise": {"kind": "sym", "rate": 0.4}, "optim": {"lr": 0.05}}
-    sets = [f"{k}={v}" for k, v in overrides.items()]
-    return build_config(base, sets)
 
 
 @pytest.fixture

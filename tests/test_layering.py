@@ -20,10 +20,12 @@ from tests.conftest import ROOT
 PACKAGES = ("benchmark", "methods", "noise", "reports")
 
 LAYERS: dict[str, set[str]] = {
-    "cli": {"orchestration", "bench", "training", "store", "models", "data", "config", "settings", "errors"},
-    "orchestration": {"training", "store", "config", "settings", "errors"},
+    "cli": {"orchestration", "bench", "training", "plugins", "store", "models", "data", "config", "settings",
+            "errors"},
+    "orchestration": {"training", "plugins", "store", "config", "settings", "errors"},
     "bench": {"training", "store", "models", "data", "config", "errors"},
-    "training": {"store", "models", "data", "config", "settings", "errors"},
+    "training": {"plugins", "store", "models", "data", "config", "settings", "errors"},
+    "plugins": {"models", "data", "errors"},
     "store": {"data", "config", "settings", "errors"},
     "models": {"settings", "errors"},
     "data": {"settings", "errors"},
@@ -39,6 +41,7 @@ OUTSIDE: dict[str, set[str]] = {
     "orchestration": {"methods", "reports"},
     "bench": {"methods"},
     "training": {"methods", "noise"},
+    "plugins": {"methods"},
     "store": {"methods", "noise"},
     "models": set(),
     "data": {"methods"},

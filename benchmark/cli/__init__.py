@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     scrub_argv()  # W&B records the program's arguments: never a password from --storage
     try:
         args = build_parser().parse_args(argv)
+        if hasattr(args, "plugin"):  # the commands that train or read data; never report, ls, merge
+            from benchmark import plugins  # imports torch and every registry: paid by these commands only
+            plugins.load_all(args.plugin)
         return COMMANDS[args.command](args)
     except UsageFault as e:
         return _fail(scrub(str(e)), USAGE_EXIT, as_json)

@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmark.cli import output
 from benchmark.cli.parser import base_from_args
-from benchmark.config import build_config, check_config
+from benchmark.config import build_config, check_config, stale_reason
 from benchmark.errors import UsageError
 from benchmark.store import json_safe
 
@@ -212,7 +212,10 @@ def cmd_ls(a: argparse.Namespace) -> int:
     for rid in store.run_ids():
         d = store.describe(rid)
         cfg, res = d["config"], d["result"] or {}
-        rows.append({"run_id": rid, "status": d["status"], "detail": d["detail"],
+        status, detail = d["status"], d["detail"]
+        if status == "finished" and (why := stale_reason(cfg)):  # made by an older revision of the code
+            status, detail = "stale", f"{why}; reports leave it out, its grid retrains it"
+        rows.append({"run_id": rid, "status": status, "detail": detail,
                      "method": cfg.get("method", "?"), "dataset": cfg.get("dataset", "?"),
                      "noise": cfg.get("noise_label", ""), "seed": cfg.get("seed", -1),
                      "epochs": d["epochs"], **{k: res.get(k) for k in ACCURACIES},
@@ -292,7 +295,56 @@ def cmd_pack(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(a: argparse.Namespace) -> int:
+    from benchmark.training.conformance import CHECKS, run_checks
+    unknown = [c for c in a.only if c not in CHECKS]
+    if unknown:
+        raise UsageError(f"unknown check(s) {', '.join(unknown)}. Valid: {', '.join(CHECKS)}")
+
+    def show(o) -> None:
+        if not a.json:
+            print(f"{'PASS' if o.ok else 'FAIL'}  {o.check:<16} {o.seconds:6.1f} s  {o.detail}", flush=True)
+
+    outcomes = run_checks(a.method, a.only or None, log=show)
+    failed = [o for o in outcomes if not o.ok]
+    if a.json:
+        print(json.dumps({"method": a.method, "ok": not failed,
+                          "checks": [vars(o) for o in outcomes]}))
+    else:
+        print(f"{a.method}: {len(outcomes) - len(failed)} of {len(outcomes)} checks passed"
+              + (f"; failed: {', '.join(o.check for o in failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    """Exit 0 when every chosen run re-derives its recorded figures; 1 when one differs."""
+    from benchmark.orchestration.rederive import TOLERANCE, choose, verify_run
+    from benchmark.store import Store
+    if a.run_ids and a.sample:
+        raise UsageError("give RUN_IDs or --sample N, not both")
+    store = Store(a.runs)
+    chosen = choose(store, a.run_ids, a.sample)
+    verdicts = []
+    for rid in chosen:
+        if not a.json:
+            _stderr(f"retraining {rid} ...")
+        v = verify_run(store, rid, data_dir=a.data_dir)
+        verdicts.append(v)
+        if not a.json:
+            how = "bit for bit" if v.exact else f"within {TOLERANCE:g} (other numerics: {v.why_not_exact})"
+            print(f"{'OK  ' if v.ok else 'DIFF'}  {rid}  compared {how}", flush=True)
+            for line in v.differences:
+                print(f"      {line}")
+    bad = [v for v in verdicts if not v.ok]
+    if a.json:
+        print(json.dumps(json_safe({"ok": not bad, "runs": [{**vars(v), "ok": v.ok} for v in verdicts]})))
+    else:
+        print(f"{len(verdicts) - len(bad)} of {len(verdicts)} runs re-derived their recorded figures"
+              + (f"; differ: {', '.join(v.run_id for v in bad)}" if bad else ""))
+    return 1 if bad else 0
+
+
 COMMANDS = {"run": cmd_run, "grid": cmd_grid, "noise": cmd_noise, "ls": cmd_ls, "tune": cmd_tune,
             "worker": cmd_worker, "report": cmd_report, "bench": cmd_bench, "merge": cmd_merge,
-            "pack": cmd_pack}
+            "pack": cmd_pack, "check": cmd_check, "verify": cmd_verify}
 """Command name -> function(args) -> exit code; cli/parser.py declares each one's flags."""

@@ -106,6 +106,9 @@ def print_runs(rows: list[dict[str, Any]], accuracies: tuple[str, ...]) -> None:
                 f"{r['seed']:4d} {r['epochs']:2d} " + " ".join(f(r[k]) for k in accuracies))
         print(line + (f"  ({r['detail']})" if r["detail"] else ""))
     print("last = last epoch; sel = epoch chosen on noisy validation; best* = oracle (best test epoch)")
+    if any(r["status"] == "stale" for r in rows):
+        print("stale runs were made by an older revision of their method or of the training loop: reports "
+              "leave them out; rerunning their grid trains the current revision next to them")
     if any(r["status"] == "abandoned" for r in rows):
         print("abandoned runs hold nothing to resume: `ls --prune` removes them")
 

@@ -94,6 +94,13 @@ def _wandb_flag(p: argparse.ArgumentParser) -> None:
                    help="W&B mirror (default: $WANDB_MODE, else offline; online needs `wandb login`)")
 
 
+def _plugin_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                   help="load a plugin (a module name, or a .py file) that registers methods, datasets "
+                        "or models; repeatable. Installed plugins (entry point group "
+                        "noisy_label_bench.plugins) load by themselves")
+
+
 def _storage_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUNS/optuna.db; "
                                      "postgresql://USER@HOST/DB with the password in PGPASSWORD or ~/.pgpass)")
@@ -117,6 +124,7 @@ def _add_run(sub) -> None:
     _runs_flag(r)
     _json_flag(r)
     _wandb_flag(r)
+    _plugin_flag(r)
 
 
 def _add_grid(sub) -> None:
@@ -151,6 +159,7 @@ def _add_grid(sub) -> None:
     g.add_argument("--slurm-mem-gb", type=float, default=0.0, help="memory per job (0: the default)")
     _json_flag(g)
     _wandb_flag(g)
+    _plugin_flag(g)
 
 
 def _add_noise(sub) -> None:
@@ -162,6 +171,7 @@ def _add_noise(sub) -> None:
     _runs_flag(n)
     _data_dir_flag(n)
     _json_flag(n)
+    _plugin_flag(n)
 
 
 def _add_tune(sub) -> None:
@@ -198,6 +208,7 @@ def _add_tune(sub) -> None:
     _device_flag(t)
     _json_flag(t)
     _wandb_flag(t)
+    _plugin_flag(t)
 
 
 def _add_worker(sub) -> None:
@@ -207,6 +218,7 @@ def _add_worker(sub) -> None:
     _runs_flag(w)
     _json_flag(w)
     _wandb_flag(w)
+    _plugin_flag(w)
 
 
 def _add_report(sub) -> None:
@@ -260,6 +272,7 @@ def _add_bench(sub) -> None:
     b.add_argument("--tmp", help="where the fresh temporary store is made (default: the system's "
                    "temporary directory); only the directory bench creates is removed")
     _json_flag(b)
+    _plugin_flag(b)
 
 
 def _add_ls(sub) -> None:
@@ -295,13 +308,57 @@ def _add_pack(sub) -> None:
     pk.add_argument("--out", help="pack folder (default: <cache dir>/packs/<dataset>@<size>, where "
                                   "runs look for it)")
     _json_flag(pk)
+    _plugin_flag(pk)
+
+
+def _add_check(sub) -> None:
+    c = sub.add_parser("check", help="check that a method meets the suite's contract (a plugin's before you "
+                                     "spend compute on it): a minute or two on a tiny dataset",
+                       description="Runs the contract every built-in method is tested against: one epoch "
+                                   "gives finite metrics; the same seed gives the same numbers; a run "
+                                   "stopped and resumed equals an uninterrupted one; no clean label "
+                                   "reaches the method; declared ranges refuse bad values; X+obd works.")
+    c.add_argument("method", help="the method's registered name (runner.py ls --methods for the built-ins)")
+    c.add_argument("--only", action="append", default=[], metavar="CHECK",
+                   help="run only this check (repeatable): declared, one_epoch, deterministic, resume, "
+                        "no_clean_labels, ranges, masked")
+    _json_flag(c)
+    _plugin_flag(c)
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 10_000:
+        raise argparse.ArgumentTypeError(f"expects a whole number from 1 to 10000, got '{text}'")
+    return n
+
+
+def _add_verify(sub) -> None:
+    v = sub.add_parser("verify", help="re-derive recorded numbers: retrain finished runs from their config.json "
+                                      "in a temporary store and compare every metric",
+                       description="Retrains the chosen finished runs in a temporary store (the store given "
+                                   "is only read) and compares every metric of every epoch and every final "
+                                   "figure, times and memory left out: bit for bit where this machine's "
+                                   "numerics (settings, torch, CPU/GPU kernel set) equal the run's, else "
+                                   "within 1e-5, and it says which. Exit 1 lists the figures that differ.")
+    _runs_flag(v)
+    v.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="the runs to verify (default: --sample 3)")
+    v.add_argument("--sample", type=_positive, metavar="N",
+                   help="verify N finished runs of the current code drawn at random (the same N for the same "
+                        "store every time), 1 to 10000; default 3 when no RUN_ID is given")
+    _data_dir_flag(v)
+    _json_flag(v)
+    _plugin_flag(v)
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="runner.py", description="Benchmark suite for learning with noisy labels.", epilog=LISTING)
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for add in (_add_run, _add_grid, _add_noise, _add_tune, _add_worker, _add_report, _add_bench, _add_ls,
-                _add_merge, _add_pack):
+                _add_merge, _add_pack, _add_check, _add_verify):
         add(sub)
     return ap
 

@@ -60,7 +60,7 @@ def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
 
 
-TOP_KEYS = ("name", "description", "seeds", "methods", "exclude_methods", "base", "noise", "hp",
+TOP_KEYS = ("name", "description", "seeds", "methods", "exclude_methods", "plugins", "base", "noise", "hp",
             "override", "extends", "variant")
 """Every top-level key a grid file may have; anything else is refused (a typo would do nothing)."""
 
@@ -84,6 +84,9 @@ def load_preset(name_or_file: str) -> dict[str, Any]:
         raise UsageError(f"{path}: invalid TOML: {e}") from None
     _check_layout(spec, path)
     spec["name"] = spec.get("name", path.stem)
+    if "plugins" in spec:  # a plugin file's path is relative to the grid file (kept so when extended)
+        spec["plugins"] = [str((path.resolve().parent / p).resolve()) if p.endswith(".py") or "/" in p else p
+                           for p in spec["plugins"]]
     check_name(spec["name"], "grid name")
     own = sorted(set(spec) - {"name"})
     parent = spec.pop("extends", None)
@@ -128,6 +131,8 @@ def _check_layout(spec: dict[str, Any], path: Path) -> None:
     for key in ("methods", "exclude_methods"):
         want(key, isinstance(spec.get(key), list) and all(isinstance(x, str) for x in spec.get(key, [])),
              'a list of method names or patterns, e.g. ["ce", "*+obd"]')
+    want("plugins", isinstance(spec.get("plugins"), list) and all(isinstance(x, str) for x in spec.get("plugins", [])),
+         'a list of plugin modules or .py files (relative to the grid file), e.g. ["my_loss", "plugins/mine.py"]')
     for key in ("name", "description", "extends"):
         want(key, isinstance(spec.get(key), str), "a string")
     want("base", isinstance(spec.get("base"), dict), "a table ([base])")

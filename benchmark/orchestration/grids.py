@@ -21,6 +21,7 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from benchmark.config import RunConfig, apply_override, check_name, expand, flatten, load_preset
+from benchmark import plugins
 from benchmark.errors import TrainingDiverged, UsageError
 from benchmark.orchestration.publish import build, log_to_wandb
 from benchmark.orchestration.slurm import SlurmOptions, submit_workers, wait
@@ -82,6 +83,7 @@ def plan(preset: str, seeds: list[int] | None, sets: list[str], *, runs: str = "
     the best parameters of the tuning study ``tuned`` applied; every cell validated before any
     data is read (UsageError naming the first bad one)."""
     spec = load_preset(preset)
+    plugins.load_all(spec.get("plugins", []), entry_points=False)  # the grid's own, now that it runs
     if study:
         check_name(study, "study name")
     if workers is not None and workers < 0:

@@ -24,8 +24,19 @@ def build(runs_dir: str | Path, out_dir: str | Path, *, filters: dict[str, list[
     from reports import build_report
     df, runs = load(runs_dir, filters, run_ids)
     if df.empty:
-        raise UsageError(f"no finished runs in {runs_dir} match the selection: nothing to report")
-    env = {"report built on": f"{platform.platform()} / Python {platform.python_version()}"}
+        stale = df.attrs.get("stale", {})
+        why = f" but {len(stale)} of an older revision (rerun their grid)" if stale else ""
+        raise UsageError(f"no finished runs in {runs_dir} match the selection{why}: nothing to report")
+    env = {"report built on": f"{platform.platform()} / Python {platform.python_version()}",
+           "re-derive a figure": ("runner.py verify --runs STORE --sample 3 (or name "
+                                 "run ids): retrains runs from their config.json and compares every recorded "
+                                 "metric, bit for bit on the same numerics and CPU/GPU kernels, else within 1e-5")}
+    stale = df.attrs.get("stale", {})
+    if stale:
+        shown = ", ".join(f"{rid} ({why})" for rid, why in sorted(stale.items())[:5])
+        env["left out as stale"] = (f"{len(stale)} run(s) made by an older revision of their method or of the "
+                                    f"training loop: {shown}{' ...' if len(stale) > 5 else ''}; rerun their grid "
+                                    "to train the current revision")
     return build_report(df, runs, Path(out_dir), title=title, env=env)
 
 

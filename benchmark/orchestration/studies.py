@@ -28,6 +28,7 @@ from typing import Any
 
 import optuna
 
+from benchmark import plugins
 from benchmark import settings
 from benchmark.config import RunConfig, apply_override, check_config, config_from_dict
 from benchmark.errors import StorageError, UsageError
@@ -208,7 +209,7 @@ def create_tune_study(name: str, storage: str, base: RunConfig, space: dict[str,
     check_space(base, space)  # before the study exists: a refused search leaves nothing behind
     study = optuna.create_study(study_name=name, storage=open_storage(storage), direction="maximize",
                                 load_if_exists=True)
-    attrs = {"kind": "tune", "base": base.to_dict(), "space": space,
+    attrs = {"kind": "tune", "base": base.to_dict(), "space": space, "plugins": plugins.specs(),
              "seeds": [TUNE_SEED_BASE + k for k in range(seeds)], "trials": trials, "pruner": pruner,
              "sampler_seed": sampler_seed, "objective": "mean over seeds of val_noisy/acc_best"}
     _set_definition(study, attrs)
@@ -218,7 +219,8 @@ def create_tune_study(name: str, storage: str, base: RunConfig, space: dict[str,
 def create_grid_study(name: str, storage: str, cfgs: list[RunConfig], preset: str) -> optuna.Study:
     study = optuna.create_study(study_name=name, storage=open_storage(storage), direction="maximize",
                                 load_if_exists=True)
-    _set_definition(study, {"kind": "grid", "preset": preset, "cells": [c.to_dict() for c in cfgs]})
+    _set_definition(study, {"kind": "grid", "preset": preset, "cells": [c.to_dict() for c in cfgs],
+                            "plugins": plugins.specs()})
     return study
 
 
@@ -226,6 +228,7 @@ def _comparable(defn: dict[str, Any]) -> dict[str, Any]:
     """A definition with its configs rebuilt through RunConfig: a field added to the config since
     the study was made (at its default) does not make the same study look like another one."""
     d = dict(defn)
+    d.pop("plugins", None)  # the plugins loaded when the study is reopened may differ; its cells may not
     if isinstance(d.get("base"), dict):
         d["base"] = config_from_dict(d["base"]).to_dict()
     if isinstance(d.get("cells"), list):
@@ -331,8 +334,11 @@ def remaining(study: optuna.Study, defn: dict[str, Any]) -> int:
 
 def work(name: str, storage: str, runs_dir: str, wandb: str | None = None, *,
          poll_s: float = 2.0, log=print) -> int:
-    """Execute trials of a study until it is done. Returns the number of trials this worker ran."""
+    """Execute trials of a study until it is done. Returns the number of trials this worker ran.
+    The plugins the study was made with load first (a file only while its SHA-256 is unchanged):
+    a worker here, a ``--workers`` child and a Slurm job run the same code."""
     study, defn = load_definition(name, storage)
+    plugins.restore(defn.get("plugins", []))
     n_cells = len(defn["cells"]) if defn["kind"] == "grid" else 0
     ran = 0
     while True:

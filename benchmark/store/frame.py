@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.config import stale_reason
 from benchmark.errors import UsageError
 from benchmark.store.layout import FINAL_METRICS
 from benchmark.store.runs import Store
@@ -151,17 +152,32 @@ def parse_filters(items: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def load(runs_dir: str | Path, filters: dict[str, list[str]] | None = None,
-         run_ids: set[str] | None = None) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
-    """The long DataFrame and the runs dict (config, result, meta) of the selected finished runs."""
+def load(runs_dir: str | Path, filters: dict[str, list[str]] | None = None, run_ids: set[str] | None = None,
+         include_stale: bool = False) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """The long DataFrame and the runs dict (config, result, meta) of the selected finished runs.
+
+    Runs made by an older revision of their method or of the training loop (config.stale_reason)
+    are left out unless ``include_stale``: a table never mixes two versions of a method. The
+    selected runs left out are in ``df.attrs["stale"]`` ({run id: which revisions moved})."""
     store = Store(runs_dir)
     finished = list(store.finished_runs())  # every config/result/meta read once
-    df = load_frame(store, finished)
+    stale = {} if include_stale else {rid: why for rid, cfg, _res, _meta in finished if (why := stale_reason(cfg))}
+    df = _select(load_frame(store, [f for f in finished if f[0] not in stale]), filters, run_ids)
+    keep = set(df.run_id)
+    runs = {rid: {"config": cfg, "result": res, "meta": meta}
+            for rid, cfg, res, meta in finished if rid in keep}
+    df = df.reset_index(drop=True)
+    if stale:  # which of the stale runs the selection would have shown (their own frame: labels unmixed)
+        shown = set(_select(load_frame(store, [f for f in finished if f[0] in stale]), filters, run_ids).run_id)
+        df.attrs["stale"] = {rid: why for rid, why in stale.items() if rid in shown}
+    else:
+        df.attrs["stale"] = {}
+    return df, runs
+
+
+def _select(df: pd.DataFrame, filters: dict[str, list[str]] | None, run_ids: set[str] | None) -> pd.DataFrame:
     if run_ids is not None:
         df = df[df.run_id.isin(run_ids)]
     for key, values in (filters or {}).items():
         df = df[df[key].astype(str).isin(values)]
-    keep = set(df.run_id)
-    runs = {rid: {"config": cfg, "result": res, "meta": meta}
-            for rid, cfg, res, meta in finished if rid in keep}
-    return df.reset_index(drop=True), runs
+    return df

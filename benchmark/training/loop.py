@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from benchmark import plugins
 from benchmark.config import RunConfig, sub_seed
 from benchmark.data.augment import Augmenter, StrongAugmenter
 from benchmark.data.files import take
@@ -394,6 +395,8 @@ class _Loop:
         result["noise"] = {"label": art.spec.label(), "actual_rate": art.actual_rate,
                            "sha256": art.sha256, "transition": np.asarray(art.transition).tolist()}
         meta = provenance.describe(self.dev)
+        if plugins.loaded():  # what produced the run includes the plugins loaded in its process
+            meta["plugins"] = plugins.loaded()
         meta.update(wall_s=totals["wall_s"], processes=totals["processes"], peak_mb=totals["peak_mb"],
                     peak_memory=totals["peak_kind"], numerics=self.prep.numerics, data_source=self.prep.data.source)
         self.store.finish(self.rid, result, meta)

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.config import AUGMENTS, OPTIM_NEW_DEFAULTS, RunConfig, check_config
+from benchmark.config import (AUGMENTS, HARNESS_REVISION, OPTIM_NEW_DEFAULTS, RunConfig, check_config,
+                              run_revisions)
 from benchmark.data import DatasetArrays, list_datasets, load_dataset, prefix_forms, prefixes
 from benchmark.data.augment import Augmenter
 from benchmark.data.files import FileReader, decode_mode
@@ -24,7 +25,7 @@ from benchmark.errors import UsageError
 from benchmark.models import build_model, list_models
 from benchmark.store import Store, noise_for
 from benchmark.training import runtime
-from methods import list_methods, resolve_hp, revisions_of
+from methods import list_methods, resolve_hp
 from methods.params import ConfigError
 from noise import NoiseArtifact
 
@@ -32,9 +33,6 @@ __all__ = ["HARNESS_REVISION", "Prepared", "prepare", "validate", "check_names",
            "resolve_device", "split_indices", "protocol_of", "resolve_augment", "make_augmenter",
            "run_revisions"]
 
-HARNESS_REVISION = 1
-"""The version of the training loop's numbers (data order, evaluation, selection): bumped when a
-change to the harness moves pinned results (tests/fingerprints.json); part of every run id from 2."""
 
 
 @dataclass
@@ -207,8 +205,3 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("device cuda requested but no CUDA device is available")
     return dev
-
-
-def run_revisions(method: str) -> dict[str, int]:
-    """The revisions a run's numbers depend on: the harness's and the method's (and the mask's)."""
-    return {"harness": HARNESS_REVISION, **revisions_of(method)}

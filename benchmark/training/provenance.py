@@ -8,7 +8,8 @@ from pathlib import Path
 
 import torch
 
-PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "pandas", "optuna", "wandb")
+PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "pandas", "optuna", "wandb", "kornia", "timm",
+            "pykan", "cleanlab")
 _REPO = Path(__file__).resolve().parents[1]
 
 
