@@ -11,7 +11,9 @@ resized to S x S (bilinear). Without it every image must already share one size.
 decoded with Pillow into (N, C, H, W) uint8 tensors (RGB, or grey when every image is grey).
 A missing dataset raises :class:`DatasetNotFound` (a usage error, exit code 2) naming the layout
 expected and the files missing; a file that does not decode, a label outside the classes, a
-wrong count or a wrong image size raises :class:`benchmark.data.DataError` naming the file.
+wrong count or a wrong image size raises :class:`benchmark.data.DataError` naming the file. So
+does an entry named as an image that is not a regular file (a FIFO, a folder: refused, never
+opened) and an image too large for Pillow to decode (benchmark/data/files/reading.py).
 
 The helpers :func:`decode_images`, :func:`image_arrays`, :func:`find_folder` and
 :func:`need_files` serve the named datasets too (animal10n.py, real_world.py).
@@ -24,20 +26,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark.data.files.reading import IMAGE_SUFFIXES, open_image, scan_images
 from benchmark.data.registry import DatasetArrays, channel_stats, register_prefix, search_roots
 from benchmark.errors import DataError, DatasetNotFound
 
 __all__ = ["IMAGE_SUFFIXES", "FOLDER_LAYOUT", "LIST_LAYOUT", "decode_images", "image_arrays", "split_size",
            "load_folder", "load_list", "parse_list", "find_folder", "need_files"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
 def decode_images(paths: list[Path], size: int | None) -> torch.Tensor:
     """Decode image files into (N, C, H, W) uint8 (C = 3, or 1 when every image is grey).
 
     size: resize every image to size x size (bilinear); None: all images must share one size.
-    Raises DataError naming the first file that does not decode or has another size.
+    Raises DataError naming the first file that does not decode or has another size, is not a
+    regular file or is too large to decode (benchmark/data/files/reading.py).
     """
     from PIL import Image, UnidentifiedImageError
     if not paths:
@@ -46,7 +47,7 @@ def decode_images(paths: list[Path], size: int | None) -> torch.Tensor:
     shape = None
     for p in paths:
         try:
-            with Image.open(p) as im:
+            with open_image(p) as im:
                 mode = "L" if im.mode in ("L", "1", "I;16") else "RGB"
                 im = im.convert(mode)
                 if size:
@@ -102,10 +103,7 @@ FOLDER_LAYOUT = ("folder:PATH expects PATH/train/<class>/<image> and PATH/test/<
 
 
 def _class_images(d: Path) -> dict[str, list[Path]]:
-    out = {}
-    for c in sorted(p for p in d.iterdir() if p.is_dir()):
-        out[c.name] = sorted(p for p in c.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    return out
+    return {c.name: scan_images(c) for c in sorted(p for p in d.iterdir() if p.is_dir())}
 
 
 @register_prefix("folder:", "PATH")

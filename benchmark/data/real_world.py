@@ -52,7 +52,8 @@ import numpy as np
 from benchmark import settings
 from benchmark.data.files.listing import Listing, Split
 from benchmark.data.files.materialise import materialise
-from benchmark.data.folders import IMAGE_SUFFIXES, find_folder, need_files
+from benchmark.data.files.reading import scan_images
+from benchmark.data.folders import find_folder, need_files
 from benchmark.data.registry import DatasetArrays, register_dataset
 from benchmark.errors import DataError, DatasetNotFound
 
@@ -283,7 +284,7 @@ def webvision_mini_listing(data_dir: str | None, name: str = "webvision_mini", s
         folder = im / wnid if (im / wnid).is_dir() else im / str(k)
         if not folder.is_dir():
             raise DatasetNotFound(f"{WEBVISION_LAYOUT}; {im} has neither {wnid}/ nor {k}/")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = scan_images(folder)
         ipaths += [str(p.resolve()) for p in files]
         iy += [k] * len(files)
     _count("webvision_mini", "ILSVRC2012 validation images (50 synsets)", len(ipaths),
