@@ -52,7 +52,7 @@ import numpy as np
 from benchmark import settings
 from benchmark.data.files.listing import Listing, Split
 from benchmark.data.files.materialise import materialise
-from benchmark.data.files.reading import scan_images
+from benchmark.data.files.reading import read_text, scan_images
 from benchmark.data.folders import find_folder, need_files
 from benchmark.data.registry import DatasetArrays, register_dataset
 from benchmark.errors import DataError, DatasetNotFound
@@ -90,10 +90,9 @@ def _count(name: str, what: str, got: int, want: int) -> None:
 
 
 def _lines(file: Path) -> list[str]:
-    try:
-        return [ln.strip() for ln in file.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{file}: unreadable ({e})") from None
+    # read_text: a FIFO in a list file's place is refused, not waited on; bytes that are not
+    # UTF-8 are named by line
+    return [ln.strip() for ln in read_text(file).splitlines() if ln.strip()]
 
 
 def _kv(file: Path, num_classes: int) -> dict[str, int]:

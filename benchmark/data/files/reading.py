@@ -24,7 +24,7 @@ from typing import BinaryIO, Iterator
 
 from benchmark.errors import DataError
 
-__all__ = ["IMAGE_SUFFIXES", "what_is", "open_regular", "read_bytes", "open_image", "scan_images"]
+__all__ = ["IMAGE_SUFFIXES", "what_is", "open_regular", "read_bytes", "read_text", "open_image", "scan_images"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -76,6 +76,21 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     """The bytes of the regular file ``path`` (see :func:`open_regular`)."""
     with open_regular(path) as f:
         return f.read()
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A list or label file's text (UTF-8); a DataError naming the file (and, for bytes that are
+    not UTF-8, the line) when it cannot be read."""
+    try:
+        raw = read_bytes(path)
+    except OSError as e:
+        raise DataError(f"{path}: unreadable ({e.strerror or e})") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save it "
+                        f"as UTF-8") from None
 
 
 @contextlib.contextmanager

@@ -1,10 +1,11 @@
 """Files that break a careless loader, made cheaply: a PNG whose header claims 20000 x 20000
-pixels (48 KB on disk, 400 million pixels decoded), a FIFO named as an image; and a guard that
-turns a hang into a test failure."""
+pixels (48 KB on disk, 400 million pixels decoded), a FIFO named as an image; and guards that
+turn a hang or a runaway allocation into a test failure instead of a stuck or starved machine."""
 from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import struct
 import zlib
@@ -63,3 +64,30 @@ def no_hang(*fifos: Path, seconds: int = 60) -> Iterator[None]:
                 os.close(os.open(f, os.O_WRONLY | os.O_NONBLOCK))
             except OSError:
                 pass  # no reader waiting: nothing to release
+
+
+def _address_space() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("VmSize:"))
+
+
+@contextlib.contextmanager
+def memory_cap(extra: int = 2 << 30) -> Iterator[None]:
+    """Let the body grow this process's address space by at most ``extra`` bytes: an unbounded
+    allocation then fails with MemoryError (a plain test failure) instead of the kernel's OOM
+    killer taking the test run, or a neighbour, down. The soft limit is restored afterwards."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = _address_space() + extra
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def capped_child(limit: int = 8 << 30):
+    """A preexec_fn for subprocess: the child may map at most ``limit`` bytes (torch needs about
+    4 GB of address space to import), so a runaway allocation is a MemoryError, not an OOM kill."""
+    return lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
