@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark import settings
+from benchmark.data.files.reading import scan_images
 from benchmark.data.folders import decode_images, find_folder, image_arrays, need_files
 from benchmark.data.registry import DatasetArrays, register_dataset
 from benchmark.errors import DataError
@@ -40,7 +41,7 @@ def _find_animal10n(data_dir: str | None) -> Path:
 
 
 def _animal_split(d: Path) -> tuple[list[Path], np.ndarray]:
-    files = sorted(p for p in d.iterdir() if p.is_file())
+    files = scan_images(d, suffixes=None)  # every entry but a folder is meant as an image
     bad = [p.name for p in files if not ANIMAL10N_NAME.match(p.name)]
     if bad:
         raise DataError(f"{d}: file names not of the form <label>_<number>.jpg: {', '.join(bad[:5])}")

@@ -4,40 +4,44 @@
   and ``PATH/test`` (the same class folders in both; class index = sorted folder name).
 - ``list:FILE``: lines ``path,label[,split]`` (``split`` train or test, default train; ``path``
   relative to FILE's folder or absolute; ``label`` a class index 0..C-1 or a class name, names
-  numbered in sorted order; ``#`` starts a comment).
+  numbered in sorted order; ``#`` starts a comment). FILE is UTF-8. As folder: and the official
+  lists demand, every class has a training image and each image is listed once (not twice, not
+  in train and test); a refusal names the line.
 
 ``folder:`` and ``list:`` take an optional ``@S`` suffix (``folder:/data/mine@64``): every image is
 resized to S x S (bilinear). Without it every image must already share one size. Images are
 decoded with Pillow into (N, C, H, W) uint8 tensors (RGB, or grey when every image is grey).
 A missing dataset raises :class:`DatasetNotFound` (a usage error, exit code 2) naming the layout
 expected and the files missing; a file that does not decode, a label outside the classes, a
-wrong count or a wrong image size raises :class:`benchmark.data.DataError` naming the file.
+wrong count or a wrong image size raises :class:`benchmark.data.DataError` naming the file. So
+does an entry named as an image that is not a regular file (a FIFO, a folder: refused, never
+opened) and an image too large for Pillow to decode (benchmark/data/files/reading.py).
 
 The helpers :func:`decode_images`, :func:`image_arrays`, :func:`find_folder` and
 :func:`need_files` serve the named datasets too (animal10n.py, real_world.py).
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmark.data.files.reading import IMAGE_SUFFIXES, open_image, read_text, scan_images, what_is
 from benchmark.data.registry import DatasetArrays, channel_stats, register_prefix, search_roots
 from benchmark.errors import DataError, DatasetNotFound
 
 __all__ = ["IMAGE_SUFFIXES", "FOLDER_LAYOUT", "LIST_LAYOUT", "decode_images", "image_arrays", "split_size",
            "load_folder", "load_list", "parse_list", "find_folder", "need_files"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
 def decode_images(paths: list[Path], size: int | None) -> torch.Tensor:
     """Decode image files into (N, C, H, W) uint8 (C = 3, or 1 when every image is grey).
 
     size: resize every image to size x size (bilinear); None: all images must share one size.
-    Raises DataError naming the first file that does not decode or has another size.
+    Raises DataError naming the first file that does not decode or has another size, is not a
+    regular file or is too large to decode (benchmark/data/files/reading.py).
     """
     from PIL import Image, UnidentifiedImageError
     if not paths:
@@ -46,7 +50,7 @@ def decode_images(paths: list[Path], size: int | None) -> torch.Tensor:
     shape = None
     for p in paths:
         try:
-            with Image.open(p) as im:
+            with open_image(p) as im:
                 mode = "L" if im.mode in ("L", "1", "I;16") else "RGB"
                 im = im.convert(mode)
                 if size:
@@ -102,10 +106,7 @@ FOLDER_LAYOUT = ("folder:PATH expects PATH/train/<class>/<image> and PATH/test/<
 
 
 def _class_images(d: Path) -> dict[str, list[Path]]:
-    out = {}
-    for c in sorted(p for p in d.iterdir() if p.is_dir()):
-        out[c.name] = sorted(p for p in c.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    return out
+    return {c.name: scan_images(c) for c in sorted(p for p in d.iterdir() if p.is_dir())}
 
 
 @register_prefix("folder:", "PATH")
@@ -142,11 +143,17 @@ LIST_LAYOUT = ("list:FILE expects lines 'path,label[,split]' (split train or tes
                "path relative to FILE's folder or absolute; label a class index or a class name)")
 
 
-def parse_list(file: Path) -> tuple[list[tuple[Path, str, str]], list[str]]:
-    """Rows (path, label text, split) and errors of a list file (every line checked)."""
+Row = tuple[Path, str, str, int]
+"""One row of a list file: (image path, label text, split, line number)."""
+
+
+def parse_list(file: Path) -> tuple[list[Row], list[str]]:
+    """Rows (path, label text, split, line) and errors of a list file (every line checked)."""
     rows, errors = [], []
     base = file.parent
-    for i, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+    # split on newlines only, so that line numbers are an editor's (splitlines also breaks at
+    # form feeds and Unicode separators)
+    for i, line in enumerate(read_text(file).split("\n"), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
@@ -159,8 +166,77 @@ def parse_list(file: Path) -> tuple[list[tuple[Path, str, str]], list[str]]:
             errors.append(f"line {i}: split {cells[2]!r} is not train or test")
             continue
         p = Path(cells[0]).expanduser()
-        rows.append((p if p.is_absolute() else base / p, cells[1], split))
+        rows.append((p if p.is_absolute() else base / p, cells[1], split, i))
     return rows, errors
+
+
+def _file_errors(rows: list[Row]) -> list[str]:
+    """What is wrong with the listed files: missing ones, ones that are not regular files (never
+    opened: a FIFO would hang the decoder), and images listed twice (the same file, by device
+    and inode, so also through another spelling or a link): with other labels, in both train
+    and test (a test image trained on), or twice alike (folder: and the official lists cannot
+    hold an image twice either)."""
+    missing, errors, seen = [], [], {}
+    for p, label, split, i in rows:
+        kind = what_is(p)
+        if kind in ("missing", "a broken link"):
+            missing.append(f"{p} (line {i})")
+            continue
+        if kind is not None:
+            errors.append(f"line {i}: {p} is {kind}, not a regular file: refused")
+            continue
+        st = os.stat(p)
+        first = seen.setdefault((st.st_dev, st.st_ino), (i, label, split))
+        if first[0] == i:
+            continue
+        j, label0, split0 = first
+        if split0 != split:
+            errors.append(f"lines {j} and {i}: the same image {p} in {split0} and {split} "
+                          f"(a test image must not be trained on)")
+        elif label0 != label:
+            errors.append(f"lines {j} and {i}: {p} listed twice with different labels "
+                          f"({label0!r}, {label!r})")
+        else:
+            errors.append(f"lines {j} and {i}: {p} listed twice")
+    if missing:
+        errors.insert(0, f"{len(missing)} listed file(s) missing, e.g. {', '.join(missing[:3])}")
+    return errors
+
+
+def _list_classes(rows: list[Row]) -> tuple[list[str], list[int], list[str]]:
+    """(class names, each row's class index, errors). Labels are all class indices (classes
+    0..C-1) or all class names (numbered in sorted order); every class must have a training
+    image, as folder: demands of its class folders: a label of 7 beside 0 alone would make six
+    classes that cannot be learnt, and one of 99999999999 a hundred billion class names."""
+    numeric = [bool(re.fullmatch(r"\d+", lab)) for _, lab, _, _ in rows]
+    if any(numeric) and not all(numeric):
+        i = next(r[3] for r, n in zip(rows, numeric) if n)
+        j = next(r[3] for r, n in zip(rows, numeric) if not n)
+        return [], [], [f"labels mix class indices (line {i}) and class names (line {j})"]
+    if all(numeric):
+        ids = [int(lab) for _, lab, _, _ in rows]
+        top = max(ids)
+        trained = {y for y, r in zip(ids, rows) if r[2] == "train"}
+        if top + 1 > len(trained):  # some index of 0..top has no training row
+            line = rows[ids.index(top)][3]
+            absent, c = [], 0
+            while len(absent) < 5 and c <= top:  # at most len(trained) + 5 steps
+                if c not in trained:
+                    absent.append(str(c))
+                c += 1
+            return [], [], [f"line {line}: label {top} makes {top + 1} classes (0..{top}), "
+                            f"{top + 1 - len(trained)} of them without a training image (e.g. "
+                            f"{', '.join(absent)}): class indices must run 0..C-1 with a training "
+                            f"image in each"]
+        return [str(c) for c in range(top + 1)], ids, []
+    classes = sorted({lab for _, lab, _, _ in rows})
+    trained = {lab for _, lab, split, _ in rows if split == "train"}
+    untrained = [f"{lab!r} (line {i})" for _, lab, _, i in rows if lab not in trained]
+    if untrained:
+        return [], [], [f"classes without a training image: {', '.join(untrained[:5])}: every "
+                         f"class needs one"]
+    index = {c: k for k, c in enumerate(classes)}
+    return classes, [index[lab] for _, lab, _, _ in rows], []
 
 
 @register_prefix("list:", "FILE")
@@ -168,26 +244,22 @@ def load_list(spec: str) -> DatasetArrays:
     """``list:FILE[@S]`` (see the module docstring)."""
     path, size = split_size(spec)
     file = Path(path).expanduser()
-    if not file.is_file():
-        raise DatasetNotFound(f"{LIST_LAYOUT}; missing: {file}")
+    kind = what_is(file)
+    if kind is not None:
+        raise DatasetNotFound(f"{LIST_LAYOUT}; " + (f"missing: {file}" if kind == "missing"
+                                                    else f"{file} is {kind}, not a list file"))
     rows, errors = parse_list(file)
-    missing = [str(p) for p, _, _ in rows if not p.is_file()]
-    if missing:
-        errors.append(f"{len(missing)} listed file(s) missing, e.g. {', '.join(missing[:3])}")
+    if not rows and not errors:
+        raise DataError(f"{file}: no rows, only blank or comment lines ({LIST_LAYOUT})")
+    errors += _file_errors(rows)
+    if not errors:
+        classes, ids, errors = _list_classes(rows)
     if errors:
-        raise DataError(f"{file}: " + "; ".join(errors[:5]))
-    labels = [lab for _, lab, _ in rows]
-    if all(re.fullmatch(r"\d+", lab) for lab in labels):
-        ids = [int(lab) for lab in labels]
-        classes = [str(c) for c in range(max(ids) + 1)]
-    else:
-        if any(re.fullmatch(r"\d+", lab) for lab in labels):
-            raise DataError(f"{file}: labels mix class indices and class names")
-        classes = sorted(set(labels))
-        ids = [classes.index(lab) for lab in labels]
+        more = f"; and {len(errors) - 5} more" if len(errors) > 5 else ""
+        raise DataError(f"{file}: " + "; ".join(errors[:5]) + more)
     out = {}
     for s in ("train", "test"):
-        sel = [(p, y) for (p, _, sp), y in zip(rows, ids) if sp == s]
+        sel = [(r[0], y) for r, y in zip(rows, ids) if r[2] == s]
         if not sel:
             raise DataError(f"{file}: no {s} rows ({LIST_LAYOUT})")
         out[s] = (decode_images([p for p, _ in sel], size), np.array([y for _, y in sel]))

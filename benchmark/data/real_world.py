@@ -52,7 +52,8 @@ import numpy as np
 from benchmark import settings
 from benchmark.data.files.listing import Listing, Split
 from benchmark.data.files.materialise import materialise
-from benchmark.data.folders import IMAGE_SUFFIXES, find_folder, need_files
+from benchmark.data.files.reading import check_key, read_text, scan_images
+from benchmark.data.folders import find_folder, need_files
 from benchmark.data.registry import DatasetArrays, register_dataset
 from benchmark.errors import DataError, DatasetNotFound
 
@@ -88,33 +89,42 @@ def _count(name: str, what: str, got: int, want: int) -> None:
                         f"copy?; {settings.ALLOW_UNVERIFIED}=1 loads it anyway)")
 
 
+def _numbered(file: Path) -> list[tuple[int, str]]:
+    """The non-blank lines of a list file, stripped, with their line numbers (for messages).
+    read_text: a FIFO in a list file's place is refused, not waited on; bytes that are not UTF-8
+    are named by line."""
+    return [(i, ln.strip()) for i, ln in enumerate(read_text(file).split("\n"), 1) if ln.strip()]
+
+
 def _lines(file: Path) -> list[str]:
-    try:
-        return [ln.strip() for ln in file.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{file}: unreadable ({e})") from None
+    return [ln for _, ln in _numbered(file)]
 
 
 def _kv(file: Path, num_classes: int) -> dict[str, int]:
-    """``path label`` lines -> {path: label}; every line checked."""
+    """``path label`` lines -> {path: label}; every line checked (the path too: check_key)."""
     out: dict[str, int] = {}
-    for i, ln in enumerate(_lines(file), 1):
+    for i, ln in _numbered(file):
         parts = ln.split()
         if len(parts) != 2 or not re.fullmatch(r"\d+", parts[1]):
             raise DataError(f"{file}, line {i}: expected 'path label', got {ln!r}")
         lab = int(parts[1])
         if lab >= num_classes:
             raise DataError(f"{file}, line {i}: label {lab} outside 0..{num_classes - 1}")
-        if out.setdefault(parts[0], lab) != lab:
+        if out.setdefault(check_key(parts[0], f"{file}, line {i}"), lab) != lab:
             raise DataError(f"{file}, line {i}: {parts[0]} listed twice with different labels")
     return out
 
 
-def _keys(file: Path) -> list[str]:
-    keys = _lines(file)
+def _keys(file: Path) -> tuple[list[str], list[int]]:
+    """A key list's keys (image paths, each checked: check_key) and their line numbers."""
+    rows = _numbered(file)
+    keys = [check_key(k, f"{file}, line {i}") for i, k in rows]
     if len(set(keys)) != len(keys):
-        raise DataError(f"{file}: {len(keys) - len(set(keys))} keys listed more than once")
-    return keys
+        first: dict[str, int] = {}
+        i, j = next((first[k], i) for i, k in rows if first.setdefault(k, i) != i)
+        raise DataError(f"{file}: {len(keys) - len(set(keys))} keys listed more than once (e.g. "
+                        f"lines {i} and {j})")
+    return keys, [i for i, _ in rows]
 
 
 # ----- Clothing1M -----------------------------------------------------------------------------
@@ -139,12 +149,12 @@ def clothing1m_listing(data_dir: str | None) -> Listing:
     _count("clothing1m", "class names", len(classes), CLOTHING1M_COUNTS["classes"])
     noisy = _kv(d / "noisy_label_kv.txt", len(classes))
     clean = _kv(d / "clean_label_kv.txt", len(classes))
-    train = _keys(d / "noisy_train_key_list.txt")
-    test = _keys(d / "clean_test_key_list.txt")
+    train, train_lines = _keys(d / "noisy_train_key_list.txt")
+    test, test_lines = _keys(d / "clean_test_key_list.txt")
     _count("clothing1m", "noisy-train keys", len(train), CLOTHING1M_COUNTS["noisy_train"])
     _count("clothing1m", "clean-test keys", len(test), CLOTHING1M_COUNTS["clean_test"])
-    val = _keys(d / "clean_val_key_list.txt")
-    clean_train = _keys(d / "clean_train_key_list.txt")  # not trained on (DivideMix does not), checked
+    val, _ = _keys(d / "clean_val_key_list.txt")
+    clean_train, _ = _keys(d / "clean_train_key_list.txt")  # not trained on (DivideMix does not), checked
     for keys, table, what in ((train, noisy, "noisy_label_kv.txt"), (test, clean, "clean_label_kv.txt"),
                               (val, clean, "clean_label_kv.txt"), (clean_train, clean, "clean_label_kv.txt")):
         gone = [k for k in keys if k not in table]
@@ -155,7 +165,10 @@ def clothing1m_listing(data_dir: str | None) -> Listing:
         raise DataError(f"clothing1m: {len(leak)} test images are also in another split, e.g. {sorted(leak)[:3]}")
     y = np.array([noisy[k] for k in train])
     verified = np.array([(-1 if k not in clean else int(clean[k] == noisy[k])) for k in train], dtype=np.int8)
-    return Listing("clothing1m", d, classes, Split(train, y), Split(test, [clean[k] for k in test]),
+    inside = (d, d / "images")  # images/ may be a link to another disk
+    return Listing("clothing1m", d, classes,
+                   Split(train, y, str(d / "noisy_train_key_list.txt"), train_lines, inside),
+                   Split(test, [clean[k] for k in test], str(d / "clean_test_key_list.txt"), test_lines, inside),
                    size=256, crop_size=224, mean=CLOTHING1M_MEAN, std=CLOTHING1M_STD,
                    verified=verified, source=str(d))
 
@@ -171,11 +184,12 @@ FOOD101N_LAYOUT = (
 FOOD101N_COUNTS = {"train": 310_009, "test": 25_250, "classes": 101}
 
 
-def _tsv(file: Path, header: str) -> list[list[str]]:
-    rows = _lines(file)
-    if not rows or rows[0].split("\t")[0] != header:
+def _tsv(file: Path, header: str) -> list[tuple[int, list[str]]]:
+    """The rows after the header, split at tabs, with their line numbers."""
+    rows = _numbered(file)
+    if not rows or rows[0][1].split("\t")[0] != header:
         raise DataError(f"{file}: expected the header {header!r} on its first line")
-    return [r.split("\t") for r in rows[1:]]
+    return [(i, r.split("\t")) for i, r in rows[1:]]
 
 
 @_register("food101n")
@@ -196,8 +210,9 @@ def food101n_listing(data_dir: str | None) -> Listing:
             raise DataError(f"{file}: {path!r} is not <class>/<key> with a class of meta/classes.txt")
         return index[cls]
 
-    rows = _tsv(d / "meta" / "imagelist.tsv", "class_name/key")
-    train = [r[0] for r in rows]
+    imagelist = d / "meta" / "imagelist.tsv"
+    rows = _tsv(imagelist, "class_name/key")
+    train = [check_key(r[0], f"{imagelist}, line {i}") for i, r in rows]
     if len(set(train)) != len(train):
         raise DataError(f"{d / 'meta' / 'imagelist.tsv'}: images listed more than once")
     _count("food101n", "training images", len(train), FOOD101N_COUNTS["train"])
@@ -206,13 +221,14 @@ def food101n_listing(data_dir: str | None) -> Listing:
     verified = np.full(len(train), -1, dtype=np.int8)
     for name in ("verified_train.tsv", "verified_val.tsv"):
         file = d / "meta" / name
-        for r in _tsv(file, "class_name/key"):
+        for _, r in _tsv(file, "class_name/key"):
             if len(r) != 2 or r[1] not in ("0", "1"):
                 raise DataError(f"{file}: expected 'class/key<TAB>0|1', got {r!r}")
             if r[0] not in pos:
                 raise DataError(f"{file}: {r[0]} is not in meta/imagelist.tsv")
             verified[pos[r[0]]] = int(r[1])
-    test = [f"{p}.jpg" for p in _lines(t / "meta" / "test.txt")]
+    test_rows = _numbered(t / "meta" / "test.txt")
+    test = [check_key(f"{p}.jpg", f"{t / 'meta' / 'test.txt'}, line {i}") for i, p in test_rows]
     _count("food101n", "test images", len(test), FOOD101N_COUNTS["test"])
     ty = [label(p, t / "meta" / "test.txt") for p in test]
     # the two folders share one root for the listing: paths are made relative to their common
@@ -220,8 +236,11 @@ def food101n_listing(data_dir: str | None) -> Listing:
     d, t = d.absolute(), t.absolute()
     root = Path(os.path.commonpath([d, t]))
     rel = lambda base, p: os.path.relpath(base / "images" / p, root)  # noqa: E731
-    return Listing("food101n", root, classes, Split([rel(d, p) for p in train], y),
-                   Split([rel(t, p) for p in test], ty), size=256, crop_size=224,
+    return Listing("food101n", root, classes,
+                   Split([rel(d, p) for p in train], y, str(imagelist), [i for i, _ in rows],
+                         (d, d / "images")),
+                   Split([rel(t, p) for p in test], ty, str(t / "meta" / "test.txt"),
+                         [i for i, _ in test_rows], (t, t / "images")), size=256, crop_size=224,
                    mean=IMAGENET_MEAN, std=IMAGENET_STD, verified=verified, source=f"{d}; {t}")
 
 
@@ -237,16 +256,20 @@ WEBVISION_MINI_CLASSES = 50
 WEBVISION_MINI_COUNTS = {"train": 65_944, "val": 2_500, "imagenet": 2_500}
 
 
-def _filelist(file: Path, prefix: str, keep: int) -> tuple[list[str], list[int]]:
-    paths, labels = [], []
-    for i, ln in enumerate(_lines(file), 1):
+def _filelist(file: Path, prefix: str, keep: int, inside: tuple[Path, ...]) -> Split:
+    """The ``path label`` lines of ``file`` with a label below ``keep``, each path checked
+    (check_key) and prefixed with ``prefix``."""
+    paths, labels, lines = [], [], []
+    for i, ln in _numbered(file):
         parts = ln.split()
         if len(parts) != 2 or not re.fullmatch(r"\d+", parts[1]):
             raise DataError(f"{file}, line {i}: expected 'path label', got {ln!r}")
+        key = check_key(prefix + parts[0], f"{file}, line {i}")
         if int(parts[1]) < keep:
-            paths.append(prefix + parts[0])
+            paths.append(key)
             labels.append(int(parts[1]))
-    return paths, labels
+            lines.append(i)
+    return Split(paths, labels, str(file), lines, inside)
 
 
 def webvision_mini_listing(data_dir: str | None, name: str = "webvision_mini", size: int = 320,
@@ -265,10 +288,11 @@ def webvision_mini_listing(data_dir: str | None, name: str = "webvision_mini", s
                         f"(the first {WEBVISION_MINI_CLASSES} are used)")
     wnids = [s.split()[0] for s in synsets[:WEBVISION_MINI_CLASSES]]
     classes = [" ".join(s.split()[1:]) or s.split()[0] for s in synsets[:WEBVISION_MINI_CLASSES]]
-    train, ty = _filelist(d / "info" / "train_filelist_google.txt", "", WEBVISION_MINI_CLASSES)
-    val, vy = _filelist(d / "info" / "val_filelist.txt", "val_images_256/", WEBVISION_MINI_CLASSES)
-    _count("webvision_mini", "training images (classes 0-49)", len(train), WEBVISION_MINI_COUNTS["train"])
-    _count("webvision_mini", "validation images (classes 0-49)", len(val), WEBVISION_MINI_COUNTS["val"])
+    train = _filelist(d / "info" / "train_filelist_google.txt", "", WEBVISION_MINI_CLASSES, (d, d / "google"))
+    val = _filelist(d / "info" / "val_filelist.txt", "val_images_256/", WEBVISION_MINI_CLASSES,
+                    (d, d / "val_images_256"))
+    _count("webvision_mini", "training images (classes 0-49)", len(train.paths), WEBVISION_MINI_COUNTS["train"])
+    _count("webvision_mini", "validation images (classes 0-49)", len(val.paths), WEBVISION_MINI_COUNTS["val"])
     # DivideMix's layout keeps imagenet/val/ inside the WebVision folder; else beside it
     marker = f"val/{wnids[0]}"
     if (d / "imagenet" / marker).is_dir() or (d / "imagenet" / "val" / "0").is_dir():
@@ -283,15 +307,15 @@ def webvision_mini_listing(data_dir: str | None, name: str = "webvision_mini", s
         folder = im / wnid if (im / wnid).is_dir() else im / str(k)
         if not folder.is_dir():
             raise DatasetNotFound(f"{WEBVISION_LAYOUT}; {im} has neither {wnid}/ nor {k}/")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = scan_images(folder)
         ipaths += [str(p.resolve()) for p in files]
         iy += [k] * len(files)
     _count("webvision_mini", "ILSVRC2012 validation images (50 synsets)", len(ipaths),
            WEBVISION_MINI_COUNTS["imagenet"])
     root = d.resolve()
     # web labels, none verified: the runner has no truth to judge a selection with
-    return Listing(name, root, classes, Split(train, ty), Split(val, vy), size=size, crop_size=crop,
-                   mean=IMAGENET_MEAN, std=IMAGENET_STD, verified=np.full(len(train), -1, dtype=np.int8),
+    return Listing(name, root, classes, train, val, size=size, crop_size=crop,
+                   mean=IMAGENET_MEAN, std=IMAGENET_STD, verified=np.full(len(train.paths), -1, dtype=np.int8),
                    extra={"imagenet": Split([os.path.relpath(p, root) for p in ipaths], iy)},
                    source=f"{d}; {im}")
 

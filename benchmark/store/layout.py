@@ -12,7 +12,8 @@ the store (runs.py), merge (merge.py) and ``runner.py ls``.
                     wandb.json     the offline W&B directory of its last attempt
                     .lock          the run's lock while a process trains it
 
-    <root>/_noise/<dataset>/...    noise artifacts (noise_cache.py)
+    <root>/_noise/<key>/...        noise artifacts; <key>: the dataset's name, or a
+                                   separator-free stand-in for list:/folder: (noise_cache.py)
 """
 from __future__ import annotations
 

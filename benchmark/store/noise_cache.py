@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -26,11 +28,27 @@ def spec_of(cfg: RunConfig) -> NoiseSpec:
                      allow_unlearnable=bool(n.allow_unlearnable))
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def cache_key(dataset: str) -> str:
+    """The folder name of ``dataset``'s artifacts under ``_noise/``: one path component, never a
+    separator or '..'. A registered name is its own key (the stores made so far keep their
+    artifacts); any other name (list:FILE, folder:PATH, a crafted config.json) is reduced to
+    letters, digits and '_' and made unique by a hash of the whole name. Built from the raw
+    name, ``list:../../x/list.txt`` put the artifact outside the store."""
+    if _PLAIN.fullmatch(dataset):
+        return dataset
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", dataset).strip("_")[-40:].lstrip("_")
+    digest = hashlib.sha256(dataset.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{slug or 'dataset'}-{digest}"
+
+
 def cache_path(root: Path, dataset: str, spec: NoiseSpec, seed: int) -> Path:
     # every field that changes the labels is in the name: a cache that ignores the seed (or the
     # mode) would silently share one realisation between settings
     name = f"{spec.kind}-r{spec.rate:g}-{spec.mode}-{spec.human_set or 'na'}-seed{seed}.npz"
-    return Path(root) / "_noise" / dataset / name
+    return Path(root) / "_noise" / cache_key(dataset) / name
 
 
 def check_spec(cfg: RunConfig, data: DatasetArrays) -> NoiseSpec:

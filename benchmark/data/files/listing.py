@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark.data.files.reading import Confinement, listed_problem
 from benchmark.data.files.streaming import FileReader
 from benchmark.errors import DataError
 
-__all__ = ["Split", "Listing", "missing_files", "check_files", "decode_into", "DECODE_CHUNK"]
+__all__ = ["Split", "Listing", "check_files", "decode_into", "DECODE_CHUNK"]
 
 DECODE_CHUNK = 2048
 """Images decoded per call when a listing is decoded into memory (bounds the temporary array)."""
@@ -28,11 +29,27 @@ class Split:
 
     paths: list[str]
     labels: np.ndarray
+    listed_in: str = ""
+    """The list file that names these paths, for messages ('' for a folder scan)."""
+    lines: np.ndarray | None = None
+    """(N,) the line of each path in ``listed_in``, for messages."""
+    inside: tuple[Path, ...] = ()
+    """Folders every image's real path must lie in (the dataset folder, the layout's image
+    folder: see benchmark/data/files/reading.py); empty: not confined (a folder scan, whose
+    files are the folder's own)."""
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels, dtype=np.int64)
         if len(self.paths) != len(self.labels):
             raise DataError(f"{len(self.paths)} paths but {len(self.labels)} labels")
+        if self.lines is not None:
+            self.lines = np.asarray(self.lines, dtype=np.int64)
+
+    def where(self, i: int) -> str:
+        """Where path i was listed: 'FILE, line N', or '' when not from a list."""
+        if not self.listed_in or self.lines is None:
+            return ""
+        return f"{self.listed_in}, line {int(self.lines[i])}"
 
 
 @dataclass
@@ -76,19 +93,30 @@ class Listing:
         return h.hexdigest()
 
 
-def missing_files(root: Path, paths: list[str], limit: int = 3) -> tuple[int, list[str]]:
-    """(how many of ``paths`` under ``root`` are not files, up to ``limit`` of them)."""
-    gone = [p for p in paths if not (root / p).is_file()]
-    return len(gone), gone[:limit]
-
-
-def check_files(listing: Listing) -> None:
-    """Every listed image exists; DataError naming how many are missing and a few of them."""
+def check_files(listing: Listing, limit: int = 3) -> None:
+    """Every listed image is a regular file inside its dataset folder (symlinks resolved, see
+    benchmark/data/files/reading.py); a DataError otherwise, naming how many are missing and a
+    few of them, or the first few that are something else or lie elsewhere, each with its list
+    file and line. Nothing is opened: this runs before anything is decoded or packed."""
     for key, sp in listing.splits().items():
-        n, some = missing_files(listing.root, sp.paths)
-        if n:
-            raise DataError(f"{listing.name}: {n} of the {len(sp.paths)} {key} images listed are missing "
-                            f"under {listing.root}, e.g. {', '.join(some)}")
+        confined = Confinement(sp.inside) if sp.inside else None
+        gone, bad = [], []
+        for i, p in enumerate(sp.paths):
+            why = listed_problem(str(listing.root / p), confined)
+            if why is None:
+                continue
+            where = sp.where(i)
+            if why in ("missing", "a broken link"):
+                gone.append(f"{p} ({where})" if where else p)
+            else:
+                bad.append(f"{where + ': ' if where else ''}{p} is {why}")
+        if bad:
+            raise DataError(f"{listing.name}: {len(bad)} of the {len(sp.paths)} {key} images listed "
+                            f"refused: {'; '.join(bad[:limit])} (only regular files inside the "
+                            f"dataset folder are read)")
+        if gone:
+            raise DataError(f"{listing.name}: {len(gone)} of the {len(sp.paths)} {key} images listed are "
+                            f"missing under {listing.root}, e.g. {', '.join(gone[:limit])}")
 
 
 def decode_into(reader: FileReader, out: np.ndarray, progress=None) -> None:

@@ -26,6 +26,7 @@ machine's memory) is decoded into memory once, as before; a larger one streams.
 """
 from __future__ import annotations
 
+import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 
 from benchmark import settings
+from benchmark.data.files.reading import open_image, read_bytes
 from benchmark.errors import DataError
 
 __all__ = ["StreamedImages", "FileReader", "PackedReader", "decode_resized", "fits_in_memory",
@@ -69,9 +71,10 @@ def decode_resized(path: str | Path, size: int, channels: int = 3, crop: int = 0
     side: centred (torchvision's CenterCrop rounding) or, with ``crop`` (the network's input side),
     placed so that the centre ``crop`` window of the stored square equals
     ``CenterCrop(crop)(Resize(size)(image))`` pixel for pixel (see :func:`_square_offset`).
-    Raises OSError / ValueError for a file that does not decode."""
+    Raises OSError / ValueError for a file that does not decode, DataError for one that is not a
+    regular file or is too large to decode (benchmark/data/files/reading.py)."""
     from PIL import Image
-    with Image.open(path) as im:
+    with open_image(path) as im:
         im = im.convert("L" if channels == 1 else "RGB")
         w, h = im.size
         if (w, h) != (size, size):
@@ -85,6 +88,22 @@ def decode_resized(path: str | Path, size: int, channels: int = 3, crop: int = 0
             im = im.crop((left, top, left + size, top + size))
         a = np.asarray(im, dtype=np.uint8)
     return a[:, :, None] if a.ndim == 2 else a
+
+
+def _image_bytes(path: str) -> bytes:
+    """The bytes of an image file for nvJPEG, under the checks Pillow's path makes: a regular
+    file (never a FIFO), and an image within Pillow's decompression-bomb limit (its header is
+    read from the bytes, so the GPU path refuses what the CPU path refuses)."""
+    try:
+        raw = read_bytes(path)
+    except OSError as e:
+        raise DataError(f"{path}: not a readable image ({e})") from None
+    try:
+        with open_image(path, io.BytesIO(raw)):
+            pass
+    except (OSError, ValueError):
+        pass  # not for Pillow to judge here: nvJPEG, or the Pillow fallback, reports it
+    return raw
 
 
 class FileReader:
@@ -135,7 +154,7 @@ class FileReader:
         from torchvision.io import ImageReadMode, decode_jpeg
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="nlb-decode")
-        raw = list(self._pool.map(lambda p: torch.frombuffer(bytearray(Path(self.paths[p]).read_bytes()),
+        raw = list(self._pool.map(lambda p: torch.frombuffer(bytearray(_image_bytes(self.paths[p])),
                                                              dtype=torch.uint8), pos))
         mode = ImageReadMode.GRAY if self.channels == 1 else ImageReadMode.RGB
         try:

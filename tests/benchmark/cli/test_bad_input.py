@@ -20,6 +20,8 @@ import pytest
 
 from benchmark.cli import main
 from noise import NoiseSpec, build_artifact, labels_sha256, save_artifact
+from tests.benchmark.data.hostile import huge_png
+from tests.benchmark.data.real_world_fixtures import write_image_folder
 from tests.conftest import ROOT
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -78,10 +80,21 @@ def env(tmp_path_factory):
         blob[len(blob) // 2:len(blob) // 2 + 64] = b"\xff" * 64  # a corrupted body, intact header
         lab.write_bytes(bytes(blob))
         files["fmnist_corrupt"] = fm
+    # the audit's folder: and list: datasets (issue 24, A and B): images of one's own, broken
+    mine = write_image_folder(root)
+    for name, body in {"list_empty": b"# path,label\n\n",
+                       "list_latin1": b"train/cat/0.png,0\ntrain/dog/0.png,\xe9\n",
+                       "list_gap": b"train/cat/0.png,0\ntrain/dog/0.png,7\ntest/cat/0.png,0,test\n",
+                       "list_twice": b"train/cat/0.png,0\ntrain/dog/0.png,1\ntrain/cat/0.png,1\n"}.items():
+        files[name] = mine / f"{name}.csv"
+        files[name].write_bytes(body)
+    files["bombed"] = write_image_folder(root / "bombed")
+    huge_png(files["bombed"] / "train" / "cat" / "zz.png")
     return runs, files
 
 
 R = ["--dataset", "digits", "--epochs", "1", "--subset", "200"]
+L = ["--model", "mlp", "--epochs", "1", "--noise", "none", "--dataset"]
 CASES = [
     # (id, argv (FILE:name / RUNS are substituted), exit code, words the message must contain)
     ("batch_size", ["run", *R, "--set", "batch_size=0"], 2, ["batch_size", ">= 2"]),
@@ -132,6 +145,11 @@ CASES = [
     ("report_filter", ["report", "--filter", "colour=red"], 2, ["--filter", "method"]),
     ("empty_data_dir", ["run", "--dataset", "fashion_mnist", "--epochs", "1", "--data-dir", "FILE:empty_dir"], 1,
      ["t10k-labels-idx1-ubyte", "empty"]),
+    ("list_empty", ["run", *L, "list:FILE:list_empty"], 1, ["list_empty.csv", "no rows"]),
+    ("list_latin1", ["run", *L, "list:FILE:list_latin1"], 1, ["list_latin1.csv, line 2", "not UTF-8"]),
+    ("list_gap", ["run", *L, "list:FILE:list_gap"], 1, ["line 2", "label 7 makes 8 classes"]),
+    ("list_twice", ["run", *L, "list:FILE:list_twice"], 1, ["lines 1 and 3", "listed twice"]),
+    ("folder_bomb", ["run", *L, "folder:FILE:bombed"], 1, ["zz.png", "image too large to decode"]),
     ("bench_tmp", ["bench", "--dataset", "digits", "--tmp", "FILE:a_file"], 2, ["--tmp", "not an existing directory"]),
     ("unknown_flag", ["run", "--epoch", "1"], 2, ["unrecognized arguments", "--help"]),
     ("unknown_cmd", ["train"], 2, ["invalid choice", "run"]),
