@@ -6,7 +6,8 @@ exactly one copy of each run in the target store ``into``:
 * Only finished runs (with a result.json) are merged; unfinished ones are listed and left alone.
   Checkpoints are never copied (a finished run has none), nor lock, temporary or W&B files.
 * A copy is verified before anything is written (``read_run``, verify.py): the folder is named
-  by a run id; config.json, metrics.csv, result.json and meta.json exist and parse; the run id recomputed from
+  by a run id, is no link and holds no link nor special file (received.py: nothing outside a
+  source is read, files are bounded in size and JSON depth); config.json, metrics.csv, result.json and meta.json exist and parse; the run id recomputed from
   config.json equals the folder name; result.json holds every final figure, agrees with
   metrics.csv (the figures ``summary.summarise`` derives from the rows are recomputed and compared)
   and has as many epochs as metrics.csv has rows and the config asks for; the noise SHA-256 in
@@ -50,6 +51,7 @@ from benchmark.errors import Refused, UsageError
 from benchmark.store.layout import RUN_FILES, RUN_ID
 # the cache entry's lock: workers building the same artifact in the target take it too
 from benchmark.store.noise_cache import cache_lock
+from benchmark.store.received import MAX_ARTIFACT_BYTES, read_file, shown
 from benchmark.store.verify import RunCopy, differences, read_run
 from noise import load_artifact
 
@@ -177,11 +179,14 @@ def _scan(root: Path, report: MergeReport) -> Iterator[RunCopy]:
     A folder counts as a run when it is named by a run id and holds config.json or a lock (as
     Store.run_ids has it), or holds a result.json under any name (a run renamed by hand).
     Hidden folders (temporary ones of an interrupted merge) and the store's own folders
-    (_noise, wandb) are not runs.
+    (_noise, wandb) are not runs. A link that would count as a run is refused, never followed
+    (read_run says so): the runs merged are the ones the received store holds itself.
     """
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         finished = (folder / "result.json").is_file()
         named = RUN_ID.fullmatch(folder.name) is not None
+        if folder.is_symlink() and (named or finished):
+            finished = True  # whatever it points at, read_run refuses it without reading it
         if named and not finished and ((folder / "config.json").is_file()
                                        or (folder / ".lock").is_file()):
             report.skipped_unfinished.append((folder.name, str(folder)))
@@ -191,7 +196,7 @@ def _scan(root: Path, report: MergeReport) -> Iterator[RunCopy]:
         try:
             yield read_run(folder)
         except Refused as e:
-            report.refused.append((folder.name, str(folder), str(e)))
+            report.refused.append((shown(folder.name), shown(folder), str(e)))
 
 
 def _decide(rid: str, incoming: list[RunCopy], into: Path, report: MergeReport,
@@ -270,9 +275,9 @@ def _write_all(to_write: list[RunCopy], artifacts: dict[Path, tuple[str, RunCopy
         if provider is None:
             continue
         try:
-            if _place_artifact(provider.store / rel, into / rel, sha):
+            if _place_artifact(provider.store, rel, into / rel, sha):
                 report.noise_copied.append(str(rel))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError) as e:  # Refused (a ValueError) included: the source changed
             failed[rel] = f"noise artifact {rel} could not be copied: {e}"
     for copy in to_write:
         if copy.noise_path in failed:
@@ -312,10 +317,12 @@ def _place_run(copy: RunCopy, into: Path) -> None:
         raise
 
 
-def _place_artifact(src: Path, dst: Path, sha: str) -> bool:
-    """Copy a noise artifact into the target's cache, unless a worker put one there meanwhile;
-    returns whether it was copied. The copy is verified (labels hash to ``sha``) before it is
-    renamed into place. Held under the cache entry's own lock, which workers take too."""
+def _place_artifact(store: Path, rel: Path, dst: Path, sha: str) -> bool:
+    """Copy the noise artifact ``rel`` of the source ``store`` into the target's cache (at
+    ``dst``), unless a worker put one there meanwhile; returns whether it was copied. Read as
+    verify read it (no link followed, bounded in size); the copy is verified (labels hash to
+    ``sha``) before it is renamed into place. Held under the cache entry's own lock, which
+    workers take too."""
     with cache_lock(dst):
         if dst.is_file():
             if load_artifact(dst).sha256 != sha:
@@ -324,12 +331,15 @@ def _place_artifact(src: Path, dst: Path, sha: str) -> bool:
         # the name matches the cache's stale-file pattern, so a crash here leaves nothing lasting
         tmp = dst.parent / f"{dst.name}.merge-{secrets.token_hex(4)}.tmp"
         try:
+            data = read_file(store, rel, limit=MAX_ARTIFACT_BYTES)
+            if data is None:
+                raise ValueError(f"{store / rel} disappeared during the merge")
             with open(tmp, "xb") as f:
-                f.write(src.read_bytes())
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             if load_artifact(tmp).sha256 != sha:
-                raise ValueError(f"{src} changed during the merge")
+                raise ValueError(f"{store / rel} changed during the merge")
             os.replace(tmp, dst)
         finally:
             tmp.unlink(missing_ok=True)

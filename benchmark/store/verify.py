@@ -1,12 +1,15 @@
 """Verifying a copied run folder and comparing two copies of one run (runner.py merge).
 
 ``read_run(folder)`` reads a finished run folder and checks it, reading only and never
-unpickling: the folder is named by a run id; config.json, metrics.csv, result.json and meta.json
-exist and parse; the run id recomputed from config.json equals the folder name; result.json holds
+unpickling: the folder is named by a run id, is no symbolic link and holds only regular files
+and folders (received.py reads every file without following a link, bounded in size and JSON
+depth); config.json, metrics.csv, result.json and meta.json exist and parse; the run id recomputed from config.json equals the folder name; result.json holds
 every final figure, agrees with metrics.csv (the figures ``summary.summarise`` derives from the
 rows are recomputed and compared) and has as many epochs as metrics.csv has rows and the config
 asks for; the noise SHA-256 in config.json and result.json agree, and the store's cached noise
-artifact, if present, holds labels with that hash. A copy that fails raises :class:`Refused`.
+artifact, if present, holds labels with that hash. A copy that fails raises :class:`Refused`,
+whatever its files hold: a value of another type or shape than the suite writes refuses the copy,
+never the merge.
 
 ``differences(a, b)`` lists what differs between two verified copies, leaving out meta.json,
 the machine's measurements (layout.MEASURED) and the config fields that record where a run was
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,8 @@ from benchmark.errors import Refused
 from benchmark.store.atomic import json_safe
 from benchmark.store.layout import FINAL_METRICS, MEASURED, RUN_FILES, RUN_ID
 from benchmark.store.noise_cache import cache_path, spec_of
+from benchmark.store.received import (MAX_ARTIFACT_BYTES, MAX_RUN_FILE_BYTES, check_folder, parse_json,
+                                      read_file)
 from benchmark.store.summary import summarise
 from noise import load_artifact
 
@@ -76,6 +80,20 @@ def read_run(folder: Path) -> RunCopy:
     folder = Path(folder)
     if not RUN_ID.fullmatch(folder.name):
         raise Refused(f"folder name {folder.name!r} is not a run id (16 hex digits)")
+    check_folder(folder)
+    try:
+        return _verified(folder)
+    except Refused:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as e:
+        # files that parse but hold another type or shape than the suite writes (a list where a
+        # number belongs, a revision "x", a seed too large for a file name) trip some check
+        # below in its own way: whichever it is, the copy is refused, the merge goes on
+        raise Refused(f"its files do not hold what the suite writes ({type(e).__name__}: "
+                      f"{str(e)[:200]})") from None
+
+
+def _verified(folder: Path) -> RunCopy:
     files = _read_files(folder)
     config = _json_object(files, "config.json")
     result = _json_object(files, "result.json")
@@ -88,23 +106,19 @@ def read_run(folder: Path) -> RunCopy:
 
 
 def _read_files(folder: Path) -> dict[str, bytes]:
-    """The bytes of every RUN_FILES file; Refused names the first one missing."""
+    """The bytes of every RUN_FILES file (never through a link, each bounded in size); Refused
+    names the first one missing."""
     files = {}
     for name in RUN_FILES:
-        try:
-            files[name] = (folder / name).read_bytes()
-        except FileNotFoundError:
-            raise Refused(f"{name} is missing") from None
-        except OSError as e:
-            raise Refused(f"{name} cannot be read ({e})") from None
+        data = read_file(folder.parent, f"{folder.name}/{name}", limit=MAX_RUN_FILE_BYTES)
+        if data is None:
+            raise Refused(f"{name} is missing")
+        files[name] = data
     return files
 
 
 def _json_object(files: dict[str, bytes], name: str) -> dict[str, Any]:
-    try:
-        obj = json.loads(files[name])
-    except (ValueError, UnicodeDecodeError) as e:
-        raise Refused(f"{name} is not valid JSON ({e})") from None
+    obj = parse_json(files[name], name)
     if not isinstance(obj, dict):
         raise Refused(f"{name} does not hold a JSON object")
     return obj
@@ -191,14 +205,14 @@ def _check_noise(root: Path, config: dict[str, Any],
         seed = int(config["streams"]["noise"])
     except (KeyError, TypeError, ValueError):
         raise Refused("config.json records no noise stream seed (streams.noise)") from None
-    path = cache_path(root, cfg.dataset, spec_of(cfg), seed)
-    rel = path.relative_to(root)
-    if not path.is_file():
+    rel = cache_path(root, cfg.dataset, spec_of(cfg), seed).relative_to(root)
+    data = read_file(root, rel, limit=MAX_ARTIFACT_BYTES)  # the dataset name is the run's: no link, no ..
+    if data is None:
         return rel, sha, False
     try:
-        art = load_artifact(path, expect_dataset=cfg.dataset,
+        art = load_artifact(io.BytesIO(data), expect_dataset=cfg.dataset, name=str(rel),
                             expect_num=config["noise_artifact"].get("num_samples"))
-    except (OSError, ValueError) as e:
+    except ValueError as e:
         raise Refused(f"noise artifact {rel}: {e}") from None
     if art.sha256 != sha:
         raise Refused(f"noise artifact {rel} holds labels with SHA-256 {art.sha256[:12]}..., "
