@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["RUN_ID", "RUN_FILES", "CHECKPOINTS", "SUITE_FILES", "FINAL_METRICS", "ACCURACIES", "MEASURED",
-           "MACHINE_KEYS"]
+__all__ = ["RUN_ID", "RUN_FILES", "CHECKPOINTS", "SUITE_FILES", "FINAL_METRICS", "ACCURACIES", "FRACTIONS",
+           "MEASURED", "MACHINE_KEYS"]
 
 RUN_ID = re.compile(r"[0-9a-f]{16}")
 """A run folder's name: the first 16 hex digits of its config hash (RunConfig.run_id)."""
@@ -40,6 +40,15 @@ FINAL_METRICS = ("test/acc_last", "test/acc_best", "test/acc_at_best_val", "nois
 ACCURACIES = ("test/acc_last", "test/acc_at_best_val", "test/acc_best")
 """The three test accuracies, as ``ls`` shows them: last epoch, selected by noisy validation,
 oracle (best tested epoch)."""
+
+FRACTIONS = re.compile(r"[a-z0-9_]+/(?:[a-z0-9_]+_)?acc(?:_last|_best|_at_best_val|_last10_mean|_net\d+)?"
+                       r"|noise[/.]actual_rate(?:_full)?|memo/(?:noisy|true)_fit"
+                       r"|select/(?:precision|recall|f1|auc|fraction)|correct/[a-z_]+")
+"""Figures that are fractions, as metrics.csv columns and result.json keys (``noise.actual_rate``
+is result.json's noise record): every accuracy (``test/acc``, ``val_noisy/acc_best``,
+``test_imagenet/acc_last``, ``test/acc_net1``, ``cl/oos_noisy_acc``; not ``test/acc_best_epoch``),
+the measured noise rates, memorisation, selection and relabelling quality. Where a run recorded
+one, it is a finite number in [0, 1]."""
 
 MEASURED = ("time/", "mem/")
 """result.json keys and metrics.csv columns that measure the machine, not the run: two copies of

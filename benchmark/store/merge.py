@@ -12,8 +12,9 @@ exactly one copy of each run in the target store ``into``:
   metrics.csv (the figures ``summary.summarise`` derives from the rows are recomputed and compared)
   and has as many epochs as metrics.csv has rows and the config asks for; the noise SHA-256 in
   config.json and result.json agree, and the store's cached noise artifact, if present, holds
-  labels with that hash. A copy that fails is *refused*, with the reason; another copy of the
-  same run that passes is still merged.
+  labels with that hash; its figures are plausible (accuracies and rates finite and in [0, 1])
+  and its names of the registries' form. A copy that fails is *refused*, with the reason; another
+  copy of the same run that passes is still merged.
 * Copies of one run (from several sources, or a source and the target) are compared
   (``differences``). Copies whose figures agree are kept once: the first one (the target's, else
   the first source's) stays or is copied. meta.json is not compared (host, versions and wall time

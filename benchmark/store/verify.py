@@ -7,7 +7,9 @@ depth); config.json, metrics.csv, result.json and meta.json exist and parse; the
 every final figure, agrees with metrics.csv (the figures ``summary.summarise`` derives from the
 rows are recomputed and compared) and has as many epochs as metrics.csv has rows and the config
 asks for; the noise SHA-256 in config.json and result.json agree, and the store's cached noise
-artifact, if present, holds labels with that hash. A copy that fails raises :class:`Refused`,
+artifact, if present, holds labels with that hash. Its figures are plausible (every accuracy and
+rate, layout.FRACTIONS, finite and in [0, 1] where recorded) and its method, model and dataset
+are names of the form the registries give (REGISTRY_NAME, or folder:PATH / list:FILE). A copy that fails raises :class:`Refused`,
 whatever its files hold: a value of another type or shape than the suite writes refuses the copy,
 never the merge.
 
@@ -20,14 +22,16 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmark.config import NOT_HASHED, config_from_dict, flatten
+from benchmark.data import prefixes
 from benchmark.errors import Refused
 from benchmark.store.atomic import json_safe
-from benchmark.store.layout import FINAL_METRICS, MEASURED, RUN_FILES, RUN_ID
+from benchmark.store.layout import FINAL_METRICS, FRACTIONS, MEASURED, RUN_FILES, RUN_ID
 from benchmark.store.noise_cache import cache_path, spec_of
 from benchmark.store.received import (MAX_ARTIFACT_BYTES, MAX_RUN_FILE_BYTES, check_folder, parse_json,
                                       read_file)
@@ -42,6 +46,15 @@ CONFIG_RECORDED = (*NOT_HASHED, "hp", "mask", "noise.file", "numerics.device_typ
 (the fields RunConfig does not hash, NOT_HASHED; the device type and torch version, which
 check_numerics also lets differ), the user's hp / mask overrides (the run id hashes the resolved
 ones, hp_resolved, which is compared) and the path of an imported noise file (hashed by content)."""
+
+REGISTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+.:-]{0,99}")
+"""A method, model or dataset name as the registries hold them (``gce+obd``, ``resnet50_imagenet``,
+``webvision_mini_224``; a plugin's name): letters, digits and ``_ + - . :``, starting with a
+letter or digit, so that no name can be markup or a spreadsheet formula (``=HYPERLINK(...)``)."""
+
+DATASET_PATH = re.compile(r"[\w+.:/@~ -]{1,4096}")
+"""The PATH / FILE of a ``folder:PATH[@S]`` or ``list:FILE[@S]`` dataset (benchmark/data/folders.py):
+a file system path of letters, digits, spaces and ``_ + - . : / @ ~``."""
 
 MAX_LISTED = 8
 """Differences listed per file of a conflict; the rest are counted."""
@@ -101,6 +114,7 @@ def _verified(folder: Path) -> RunCopy:
     rows = _parse_metrics(files["metrics.csv"])
     _check_run_id(folder.name, config)
     _check_result(config, result, rows)
+    _check_plausible(config, result, rows)
     rel, sha, present = _check_noise(folder.parent, config, result)
     return RunCopy(folder.name, folder.parent, files, config, result, rows, rel, sha, present)
 
@@ -185,6 +199,47 @@ def _check_result(config: dict[str, Any], result: dict[str, Any], rows: list[dic
         if key in result and not _same(result[key], value):
             raise Refused(f"result.json {key} = {result[key]!r} does not match metrics.csv, "
                           f"which gives {value!r}")
+
+
+def _check_plausible(config: dict[str, Any], result: dict[str, Any], rows: list[dict[str, float]]) -> None:
+    """What the copy says is possible: its names are of the registries' form, and every fraction
+    it recorded (layout.FRACTIONS) is a finite number in [0, 1].
+
+    Consistent is not enough: an accuracy of -1e308 in metrics.csv and result.json alike, or a
+    method named ``=HYPERLINK(...)`` hashed into its own run id, passes every check above. A
+    figure the run never recorded is fine: null in result.json, an empty cell or nan in
+    metrics.csv (what the suite writes for an undefined figure, e.g. no validation split).
+    """
+    for key in ("method", "model", "dataset"):
+        name = config.get(key)
+        if not _registry_shaped(name, paths=key == "dataset"):
+            form = (" (or folder:PATH / list:FILE, a PATH of letters, digits, spaces and _ + - . : / @ ~)"
+                    if key == "dataset" else "")
+            raise Refused(f"config.json {key} {name!r:.80} is not a name of the registries' form: "
+                          f"letters, digits and _ + - . :, starting with a letter or digit{form}")
+    for key, value in flatten(result).items():
+        if FRACTIONS.fullmatch(key) and value is not None and not _fraction(value):
+            raise Refused(f"result.json {key} = {value!r:.40}: not a fraction in [0, 1]")
+    for n, row in enumerate(rows, 1):
+        for key, value in row.items():
+            if FRACTIONS.fullmatch(key) and not math.isnan(value) and not _fraction(value):
+                raise Refused(f"metrics.csv row {n} {key} = {value!r}: not a fraction in [0, 1]")
+
+
+def _registry_shaped(name: Any, *, paths: bool) -> bool:
+    """A REGISTRY_NAME, or (``paths``: a dataset) a registered prefix and a DATASET_PATH."""
+    if not isinstance(name, str):
+        return False
+    if REGISTRY_NAME.fullmatch(name):
+        return True
+    prefix = next((p for p in prefixes() if name.startswith(p)), None) if paths else None
+    return prefix is not None and DATASET_PATH.fullmatch(name[len(prefix):]) is not None
+
+
+def _fraction(value: Any) -> bool:
+    """A finite number in [0, 1] (a bool is no number here; NaN is not in [0, 1])."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and 0 <= value <= 1)
 
 
 def _check_noise(root: Path, config: dict[str, Any],

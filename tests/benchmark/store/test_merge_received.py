@@ -51,6 +51,18 @@ def refusal(report, rid: str) -> str:
     return why
 
 
+def rehash(run_dir: Path, **fields) -> str:
+    """Change config.json's top-level ``fields`` as a forger would: the run id recomputed and the
+    folder renamed to it, so that only the changed values are wrong. Returns the new run id."""
+    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg.update(fields)
+    rid = config_from_dict(cfg).run_id(cfg["noise_artifact"]["sha256"], cfg["hp_resolved"], cfg["revisions"])
+    cfg["run_id"] = rid
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    run_dir.rename(run_dir.parent / rid)
+    return rid
+
+
 def test_a_linked_meta_json_is_refused_and_what_it_points_at_never_copied(stores, secret):
     tmp, ids = stores
     meta = tmp / "a" / ids["a"] / "meta.json"
@@ -164,13 +176,7 @@ def test_a_noise_path_leaving_the_store_is_never_read(stores, tmp_path):
     so only the path is wrong): refused, and nothing is read or written there."""
     tmp, ids = stores
     outside = tmp_path / "outside"
-    src = tmp / "b" / ids["b"]
-    cfg = json.loads((src / "config.json").read_text())
-    cfg["dataset"] = "folder:" + "../" * 4 + "outside"
-    rid = config_from_dict(cfg).run_id(cfg["noise_artifact"]["sha256"], cfg["hp_resolved"], cfg["revisions"])
-    cfg["run_id"] = rid
-    (src / "config.json").write_text(json.dumps(cfg))
-    src.rename(tmp / "b" / rid)
+    rid = rehash(tmp / "b" / ids["b"], dataset="folder:" + "../" * 4 + "outside")
     report = merged([tmp / "b"], tmp / "merged")
     assert "a path that leaves its store is never read" in refusal(report, rid)
     assert not outside.exists() and not (tmp / "merged" / rid).exists()
