@@ -17,9 +17,10 @@ the store (runs.py), merge (merge.py) and ``runner.py ls``.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 __all__ = ["RUN_ID", "RUN_FILES", "CHECKPOINTS", "SUITE_FILES", "FINAL_METRICS", "ACCURACIES", "FRACTIONS",
-           "MEASURED", "MACHINE_KEYS"]
+           "MEASURED", "MACHINE_KEYS", "machine_differences", "same_machine"]
 
 RUN_ID = re.compile(r"[0-9a-f]{16}")
 """A run folder's name: the first 16 hex digits of its config hash (RunConfig.run_id)."""
@@ -58,3 +59,34 @@ MACHINE_KEYS = ("device_type", "torch", "cpu", "gpu")
 """Numerics (config.json's ``numerics``) that describe the machine rather than the run's settings:
 a finished run made on another machine (merged) is that machine's result of the same run, so these
 may differ there; bit-for-bit equality holds only where they agree."""
+
+
+def machine_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """How two numerics records' machine kernels differ, one item per field, e.g.
+    ``cpu.capability AVX2 vs AVX512``; empty when they name the same kernels. A key one record
+    lacks (made before it was recorded) counts as agreeing, as a whole."""
+    found = []
+    for k in MACHINE_KEYS:
+        if k not in a or k not in b or a[k] == b[k]:
+            continue
+        x, y = a[k], b[k]
+        if isinstance(x, dict) and isinstance(y, dict):
+            found += [f"{k}.{sub} {_text(x.get(sub))} vs {_text(y.get(sub))}"
+                      for sub in sorted(x.keys() | y.keys()) if x.get(sub) != y.get(sub)]
+        else:
+            found.append(f"{k} {_text(x)} vs {_text(y)}")
+    return found
+
+
+def same_machine(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two numerics records name the same machine kernels (a record made before a key was
+    recorded counts as agreeing on it)."""
+    return not machine_differences(a, b)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "(absent)"
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "(none)"
+    return str(value) if str(value) else "''"

@@ -22,6 +22,10 @@ exactly one copy of each run in the target store ``into``:
   metrics.csv (``time/*``, ``mem/*``): the same run computed on two machines gives the same
   numbers in different times. Copies that differ in anything else are a *conflict*: neither is
   copied, the target is left as it was, and the report names every differing file and field.
+  It also says why: copies computed on other machine kernels (their numerics' CPU capability
+  or ISA, GPU, torch version or device type differ: ``verify.other_kernels``) are the same run
+  with other rounding, not a damaged copy; copies computed on the same kernels that differ are
+  a real disagreement.
 * The noise artifact of a merged run (``_noise/<dataset>/<name>.npz``) is copied into the target
   when the target lacks it; a target artifact of the same name holding other labels refuses the
   run. Artifacts are read with numpy's pickle-free loader (noise.artifact.load_artifact).
@@ -53,7 +57,7 @@ from benchmark.store.layout import RUN_FILES, RUN_ID
 # the cache entry's lock: workers building the same artifact in the target take it too
 from benchmark.store.noise_cache import cache_lock
 from benchmark.store.received import MAX_ARTIFACT_BYTES, read_file, shown
-from benchmark.store.verify import RunCopy, differences, read_run
+from benchmark.store.verify import RunCopy, differences, other_kernels, read_run
 from noise import load_artifact
 
 TMP_PREFIX = ".merge-"
@@ -74,6 +78,9 @@ class MergeReport:
     """(run id, folder, reason) of every copy that fails verification or cannot be placed."""
     conflicts: list[tuple[str, list[str], list[str]]] = field(default_factory=list)
     """(run id, folders of every copy, differences): copies that disagree; none was copied."""
+    kernels: dict[str, str] = field(default_factory=dict)
+    """Run id -> how the machine kernels differ, for the conflicts whose copies were computed on
+    other kernels (the same run, other rounding); a conflict not here is a real disagreement."""
     skipped_unfinished: list[tuple[str, str]] = field(default_factory=list)
     """(run id, folder) of run folders without result.json: not merged."""
     noise_copied: list[str] = field(default_factory=list)
@@ -88,7 +95,7 @@ class MergeReport:
         return {"ok": self.ok, "dry_run": self.dry_run, "into": self.into, "sources": self.sources,
                 "copied": self.copied, "already": self.already,
                 "refused": [{"run_id": r, "path": p, "reason": why} for r, p, why in self.refused],
-                "conflicts": [{"run_id": r, "paths": ps, "differences": d}
+                "conflicts": [{"run_id": r, "paths": ps, "differences": d, "cause": self.cause(r, ps)}
                               for r, ps, d in self.conflicts],
                 "skipped_unfinished": [{"run_id": r, "path": p} for r, p in self.skipped_unfinished],
                 "noise_copied": self.noise_copied}
@@ -102,9 +109,19 @@ class MergeReport:
                  f"{len(self.conflicts)} conflict(s); {verb} {len(self.noise_copied)} noise "
                  f"artifact(s)."]
         parts += [f"Refused {rid} ({path}): {why}." for rid, path, why in self.refused]
-        parts += [f"Conflict {rid} ({' vs '.join(paths)}): {'; '.join(diffs)}; none copied."
+        parts += [f"Conflict {rid} ({' vs '.join(paths)}): {self.cause(rid, paths)}; {'; '.join(diffs)}."
                   for rid, paths, diffs in self.conflicts]
         return " ".join(parts)
+
+    def cause(self, rid: str, paths: list[str]) -> str:
+        """Why the copies of a conflict differ, and what the merge kept (no copy is written
+        either way; the target's copy, when it has one, stays as it was)."""
+        kept = ("kept the target's copy" if paths and Path(paths[0]) == Path(self.into) / rid
+                else "none copied")
+        if rid in self.kernels:
+            return (f"computed on other kernels ({self.kernels[rid]}): the same run, other "
+                    f"rounding; {kept}")
+        return f"the same kernels (as far as recorded) gave other numbers, a real disagreement; {kept}"
 
 
 # ----- merging --------------------------------------------------------------------------------
@@ -223,13 +240,18 @@ def _decide(rid: str, incoming: list[RunCopy], into: Path, report: MergeReport,
             return None
     first, others = (held, incoming) if held is not None else (incoming[0], incoming[1:])
     diffs: list[str] = []
+    kernels: list[str] = []  # how the kernels of each pair that differs differ ('' : they agree)
     for c in others:
         found = differences(first, c)
         if len(others) > 1:  # say which pair differs when more than two copies are compared
             found = [f"{c.folder} vs {first.folder}: {d}" for d in found]
         diffs += found
+        if found:
+            kernels.append("; ".join(other_kernels(first, c)))
     if diffs:
         report.conflicts.append((rid, [str(c.folder) for c in [first, *others]], diffs))
+        if all(kernels):  # every disagreement is explained by the machine: other rounding
+            report.kernels[rid] = " / ".join(dict.fromkeys(kernels))
         return None
     why = _plan_artifact([first, *others], into, artifacts)
     if why:

@@ -15,7 +15,8 @@ never the merge.
 
 ``differences(a, b)`` lists what differs between two verified copies, leaving out meta.json,
 the machine's measurements (layout.MEASURED) and the config fields that record where a run was
-made (CONFIG_RECORDED).
+made (CONFIG_RECORDED); ``other_kernels(a, b)`` says how the machine kernels they were computed
+on differ, which explains figures that differ in their last digits.
 """
 from __future__ import annotations
 
@@ -31,21 +32,23 @@ from benchmark.config import NOT_HASHED, config_from_dict, flatten
 from benchmark.data import prefixes
 from benchmark.errors import Refused
 from benchmark.store.atomic import json_safe
-from benchmark.store.layout import FINAL_METRICS, FRACTIONS, MEASURED, RUN_FILES, RUN_ID
+from benchmark.store.layout import (FINAL_METRICS, FRACTIONS, MACHINE_KEYS, MEASURED, RUN_FILES, RUN_ID,
+                                    machine_differences)
 from benchmark.store.noise_cache import cache_path, spec_of
 from benchmark.store.received import (MAX_ARTIFACT_BYTES, MAX_RUN_FILE_BYTES, check_folder, parse_json,
                                       read_file)
 from benchmark.store.summary import summarise
 from noise import load_artifact
 
-__all__ = ["RunCopy", "read_run", "differences", "CONFIG_RECORDED"]
+__all__ = ["RunCopy", "read_run", "differences", "other_kernels", "CONFIG_RECORDED"]
 
-CONFIG_RECORDED = (*NOT_HASHED, "hp", "mask", "noise.file", "numerics.device_type", "numerics.torch",
+CONFIG_RECORDED = (*NOT_HASHED, "hp", "mask", "noise.file", *(f"numerics.{k}" for k in MACHINE_KEYS),
                    "noise_artifact.verification")
 """config.json fields that may differ between two copies of one run: where and how it was run
-(the fields RunConfig does not hash, NOT_HASHED; the device type and torch version, which
-check_numerics also lets differ), the user's hp / mask overrides (the run id hashes the resolved
-ones, hp_resolved, which is compared) and the path of an imported noise file (hashed by content)."""
+(the fields RunConfig does not hash, NOT_HASHED; the machine's kernels, layout.MACHINE_KEYS:
+device type, torch version, CPU and GPU, which check_numerics also lets differ), the user's hp /
+mask overrides (the run id hashes the resolved ones, hp_resolved, which is compared) and the path
+of an imported noise file (hashed by content)."""
 
 REGISTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+.:-]{0,99}")
 """A method, model or dataset name as the registries hold them (``gce+obd``, ``resnet50_imagenet``,
@@ -79,6 +82,9 @@ class RunCopy:
     noise_sha: str
     has_artifact: bool
     """Whether this store holds the artifact (verified against noise_sha)."""
+    numerics: dict[str, Any]
+    """The numerical setting it was computed under, with the machine's kernels (config.json's
+    ``numerics``, else meta.json's; {} when neither records one)."""
 
     @property
     def folder(self) -> Path:
@@ -110,13 +116,14 @@ def _verified(folder: Path) -> RunCopy:
     files = _read_files(folder)
     config = _json_object(files, "config.json")
     result = _json_object(files, "result.json")
-    _json_object(files, "meta.json")  # must parse; its contents may differ between machines
+    meta = _json_object(files, "meta.json")  # must parse; its contents may differ between machines
     rows = _parse_metrics(files["metrics.csv"])
     _check_run_id(folder.name, config)
     _check_result(config, result, rows)
     _check_plausible(config, result, rows)
     rel, sha, present = _check_noise(folder.parent, config, result)
-    return RunCopy(folder.name, folder.parent, files, config, result, rows, rel, sha, present)
+    numerics = next((n for n in (config.get("numerics"), meta.get("numerics")) if isinstance(n, dict)), {})
+    return RunCopy(folder.name, folder.parent, files, config, result, rows, rel, sha, present, numerics)
 
 
 def _read_files(folder: Path) -> dict[str, bytes]:
@@ -287,6 +294,13 @@ def differences(a: RunCopy, b: RunCopy) -> list[str]:
     return (_dict_differences("config.json", a.config, b.config, _config_kept)
             + _dict_differences("result.json", a.result, b.result, _measured_not)
             + _metrics_differences(a.rows, b.rows))
+
+
+def other_kernels(a: RunCopy, b: RunCopy) -> list[str]:
+    """How the machine kernels two copies were computed on differ (layout.machine_differences):
+    copies whose figures differ and whose kernels do are the same run with other rounding, not
+    a damaged copy. Empty when they agree or a copy does not record them."""
+    return machine_differences(a.numerics, b.numerics)
 
 
 def _config_kept(key: str) -> bool:
