@@ -17,10 +17,11 @@ the store (runs.py), merge (merge.py) and ``runner.py ls``.
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 from typing import Any
 
 __all__ = ["RUN_ID", "RUN_FILES", "CHECKPOINTS", "SUITE_FILES", "FINAL_METRICS", "ACCURACIES", "FRACTIONS",
-           "MEASURED", "MACHINE_KEYS", "machine_differences", "same_machine"]
+           "MEASURED", "MACHINE_KEYS", "NOISE_DIR", "in_noise_dir", "machine_differences", "same_machine"]
 
 RUN_ID = re.compile(r"[0-9a-f]{16}")
 """A run folder's name: the first 16 hex digits of its config hash (RunConfig.run_id)."""
@@ -50,6 +51,24 @@ is result.json's noise record): every accuracy (``test/acc``, ``val_noisy/acc_be
 ``test_imagenet/acc_last``, ``test/acc_net1``, ``cl/oos_noisy_acc``; not ``test/acc_best_epoch``),
 the measured noise rates, memorisation, selection and relabelling quality. Where a run recorded
 one, it is a finite number in [0, 1]."""
+
+NOISE_DIR = "_noise"
+"""The store's noise cache folder (noise_cache.cache_path: ``_noise/<dataset>/<spec>-seed<S>.npz``)."""
+
+
+def in_noise_dir(rel: PurePath) -> bool:
+    """Whether ``rel``, a noise artifact's path relative to a store root, lies in the store's
+    NOISE_DIR by its own components: relative, starting with NOISE_DIR, with no ``..`` or ``.``.
+
+    The path is made from the run's dataset name, and a received store chooses that name: a
+    dataset ``list:../../../../x/list.txt`` gives a path that climbs out of the store, through
+    which merge would read an outside file in the source and write an .npz and its lock outside
+    the target. Judged on the components alone (no file system is consulted), so a source and a
+    target judge it alike."""
+    parts = rel.parts
+    return (not rel.is_absolute() and len(parts) > 1 and parts[0] == NOISE_DIR
+            and not any(p in ("", ".", "..") for p in parts))
+
 
 MEASURED = ("time/", "mem/")
 """result.json keys and metrics.csv columns that measure the machine, not the run: two copies of

@@ -28,7 +28,8 @@ exactly one copy of each run in the target store ``into``:
   a real disagreement.
 * The noise artifact of a merged run (``_noise/<dataset>/<name>.npz``) is copied into the target
   when the target lacks it; a target artifact of the same name holding other labels refuses the
-  run. Artifacts are read with numpy's pickle-free loader (noise.artifact.load_artifact).
+  run, and so does an artifact path that leaves ``_noise/`` (a dataset name holding ``..``): no
+  artifact nor its lock is ever read or written outside the stores. Artifacts are read with numpy's pickle-free loader (noise.artifact.load_artifact).
 * Writes are atomic per run: the files go into a temporary folder inside the target root, which
   is then renamed to the run id, so an interrupted merge leaves no half-written run (only a
   ``.merge-*.tmp`` folder, which the next merge into that store removes). Two merges into one
@@ -53,7 +54,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from benchmark.errors import Refused, UsageError
-from benchmark.store.layout import RUN_FILES, RUN_ID
+from benchmark.store.layout import NOISE_DIR, RUN_FILES, RUN_ID, in_noise_dir
 # the cache entry's lock: workers building the same artifact in the target take it too
 from benchmark.store.noise_cache import cache_lock
 from benchmark.store.received import MAX_ARTIFACT_BYTES, read_file, shown
@@ -271,6 +272,8 @@ def _plan_artifact(copies: list[RunCopy], into: Path,
     rel, sha = copies[0].noise_path, copies[0].noise_sha
     if rel is None:  # imported noise: no cache entry, the hash in the run files is all there is
         return ""
+    if not in_noise_dir(rel):  # read_run refuses these already; the target is written through rel
+        return f"its noise artifact path {shown(rel)} leaves the target's {NOISE_DIR} folder; not written"
     if rel not in artifacts:
         there = into / rel
         if there.is_file():

@@ -32,11 +32,11 @@ from benchmark.config import NOT_HASHED, config_from_dict, flatten
 from benchmark.data import prefixes
 from benchmark.errors import Refused
 from benchmark.store.atomic import json_safe
-from benchmark.store.layout import (FINAL_METRICS, FRACTIONS, MACHINE_KEYS, MEASURED, RUN_FILES, RUN_ID,
-                                    machine_differences)
+from benchmark.store.layout import (FINAL_METRICS, FRACTIONS, MACHINE_KEYS, MEASURED, NOISE_DIR, RUN_FILES,
+                                    RUN_ID, in_noise_dir, machine_differences)
 from benchmark.store.noise_cache import cache_path, spec_of
 from benchmark.store.received import (MAX_ARTIFACT_BYTES, MAX_RUN_FILE_BYTES, check_folder, parse_json,
-                                      read_file)
+                                      read_file, shown)
 from benchmark.store.summary import summarise
 from noise import load_artifact
 
@@ -268,7 +268,10 @@ def _check_noise(root: Path, config: dict[str, Any],
     except (KeyError, TypeError, ValueError):
         raise Refused("config.json records no noise stream seed (streams.noise)") from None
     rel = cache_path(root, cfg.dataset, spec_of(cfg), seed).relative_to(root)
-    data = read_file(root, rel, limit=MAX_ARTIFACT_BYTES)  # the dataset name is the run's: no link, no ..
+    if not in_noise_dir(rel):  # merge would read, and write in the target, whatever it names
+        raise Refused(f"its noise artifact path {shown(rel)} (made from the dataset name) leaves the "
+                      f"store's {NOISE_DIR} folder: merge reads and writes noise artifacts only there")
+    data = read_file(root, rel, limit=MAX_ARTIFACT_BYTES)  # no link followed on the way
     if data is None:
         return rel, sha, False
     try:

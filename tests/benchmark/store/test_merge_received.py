@@ -3,6 +3,7 @@ nested files and values of the wrong type refuse the one run that holds them, ne
 and nothing outside the source is ever read into the target (benchmark/store/received.py)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,9 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.cli import main
 from benchmark.config import config_from_dict
-from benchmark.store import RUN_FILES, Store
+from benchmark.store import Store
+from benchmark.store.merge import _plan_artifact
 from benchmark.store.received import MAX_JSON_DEPTH, MAX_RUN_FILE_BYTES
+from benchmark.store.verify import read_run
+from noise import load_artifact, save_artifact
 from tests.benchmark.store.test_merge import artifact_of, merged, no_leftovers
 from tests.conftest import ROOT
 
@@ -158,13 +163,40 @@ def test_values_of_another_type_refuse_the_run_not_the_merge(stores, path, value
     assert report.copied == [ids["a"]] and len(report.refused) == 1 and refusal(report, ids["b"])
 
 
-def test_a_noise_path_leaving_the_store_is_never_read(stores, tmp_path):
-    """A dataset named so that its noise cache entry lies outside the store (the run id recomputed,
-    so only the path is wrong): refused, and nothing is read or written there."""
+def test_a_noise_path_leaving_the_stores_is_neither_read_nor_written(stores):
+    """The audit's crafted store (C): a dataset named so that its noise cache path climbs out of
+    the store, the run id recomputed, and the matching artifact planted where that path leads
+    from the source. Merge on main read the planted file and wrote it, with its .lock, where the
+    path leads from the target. Now that copy is refused naming the path, the other runs merge,
+    the command exits 1, and nothing appears outside the target."""
     tmp, ids = stores
-    outside = tmp_path / "outside"
-    rid = rehash(tmp / "b" / ids["b"], dataset="folder:" + "../" * 4 + "outside")
-    report = merged([tmp / "b"], tmp / "merged")
-    assert "a path that leaves its store is never read" in refusal(report, rid)
-    assert not outside.exists() and not (tmp / "merged" / rid).exists()
-    assert sorted(p.name for p in (tmp / "b" / rid).iterdir()) == sorted([*RUN_FILES, ".lock"])
+    name = "folder:" + "../" * 4 + "planted"  # from <store>/_noise/ up to the store's parent
+    rid = rehash(tmp / "b" / ids["b"], dataset=name)
+    original = artifact_of(tmp / "b")
+    (tmp / "b" / "_noise" / "folder:..").mkdir()  # so the OS could resolve the climb
+    planted = tmp / "planted" / original.name
+    planted.parent.mkdir()
+    save_artifact(dataclasses.replace(load_artifact(original), dataset=name), planted)
+    into = tmp / "deep" / "merged"  # the path leads to tmp/deep/planted from here
+    report = merged([tmp / "a", tmp / "b"], into)
+    why = refusal(report, rid)
+    assert why.startswith(f"its noise artifact path _noise/{name}/{original.name} (made from the "
+                          "dataset name) leaves the store's _noise folder"), why
+    assert report.copied == [ids["a"]] and not report.ok and not (into / rid).exists()
+    assert sorted(p.name for p in (tmp / "deep").iterdir()) == ["merged"]
+    assert [p.name for p in planted.parent.iterdir()] == [original.name]
+    # the command: the refusal named, exit 1 at the end, no traceback
+    assert main(["merge", str(tmp / "a"), str(tmp / "b"), "--into", str(tmp / "deep" / "again")]) == 1
+    assert sorted(p.name for p in (tmp / "deep").iterdir()) == ["again", "merged"]
+    assert (tmp / "deep" / "again" / ids["a"]).is_dir()
+
+
+def test_the_target_is_never_written_through_a_noise_path_outside_it(stores):
+    """merge's own guard where it builds the target's path, whatever a copy holds."""
+    tmp, ids = stores
+    copy = read_run(tmp / "b" / ids["b"])
+    copy.noise_path = Path("_noise") / ".." / ".." / "planted" / copy.noise_path.name
+    artifacts: dict = {}
+    why = _plan_artifact([copy], tmp / "merged", artifacts)
+    assert why.startswith(f"its noise artifact path {copy.noise_path} leaves the target's _noise folder")
+    assert artifacts == {} and not (tmp / "merged").exists()
