@@ -54,8 +54,9 @@ def cmd_grid(a: argparse.Namespace) -> int:
                          gpus_per_job=a.slurm_gpus_per_job, cpus_per_job=a.slurm_cpus_per_job,
                          array_parallelism=a.slurm_array_parallelism, time_min=a.slurm_time_min,
                          mem_gb=a.slurm_mem_gb)
-    if a.launcher == "slurm":
-        slurm.check()  # every value reaches sbatch: refused before anything is read or written
+    # every value reaches sbatch: refused before anything is read or written, and with
+    # --launcher local too, where a bad value would otherwise pass unnoticed until it mattered
+    slurm.check()
     grid = grids.plan(a.preset, a.seeds, _with_paths(a), runs=a.runs, workers=a.workers, study=a.study,
                       tuned=a.tuned, storage=a.storage, log=_stderr)
     if a.dry_run:

@@ -135,3 +135,11 @@ def test_valid_names_reach_sbatch_as_given(slurm_env, capsys):
     for line in ("#SBATCH --partition=gpu,cpu-long.v2", "#SBATCH --account=proj_01", "#SBATCH --array=0-2%3",
                  "#SBATCH --mem=2560MB", "#SBATCH --time=240"):
         assert line in script.splitlines(), script
+
+
+def test_a_bad_option_is_refused_with_the_local_launcher_too(tmp_path, capsys):
+    """A value that would be refused on Slurm is bad input whatever the launcher (nothing trains)."""
+    runs = tmp_path / "runs"
+    assert main(["grid", "quick", "--runs", str(runs), "--slurm-cpus-per-job", "100000", "--dry-run"]) == 2
+    assert "--slurm-cpus-per-job must be an integer in [1, 1024]" in capsys.readouterr().err
+    assert not runs.exists()
