@@ -15,7 +15,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, BinaryIO, Sequence
 
 import numpy as np
 
@@ -161,17 +161,23 @@ def save_artifact(art: NoiseArtifact, path: str | os.PathLike) -> None:
         raise
 
 
-def load_artifact(path: str | os.PathLike, *, expect_dataset: str | None = None,
-                  expect_num: int | None = None, hint: str = "") -> NoiseArtifact:
+def load_artifact(path: str | os.PathLike | BinaryIO, *, expect_dataset: str | None = None,
+                  expect_num: int | None = None, hint: str = "", name: str | None = None) -> NoiseArtifact:
     """Read an artifact written by save_artifact, refusing (NoiseArtifactError) a file that is
     unreadable, whose labels do not hash to the recorded SHA-256, whose arrays disagree with its
     summary, or whose dataset / number of samples differ from `expect_dataset` / `expect_num`.
     `hint` is appended to the reason (the cache says it will rebuild the entry). This checks the
-    file against itself only; noise/verify.py checks it against the dataset."""
-    path = Path(path)
+    file against itself only; noise/verify.py checks it against the dataset.
+
+    `path` may also be a binary file object holding the artifact's bytes (a caller that read
+    the file its own way, e.g. refusing links: benchmark/store/received.py); `name` is what
+    messages call it (default: the path)."""
+    if not hasattr(path, "read"):
+        path = Path(path)
+    shown = name if name is not None else str(path)
 
     def fail(why: str) -> NoiseArtifactError:
-        return NoiseArtifactError(f"noise artifact {str(path)!r} refused: {why}{hint}")
+        return NoiseArtifactError(f"noise artifact {shown!r} refused: {why}{hint}")
 
     try:
         with np.load(path, allow_pickle=False) as z:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,16 @@ os.environ["WANDB_SILENT"] = "true"
 @pytest.fixture
 def tiny():
     return tiny_config
+
+
+@pytest.fixture
+def no_hang():
+    """Fail (rather than hang) a test whose code under test would block or loop for ever (a merge
+    reading a named pipe, a submission building 10^12 jobs): SIGALRM after 60 s."""
+    def expired(*_):
+        raise TimeoutError("the code under test did not end within 60 s")
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)

@@ -49,7 +49,14 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 def cmd_grid(a: argparse.Namespace) -> int:
     from benchmark.orchestration import grids
-    from benchmark.orchestration.slurm import SlurmOptions
+    from benchmark.orchestration.slurm_options import SlurmOptions
+    slurm = SlurmOptions(jobs=a.slurm_jobs, partition=a.slurm_partition, account=a.slurm_account,
+                         gpus_per_job=a.slurm_gpus_per_job, cpus_per_job=a.slurm_cpus_per_job,
+                         array_parallelism=a.slurm_array_parallelism, time_min=a.slurm_time_min,
+                         mem_gb=a.slurm_mem_gb)
+    # every value reaches sbatch: refused before anything is read or written, and with
+    # --launcher local too, where a bad value would otherwise pass unnoticed until it mattered
+    slurm.check()
     grid = grids.plan(a.preset, a.seeds, _with_paths(a), runs=a.runs, workers=a.workers, study=a.study,
                       tuned=a.tuned, storage=a.storage, log=_stderr)
     if a.dry_run:
@@ -61,9 +68,6 @@ def cmd_grid(a: argparse.Namespace) -> int:
         else:
             output.print_dry_run(rows, grids.hp_text)
         return 0
-    slurm = SlurmOptions(jobs=a.slurm_jobs, partition=a.slurm_partition, gpus_per_job=a.slurm_gpus_per_job,
-                         cpus_per_job=a.slurm_cpus_per_job, array_parallelism=a.slurm_array_parallelism,
-                         time_min=a.slurm_time_min, mem_gb=a.slurm_mem_gb)
     opts = grids.GridOptions(runs=a.runs, workers=a.workers, storage=a.storage, study=a.study,
                              launcher=a.launcher, slurm=slurm, wandb=a.wandb, report=not a.no_report)
     rc, summary = grids.execute(grid, opts, log=_stderr)

@@ -1,7 +1,8 @@
 """The command line: one sub-parser per command, every flag with its help.
 
-The help of a flag that sets a run-config field is that field's own docstring and valid range
-(benchmark/config/run.py), so the two cannot disagree; flags that take a registry name say how to
+The help of a flag that sets a run-config field (or a Slurm launcher option) is that field's own
+docstring and valid range (benchmark/config/run.py, benchmark/orchestration/slurm_options.py), so
+the two cannot disagree; flags that take a registry name say how to
 list the valid names (``runner.py ls --datasets``, ``--models``, ``--methods``, ``--presets``).
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 
 from benchmark.config.run import NoiseConfig, RunConfig, field_help
 from benchmark.errors import UsageError
+from benchmark.orchestration.slurm_options import SlurmOptions
 
 __all__ = ["build_parser", "base_from_args"]
 
@@ -44,6 +46,11 @@ def _run(name: str) -> str:
 
 def _noise(name: str) -> str:
     return field_help(NoiseConfig, name)
+
+
+def _slurm(name: str) -> str:
+    """A --slurm-* flag's help: the option's docstring and valid range (orchestration/slurm_options.py)."""
+    return field_help(SlurmOptions, name)
 
 
 # ----- flags shared by several commands -------------------------------------------------------
@@ -148,15 +155,15 @@ def _add_grid(sub) -> None:
     g.add_argument("--launcher", choices=("local", "slurm"), default="local",
                    help="local: workers on this machine (--workers); slurm: submit the workers as a "
                         "Slurm job array with submitit (they share --storage, default the store's SQLite)")
-    g.add_argument("--slurm-jobs", type=int, default=2, help="workers (array tasks) to submit")
-    g.add_argument("--slurm-partition", default="", help="partition (default: the cluster's)")
-    g.add_argument("--slurm-gpus-per-job", type=int, default=0, help="GPUs per job")
-    g.add_argument("--slurm-cpus-per-job", type=int, default=1, help="CPUs per job")
-    g.add_argument("--slurm-array-parallelism", type=int, default=0,
-                   help="at most this many jobs of the array at once (0: all)")
-    g.add_argument("--slurm-time-min", type=int, default=60,
-                   help="time limit per job; a job that reaches it is requeued and resumes")
-    g.add_argument("--slurm-mem-gb", type=float, default=0.0, help="memory per job (0: the default)")
+    g.add_argument("--slurm-jobs", type=int, default=SlurmOptions.jobs, help=_slurm("jobs"))
+    g.add_argument("--slurm-partition", default=SlurmOptions.partition, help=_slurm("partition"))
+    g.add_argument("--slurm-account", default=SlurmOptions.account, help=_slurm("account"))
+    g.add_argument("--slurm-gpus-per-job", type=int, default=SlurmOptions.gpus_per_job, help=_slurm("gpus_per_job"))
+    g.add_argument("--slurm-cpus-per-job", type=int, default=SlurmOptions.cpus_per_job, help=_slurm("cpus_per_job"))
+    g.add_argument("--slurm-array-parallelism", type=int, default=SlurmOptions.array_parallelism,
+                   help=_slurm("array_parallelism"))
+    g.add_argument("--slurm-time-min", type=int, default=SlurmOptions.time_min, help=_slurm("time_min"))
+    g.add_argument("--slurm-mem-gb", type=float, default=SlurmOptions.mem_gb, help=_slurm("mem_gb"))
     _json_flag(g)
     _wandb_flag(g)
     _plugin_flag(g)

@@ -24,7 +24,8 @@ from benchmark.config import RunConfig, apply_override, check_name, expand, flat
 from benchmark import plugins
 from benchmark.errors import TrainingDiverged, UsageError
 from benchmark.orchestration.publish import build, log_to_wandb
-from benchmark.orchestration.slurm import SlurmOptions, submit_workers, wait
+from benchmark.orchestration.slurm import submit_workers, wait
+from benchmark.orchestration.slurm_options import SlurmOptions
 from benchmark.orchestration.studies import best, create_grid_study, default_storage, load_definition, remaining
 from benchmark.orchestration.workers import run_workers, shown_storage
 from benchmark.store import Store, resolve_mode, spec_of

@@ -18,48 +18,17 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import submitit
 
 from benchmark.errors import SlurmError, UsageError
+from benchmark.orchestration.slurm_options import SlurmOptions
 from benchmark.orchestration.studies import storage_for_children, work
 
-
-@dataclass
-class SlurmOptions:
-    """How the workers are submitted (the --slurm-* options of ``runner.py grid``)."""
-
-    jobs: int = 2
-    """Array tasks (workers) to submit."""
-    partition: str = ""
-    """Slurm partition ('' = the cluster's default)."""
-    gpus_per_job: int = 0
-    """GPUs per job (--gpus-per-node); 0 = none."""
-    cpus_per_job: int = 1
-    """CPUs per job (--cpus-per-task)."""
-    array_parallelism: int = 0
-    """At most this many tasks of the array run at once (0: all of them)."""
-    time_min: int = 60
-    """Time limit per job in minutes; a job that reaches it is requeued and resumes."""
-    mem_gb: float = 0.0
-    """Memory per job in GB (0: the partition's default)."""
-    folder: str = ""
-    """Where submitit keeps the jobs' pickles and logs (default: RUNS/slurm/%j)."""
-    extra: dict[str, Any] = field(default_factory=dict)
-    """More sbatch options (slurm_additional_parameters)."""
-
-    def check(self) -> None:
-        for name in ("jobs", "cpus_per_job", "time_min"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--slurm-{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        for name in ("gpus_per_job", "array_parallelism"):
-            if getattr(self, name) < 0:
-                raise UsageError(f"--slurm-{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        if self.mem_gb < 0:
-            raise UsageError(f"--slurm-mem-gb must be >= 0, got {self.mem_gb}")
+# SlurmOptions lives apart (slurm_options.py, no submitit import) so --help stays fast; re-exported
+__all__ = ["SlurmOptions", "SlurmWorker", "executor_for", "submit_workers", "wait"]
 
 
 class SlurmWorker(submitit.helpers.Checkpointable):
@@ -72,7 +41,8 @@ class SlurmWorker(submitit.helpers.Checkpointable):
 
 
 def executor_for(opts: SlurmOptions, runs: str) -> submitit.AutoExecutor:
-    """A submitit executor for the workers (cluster 'slurm': fails clearly without sbatch)."""
+    """A submitit executor for the workers (cluster 'slurm': fails clearly without sbatch).
+    ``opts`` must have passed ``opts.check()``: every value goes into the job script."""
     folder = opts.folder or str(Path(runs) / "slurm" / "%j")
     try:
         ex = submitit.AutoExecutor(folder=folder, cluster="slurm")
@@ -82,6 +52,8 @@ def executor_for(opts: SlurmOptions, runs: str) -> submitit.AutoExecutor:
                               "name": "nlb-worker", "slurm_additional_parameters": dict(opts.extra)}
     if opts.partition:
         params["slurm_partition"] = opts.partition
+    if opts.account:
+        params["slurm_account"] = opts.account
     if opts.gpus_per_job:
         params["gpus_per_node"] = opts.gpus_per_job
     if opts.array_parallelism:

@@ -1,8 +1,8 @@
 """The run store, the source of truth: run folders and their layout (runs.py, layout.py), atomic
 files (atomic.py), what a result is (summary.py), the reports' long frame and row labels
 (frame.py), the noise artifacts kept in the store (noise_cache.py), merging stores (merge.py, with
-verify.py checking every copied run folder) and the W&B mirror of runs (mirror.py: a copy, never
-the source)."""
+verify.py checking every copied run folder, read through received.py, which follows no link) and
+the W&B mirror of runs (mirror.py: a copy, never the source)."""
 from benchmark.store.atomic import atomic_write_bytes, atomic_write_json, json_safe, read_json
 from benchmark.store.frame import hp_labels, load, load_frame, method_label, parse_filters
 from benchmark.store.layout import ACCURACIES, FINAL_METRICS, RUN_FILES, RUN_ID, SUITE_FILES

@@ -6,13 +6,15 @@ exactly one copy of each run in the target store ``into``:
 * Only finished runs (with a result.json) are merged; unfinished ones are listed and left alone.
   Checkpoints are never copied (a finished run has none), nor lock, temporary or W&B files.
 * A copy is verified before anything is written (``read_run``, verify.py): the folder is named
-  by a run id; config.json, metrics.csv, result.json and meta.json exist and parse; the run id recomputed from
+  by a run id, is no link and holds no link nor special file (received.py: nothing outside a
+  source is read, files are bounded in size and JSON depth); config.json, metrics.csv, result.json and meta.json exist and parse; the run id recomputed from
   config.json equals the folder name; result.json holds every final figure, agrees with
   metrics.csv (the figures ``summary.summarise`` derives from the rows are recomputed and compared)
   and has as many epochs as metrics.csv has rows and the config asks for; the noise SHA-256 in
   config.json and result.json agree, and the store's cached noise artifact, if present, holds
-  labels with that hash. A copy that fails is *refused*, with the reason; another copy of the
-  same run that passes is still merged.
+  labels with that hash; its figures are plausible (accuracies and rates finite and in [0, 1])
+  and its names of the registries' form. A copy that fails is *refused*, with the reason; another
+  copy of the same run that passes is still merged.
 * Copies of one run (from several sources, or a source and the target) are compared
   (``differences``). Copies whose figures agree are kept once: the first one (the target's, else
   the first source's) stays or is copied. meta.json is not compared (host, versions and wall time
@@ -20,9 +22,14 @@ exactly one copy of each run in the target store ``into``:
   metrics.csv (``time/*``, ``mem/*``): the same run computed on two machines gives the same
   numbers in different times. Copies that differ in anything else are a *conflict*: neither is
   copied, the target is left as it was, and the report names every differing file and field.
+  It also says why: copies computed on other machine kernels (their numerics' CPU capability
+  or ISA, GPU, torch version or device type differ: ``verify.other_kernels``) are the same run
+  with other rounding, not a damaged copy; copies computed on the same kernels that differ are
+  a real disagreement.
 * The noise artifact of a merged run (``_noise/<dataset>/<name>.npz``) is copied into the target
   when the target lacks it; a target artifact of the same name holding other labels refuses the
-  run. Artifacts are read with numpy's pickle-free loader (noise.artifact.load_artifact).
+  run, and so does an artifact path that leaves ``_noise/`` (a dataset name holding ``..``): no
+  artifact nor its lock is ever read or written outside the stores. Artifacts are read with numpy's pickle-free loader (noise.artifact.load_artifact).
 * Writes are atomic per run: the files go into a temporary folder inside the target root, which
   is then renamed to the run id, so an interrupted merge leaves no half-written run (only a
   ``.merge-*.tmp`` folder, which the next merge into that store removes). Two merges into one
@@ -47,10 +54,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from benchmark.errors import Refused, UsageError
-from benchmark.store.layout import RUN_FILES, RUN_ID
+from benchmark.store.layout import NOISE_DIR, RUN_FILES, RUN_ID, in_noise_dir
 # the cache entry's lock: workers building the same artifact in the target take it too
 from benchmark.store.noise_cache import cache_lock
-from benchmark.store.verify import RunCopy, differences, read_run
+from benchmark.store.received import MAX_ARTIFACT_BYTES, read_file, shown
+from benchmark.store.verify import RunCopy, differences, other_kernels, read_run
 from noise import load_artifact
 
 TMP_PREFIX = ".merge-"
@@ -71,6 +79,9 @@ class MergeReport:
     """(run id, folder, reason) of every copy that fails verification or cannot be placed."""
     conflicts: list[tuple[str, list[str], list[str]]] = field(default_factory=list)
     """(run id, folders of every copy, differences): copies that disagree; none was copied."""
+    kernels: dict[str, str] = field(default_factory=dict)
+    """Run id -> how the machine kernels differ, for the conflicts whose copies were computed on
+    other kernels (the same run, other rounding); a conflict not here is a real disagreement."""
     skipped_unfinished: list[tuple[str, str]] = field(default_factory=list)
     """(run id, folder) of run folders without result.json: not merged."""
     noise_copied: list[str] = field(default_factory=list)
@@ -85,7 +96,7 @@ class MergeReport:
         return {"ok": self.ok, "dry_run": self.dry_run, "into": self.into, "sources": self.sources,
                 "copied": self.copied, "already": self.already,
                 "refused": [{"run_id": r, "path": p, "reason": why} for r, p, why in self.refused],
-                "conflicts": [{"run_id": r, "paths": ps, "differences": d}
+                "conflicts": [{"run_id": r, "paths": ps, "differences": d, "cause": self.cause(r, ps)}
                               for r, ps, d in self.conflicts],
                 "skipped_unfinished": [{"run_id": r, "path": p} for r, p in self.skipped_unfinished],
                 "noise_copied": self.noise_copied}
@@ -99,9 +110,19 @@ class MergeReport:
                  f"{len(self.conflicts)} conflict(s); {verb} {len(self.noise_copied)} noise "
                  f"artifact(s)."]
         parts += [f"Refused {rid} ({path}): {why}." for rid, path, why in self.refused]
-        parts += [f"Conflict {rid} ({' vs '.join(paths)}): {'; '.join(diffs)}; none copied."
+        parts += [f"Conflict {rid} ({' vs '.join(paths)}): {self.cause(rid, paths)}; {'; '.join(diffs)}."
                   for rid, paths, diffs in self.conflicts]
         return " ".join(parts)
+
+    def cause(self, rid: str, paths: list[str]) -> str:
+        """Why the copies of a conflict differ, and what the merge kept (no copy is written
+        either way; the target's copy, when it has one, stays as it was)."""
+        kept = ("kept the target's copy" if paths and Path(paths[0]) == Path(self.into) / rid
+                else "none copied")
+        if rid in self.kernels:
+            return (f"computed on other kernels ({self.kernels[rid]}): the same run, other "
+                    f"rounding; {kept}")
+        return f"the same kernels (as far as recorded) gave other numbers, a real disagreement; {kept}"
 
 
 # ----- merging --------------------------------------------------------------------------------
@@ -177,11 +198,14 @@ def _scan(root: Path, report: MergeReport) -> Iterator[RunCopy]:
     A folder counts as a run when it is named by a run id and holds config.json or a lock (as
     Store.run_ids has it), or holds a result.json under any name (a run renamed by hand).
     Hidden folders (temporary ones of an interrupted merge) and the store's own folders
-    (_noise, wandb) are not runs.
+    (_noise, wandb) are not runs. A link that would count as a run is refused, never followed
+    (read_run says so): the runs merged are the ones the received store holds itself.
     """
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         finished = (folder / "result.json").is_file()
         named = RUN_ID.fullmatch(folder.name) is not None
+        if folder.is_symlink() and (named or finished):
+            finished = True  # whatever it points at, read_run refuses it without reading it
         if named and not finished and ((folder / "config.json").is_file()
                                        or (folder / ".lock").is_file()):
             report.skipped_unfinished.append((folder.name, str(folder)))
@@ -191,7 +215,7 @@ def _scan(root: Path, report: MergeReport) -> Iterator[RunCopy]:
         try:
             yield read_run(folder)
         except Refused as e:
-            report.refused.append((folder.name, str(folder), str(e)))
+            report.refused.append((shown(folder.name), shown(folder), str(e)))
 
 
 def _decide(rid: str, incoming: list[RunCopy], into: Path, report: MergeReport,
@@ -217,13 +241,18 @@ def _decide(rid: str, incoming: list[RunCopy], into: Path, report: MergeReport,
             return None
     first, others = (held, incoming) if held is not None else (incoming[0], incoming[1:])
     diffs: list[str] = []
+    kernels: list[str] = []  # how the kernels of each pair that differs differ ('' : they agree)
     for c in others:
         found = differences(first, c)
         if len(others) > 1:  # say which pair differs when more than two copies are compared
             found = [f"{c.folder} vs {first.folder}: {d}" for d in found]
         diffs += found
+        if found:
+            kernels.append("; ".join(other_kernels(first, c)))
     if diffs:
         report.conflicts.append((rid, [str(c.folder) for c in [first, *others]], diffs))
+        if all(kernels):  # every disagreement is explained by the machine: other rounding
+            report.kernels[rid] = " / ".join(dict.fromkeys(kernels))
         return None
     why = _plan_artifact([first, *others], into, artifacts)
     if why:
@@ -243,6 +272,8 @@ def _plan_artifact(copies: list[RunCopy], into: Path,
     rel, sha = copies[0].noise_path, copies[0].noise_sha
     if rel is None:  # imported noise: no cache entry, the hash in the run files is all there is
         return ""
+    if not in_noise_dir(rel):  # read_run refuses these already; the target is written through rel
+        return f"its noise artifact path {shown(rel)} leaves the target's {NOISE_DIR} folder; not written"
     if rel not in artifacts:
         there = into / rel
         if there.is_file():
@@ -270,9 +301,9 @@ def _write_all(to_write: list[RunCopy], artifacts: dict[Path, tuple[str, RunCopy
         if provider is None:
             continue
         try:
-            if _place_artifact(provider.store / rel, into / rel, sha):
+            if _place_artifact(provider.store, rel, into / rel, sha):
                 report.noise_copied.append(str(rel))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError) as e:  # Refused (a ValueError) included: the source changed
             failed[rel] = f"noise artifact {rel} could not be copied: {e}"
     for copy in to_write:
         if copy.noise_path in failed:
@@ -312,10 +343,12 @@ def _place_run(copy: RunCopy, into: Path) -> None:
         raise
 
 
-def _place_artifact(src: Path, dst: Path, sha: str) -> bool:
-    """Copy a noise artifact into the target's cache, unless a worker put one there meanwhile;
-    returns whether it was copied. The copy is verified (labels hash to ``sha``) before it is
-    renamed into place. Held under the cache entry's own lock, which workers take too."""
+def _place_artifact(store: Path, rel: Path, dst: Path, sha: str) -> bool:
+    """Copy the noise artifact ``rel`` of the source ``store`` into the target's cache (at
+    ``dst``), unless a worker put one there meanwhile; returns whether it was copied. Read as
+    verify read it (no link followed, bounded in size); the copy is verified (labels hash to
+    ``sha``) before it is renamed into place. Held under the cache entry's own lock, which
+    workers take too."""
     with cache_lock(dst):
         if dst.is_file():
             if load_artifact(dst).sha256 != sha:
@@ -324,12 +357,15 @@ def _place_artifact(src: Path, dst: Path, sha: str) -> bool:
         # the name matches the cache's stale-file pattern, so a crash here leaves nothing lasting
         tmp = dst.parent / f"{dst.name}.merge-{secrets.token_hex(4)}.tmp"
         try:
+            data = read_file(store, rel, limit=MAX_ARTIFACT_BYTES)
+            if data is None:
+                raise ValueError(f"{store / rel} disappeared during the merge")
             with open(tmp, "xb") as f:
-                f.write(src.read_bytes())
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             if load_artifact(tmp).sha256 != sha:
-                raise ValueError(f"{src} changed during the merge")
+                raise ValueError(f"{store / rel} changed during the merge")
             os.replace(tmp, dst)
         finally:
             tmp.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ import numpy as np
 from benchmark.config import RunConfig
 from benchmark.data import DatasetArrays
 from benchmark.errors import UsageError
+from benchmark.store.layout import NOISE_DIR
 from noise import (NoiseArtifact, NoiseArtifactError, NoiseSpec, NoiseSpecError, build_artifact,
                    load_artifact, save_artifact, validate_spec, verify_artifact)
 
@@ -48,7 +49,7 @@ def cache_path(root: Path, dataset: str, spec: NoiseSpec, seed: int) -> Path:
     # every field that changes the labels is in the name: a cache that ignores the seed (or the
     # mode) would silently share one realisation between settings
     name = f"{spec.kind}-r{spec.rate:g}-{spec.mode}-{spec.human_set or 'na'}-seed{seed}.npz"
-    return Path(root) / "_noise" / cache_key(dataset) / name
+    return Path(root) / NOISE_DIR / cache_key(dataset) / name
 
 
 def check_spec(cfg: RunConfig, data: DatasetArrays) -> NoiseSpec:

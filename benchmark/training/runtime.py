@@ -35,7 +35,9 @@ from typing import Any, Iterator
 import torch
 
 from benchmark.config import RunConfig
-from benchmark.store.layout import MACHINE_KEYS  # what a stored numerics record calls the machine
+# whether two numerics records name the same machine: one definition, with the store's layout
+# (MACHINE_KEYS), which merge reads too; runtime.same_machine is the name loop.py calls
+from benchmark.store.layout import same_machine  # noqa: F401
 
 # cuBLAS needs this before its first use to be deterministic (documented by PyTorch's
 # reproducibility notes); setdefault leaves a user's own choice alone
@@ -83,12 +85,6 @@ def numerics(threads: int, precision: str, dev: torch.device) -> dict[str, Any]:
     if dev.type == "cuda":
         out["gpu"] = torch.cuda.get_device_name(dev)
     return out
-
-
-def same_machine(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two numerics records name the same machine kernels (a record made before a key was
-    recorded counts as agreeing on it)."""
-    return all(a.get(k) == b.get(k) for k in MACHINE_KEYS if k in a and k in b)
 
 
 @contextlib.contextmanager

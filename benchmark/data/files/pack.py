@@ -101,6 +101,14 @@ def _verify_file(path: Path, sha256: str, size: int) -> str | None:
     return None
 
 
+def _bytes(n: int) -> str:
+    """A size for a message, in the unit that shows it: 196.6 kB, 1.2 GB, 0 bytes (never 0.0 GB)."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
 def _decoder() -> str:
     """The decoder a pack's pixels come from (another Pillow may round a resize differently)."""
     import PIL
@@ -189,15 +197,23 @@ def write_pack(listing: Listing, out: Path, progress=None) -> dict:
     check_files(listing)
     if out.exists():
         raise FileExistsError(f"{out} already exists: remove it first to pack again")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(out)
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    try:
+        # a folder made is the only proof that the disk takes writes: a read-only one also reports
+        # no free space, and "needs 0.0 GB, has 0.0 GB free" named neither the cause nor the size
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(out)
+        tmp.mkdir()
+    except OSError as e:
+        raise DataError(f"cannot write the pack {out}: {e.strerror or e} ({e.filename or out.parent}); "
+                        f"choose a writable folder with --out") from None
     need = sum(len(sp.paths) for sp in listing.splits().values()) * 3 * listing.size ** 2
     free = shutil.disk_usage(out.parent).free
     if need > free:  # the memory map would die of SIGBUS when the disk fills, leaving its folder
-        raise DataError(f"packing {listing.name} needs {need / 1e9:.1f} GB, {out.parent} has "
-                        f"{free / 1e9:.1f} GB free")
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    tmp.mkdir()
+        tmp.rmdir()
+        full = " (the disk is full)" if free == 0 else ""
+        raise DataError(f"packing {listing.name} needs {_bytes(need)}, {out.parent} has {_bytes(free)} "
+                        f"free{full}; free space or choose another folder with --out")
     t0 = time.time()
     splits = {}
     try:

@@ -128,6 +128,13 @@ CASES = [
     ("grid_bad_cell", ["grid", "FILE:bad_cell"], 2, ["hp.q", "(0, 1]"]),
     ("grid_path", ["grid", "FILE:path_name", "--dry-run"], 2, ["invalid grid name", "../../x"]),
     ("grid_workers", ["grid", "quick", "--workers", "-1"], 2, ["--workers"]),
+    # every --slurm-* value reaches the job script: refused before the noise artifact is written
+    ("slurm_mem_nan", ["grid", "quick", "--launcher", "slurm", "--slurm-mem-gb", "nan"], 2,
+     ["--slurm-mem-gb", "finite number"]),
+    ("slurm_jobs_huge", ["grid", "quick", "--launcher", "slurm", "--slurm-jobs", "1000000000000"], 2,
+     ["--slurm-jobs", "[1, 10000]"]),
+    ("slurm_partition_newline", ["grid", "quick", "--launcher", "slurm", "--slurm-partition", "gpu\nrm -rf ~"], 2,
+     ["--slurm-partition", "not a partition name", "letters, digits"]),
     ("param_order", ["tune", *R, "--method", "gce", "--param", "hp.q=1:0"], 2, ["low must be below high"]),
     ("param_range", ["tune", *R, "--method", "gce", "--param", "hp.q=0:1"], 2, ["hp.q", "0", "not a valid value"]),
     ("study_path", ["tune", *R, "--method", "gce", "--study", "../x"], 2, ["invalid study name"]),

@@ -1,4 +1,5 @@
-"""benchmark/store/merge.py on real runs of the suite (digits, 2 epochs), trained once per module.
+"""benchmark/store/merge.py on real runs of the suite (digits, 2 epochs), trained once per session
+(conftest.py beside this file).
 
 Every merge here goes through ``merged``, which hashes every file of every source before and
 after: no test passes if a merge writes, moves or deletes anything in a source.
@@ -20,36 +21,18 @@ from noise import load_artifact
 from tests.conftest import tiny_config
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory):
-    """Three stores, as three machines would leave them (never modified: tests copy them).
-
-    a: ce seed 0 (finished) and gce seed 0 stopped after epoch 1 (unfinished);
-    b: ce seed 1 (another run, another noise artifact);
-    c: ce seed 0 computed again (the same run as in a, its own timings).
-    """
-    root = tmp_path_factory.mktemp("made")
-    ids = {"a": run(tiny_config("ce"), root / "a", wandb="disabled")["run_id"],
-           "u": run(tiny_config("gce"), root / "a", stop_after=1, wandb="disabled")["run_id"],
-           "b": run(tiny_config("ce", seed=1), root / "b", wandb="disabled")["run_id"],
-           "c": run(tiny_config("ce"), root / "c", wandb="disabled")["run_id"]}
-    assert ids["c"] == ids["a"] and len({ids["a"], ids["b"], ids["u"]}) == 3
-    return root, ids
-
-
-@pytest.fixture
-def stores(made, tmp_path):
-    """A fresh copy of each store in this test's folder, and the run ids."""
-    root, ids = made
-    for name in ("a", "b", "c"):
-        shutil.copytree(root / name, tmp_path / name)
-    return tmp_path, ids
-
-
 def snapshot(root: Path) -> dict[str, str]:
-    """Every path under root: SHA-256 of each file's bytes, 'dir' for each folder."""
-    return {str(p.relative_to(root)): ("dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(root.rglob("*"))}
+    """Every path under root: SHA-256 of each file's bytes, 'dir' for each folder, the target of
+    each link and 'special' for anything else (a named pipe is recorded, never read)."""
+    return {str(p.relative_to(root)): _fingerprint(p) for p in sorted(root.rglob("*"))}
+
+
+def _fingerprint(p: Path) -> str:
+    if p.is_symlink():
+        return f"link to {os.readlink(p)}"
+    if p.is_dir():
+        return "dir"
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "special"
 
 
 def merged(sources: list[Path], into: Path, **kw):

@@ -1,8 +1,11 @@
 """`runner.py pack`: the manifest and its checksums, verification before a pack is trusted, and
 nothing half-written."""
+import errno
 import hashlib
 import json
 import os
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -136,7 +139,6 @@ def test_a_pack_from_another_decoder_is_refused(food, tmp_path):
 
 
 def test_pack_removes_dead_temporaries_and_checks_the_disk(food, tmp_path, monkeypatch):
-    import shutil
     listing = listing_for("food101n", str(food))
     out = tmp_path / "packs" / "food101n@256"
     dead = tmp_path / "packs" / "food101n@256.tmp-999999999"  # no such process
@@ -148,6 +150,31 @@ def test_pack_removes_dead_temporaries_and_checks_the_disk(food, tmp_path, monke
     assert not dead.exists() and other.is_dir() and (out / "manifest.json").is_file()
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=1000))
-    with pytest.raises(DataError, match="needs .* GB"):
+    with pytest.raises(DataError, match=r"needs \d+\.\d MB, .* has 1\.0 kB free; free space"):
         write_pack(listing, tmp_path / "packs" / "second")
     assert sorted(p.name for p in (tmp_path / "packs").iterdir()) == ["food101n@256", "unrelated"]
+
+
+def test_pack_on_a_read_only_or_full_disk_says_what_failed(food, tmp_path, monkeypatch, capsys):
+    """F: both said "needs 0.0 GB, has 0.0 GB free" (a small dataset rounds to 0.0 GB, and a
+    read-only disk reports no free space): now the cause, and sizes in a unit that shows them."""
+    out = tmp_path / "packs" / "food"
+    argv = ["pack", "--dataset", "food101n", "--data-dir", str(food), "--out", str(out)]
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage._replace(free=0))
+    real_mkdir = os.mkdir
+
+    def read_only(path, *args, **kw):  # the tests run as root, for whom no folder is read-only
+        if ".tmp-" in str(path):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_mkdir(path, *args, **kw)
+
+    monkeypatch.setattr(os, "mkdir", read_only)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write the pack {out}: Read-only file system") and "GB" not in err, err
+    monkeypatch.setattr(os, "mkdir", real_mkdir)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"needs \d+\.\d MB, \S+ has 0 bytes free \(the disk is full\)", err), err
+    assert list((tmp_path / "packs").iterdir()) == []  # nothing half-written
