@@ -173,7 +173,7 @@ def cmd_report(a: argparse.Namespace) -> int:
         return 0
     from benchmark.orchestration.publish import report
     from benchmark.store import parse_filters
-    index = report(a.runs, out or Path(a.runs) / "report", parse_filters(a.filter), a.wandb)
+    index = report(a.runs, out or Path(a.runs) / "report", parse_filters(a.filter), a.wandb, a.include_tuning)
     if a.json:
         print(json.dumps({"index": str(index.resolve())}))
     else:

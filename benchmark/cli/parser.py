@@ -234,7 +234,11 @@ def _add_report(sub) -> None:
     rp.add_argument("--out", help="output directory (default RUNS/report)")
     rp.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                     help="keep runs whose column (method, dataset, noise, noise_label, protocol, model, "
-                         "seed, run_id) matches; repeatable")
+                         "seed, run_id) matches; repeatable (the same key ORs its values, keys AND); a "
+                         "method name also matches its labelled rows (obd: obd[sparsity=0.57])")
+    rp.add_argument("--include-tuning", action="store_true",
+                    help="also tabulate runs on tuning seeds (1000 and above: tune's trials); left out by "
+                         "default, since a study keeps the runs it chose on noisy validation")
     rp.add_argument("--study", action="append", metavar="NAME",
                     help="instead: plots of the Optuna study NAME (history, importances, sparsity with "
                          "the seeds' spread); repeatable, and a pattern such as 'verdict-*' matches "

@@ -6,7 +6,8 @@ methods/params.py (shared with the method configs; that direction is allowed).
 """
 from benchmark.config.grid import (PRESET_DIR, cell, check_name, expand, host_of, list_presets, load_preset,
                                    select_methods)
-from benchmark.config.revisions import HARNESS_REVISION, run_revisions, stale_reason
+from benchmark.config.revisions import (HARNESS_REVISION, TUNE_SEED_BASE, is_tuning_run, run_revisions,
+                                        stale_reason)
 from benchmark.config.run import (AUGMENTS, CLASSIFIERS, NOT_HASHED, OPTIM_NEW_DEFAULTS, OPTIMIZERS,
                                   PRECISIONS, SCHEDULES, STREAMS, NoiseConfig, OptimConfig, RunConfig,
                                   apply_override, build_config, check_config, config_from_dict,
@@ -16,4 +17,4 @@ __all__ = ["AUGMENTS", "CLASSIFIERS", "HARNESS_REVISION", "NOT_HASHED", "OPTIM_N
            "PRESET_DIR", "SCHEDULES", "STREAMS", "NoiseConfig", "OptimConfig", "RunConfig",
            "apply_override", "build_config", "cell", "check_name", "check_config", "config_from_dict",
            "derive_streams", "expand", "flatten", "host_of", "list_presets", "load_preset",
-           "run_revisions", "select_methods", "stale_reason", "sub_seed"]
+           "TUNE_SEED_BASE", "is_tuning_run", "run_revisions", "select_methods", "stale_reason", "sub_seed"]

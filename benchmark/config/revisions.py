@@ -14,11 +14,24 @@ from typing import Any
 
 from methods import list_methods, revisions_of
 
-__all__ = ["HARNESS_REVISION", "run_revisions", "stale_reason"]
+__all__ = ["HARNESS_REVISION", "TUNE_SEED_BASE", "run_revisions", "stale_reason", "is_tuning_run"]
 
 HARNESS_REVISION = 1
 """The version of the training loop's numbers (data order, evaluation, selection): bumped when a
 change to the harness moves pinned results (tests/fingerprints.json); part of every run id from 2."""
+
+
+TUNE_SEED_BASE = 1000
+"""Seeds from here on are tuning seeds: ``tune`` trains its trials on TUNE_SEED_BASE, +1, ..., so a
+preset's seeds 0, 1, 2 are fresh, and reports leave runs on these seeds out of their tables (a
+tuning study keeps the runs it chose for scoring well on noisy validation: averaged into a table
+they would carry that selection's luck, a winner's curse)."""
+
+
+def is_tuning_run(config: dict[str, Any]) -> bool:
+    """Whether the run recorded in ``config`` (a config.json) was trained on a tuning seed."""
+    seed = config.get("seed")
+    return isinstance(seed, int) and not isinstance(seed, bool) and seed >= TUNE_SEED_BASE
 
 
 def run_revisions(method: str) -> dict[str, int]:

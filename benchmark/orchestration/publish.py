@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.config import TUNE_SEED_BASE
 from benchmark.errors import UsageError
 from benchmark.store import load, resolve_mode, scrub
 
@@ -17,15 +18,16 @@ __all__ = ["build", "report", "log_to_wandb", "log_study_to_wandb"]
 
 
 def build(runs_dir: str | Path, out_dir: str | Path, *, filters: dict[str, list[str]] | None = None,
-          run_ids: set[str] | None = None, title: str = "Noisy-label benchmark") -> Path:
+          run_ids: set[str] | None = None, title: str = "Noisy-label benchmark", include_tuning: bool = False) -> Path:
     """The report of the selected finished runs in ``out_dir``; returns its index.html."""
     # imported here: reports/ loads matplotlib and seaborn (seconds), which a grid run with
     # --no-report and every study worker would pay for nothing
     from reports import build_report
-    df, runs = load(runs_dir, filters, run_ids)
+    df, runs = load(runs_dir, filters, run_ids, include_tuning=include_tuning)
     if df.empty:
-        stale = df.attrs.get("stale", {})
-        why = f" but {len(stale)} of an older revision (rerun their grid)" if stale else ""
+        stale, tuning = df.attrs.get("stale", {}), df.attrs.get("tuning", 0)
+        why = "".join([f"; {len(stale)} of an older revision are left out (rerun their grid)" if stale else "",
+                       f"; {tuning} on tuning seeds are left out (--include-tuning)" if tuning else ""])
         raise UsageError(f"no finished runs in {runs_dir} match the selection{why}: nothing to report")
     env = {"report built on": f"{platform.platform()} / Python {platform.python_version()}",
            "re-derive a figure": ("runner.py verify --runs STORE --sample 3 (or name "
@@ -37,6 +39,10 @@ def build(runs_dir: str | Path, out_dir: str | Path, *, filters: dict[str, list[
         env["left out as stale"] = (f"{len(stale)} run(s) made by an older revision of their method or of the "
                                     f"training loop: {shown}{' ...' if len(stale) > 5 else ''}; rerun their grid "
                                     "to train the current revision")
+    if df.attrs.get("tuning"):
+        env["left out as tuning runs"] = (f"{df.attrs['tuning']} run(s) on tuning seeds (from {TUNE_SEED_BASE}): a "
+                                          "study's trials, chosen on noisy validation, would bias a table; "
+                                          "report --include-tuning shows them")
     return build_report(df, runs, Path(out_dir), title=title, env=env)
 
 
@@ -82,9 +88,10 @@ def log_study_to_wandb(study_name: str, summary: dict[str, Any], plots: list[Pat
         warnings.warn(f"W&B study logging failed ({type(e).__name__}: {e})", RuntimeWarning, stacklevel=2)
 
 
-def report(runs: str, out: Path, filters: dict[str, list[str]], wandb: str | None) -> Path:
+def report(runs: str, out: Path, filters: dict[str, list[str]], wandb: str | None,
+           include_tuning: bool = False) -> Path:
     """``runner.py report``: the report of the store's finished runs (those matching ``filters``)
     in ``out``, mirrored to W&B; returns its index.html."""
-    index = build(runs, out, filters=filters)
+    index = build(runs, out, filters=filters, include_tuning=include_tuning)
     log_to_wandb(index, resolve_mode(wandb), Path(runs), out.name)
     return index

@@ -30,7 +30,7 @@ import optuna
 
 from benchmark import plugins
 from benchmark import settings
-from benchmark.config import RunConfig, apply_override, check_config, config_from_dict
+from benchmark.config import TUNE_SEED_BASE, RunConfig, apply_override, check_config, config_from_dict
 from benchmark.errors import StorageError, UsageError
 from benchmark.store import scrub
 from benchmark.training import run
@@ -38,7 +38,6 @@ from methods import get_method, resolve_hp
 from methods.params import ConfigError
 
 ATTR = "nlb"
-TUNE_SEED_BASE = 1000
 PRUNERS = ("median", "hyperband", "none")
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 """Recorded on every trial, so a trial can be traced to the worker that ran it."""

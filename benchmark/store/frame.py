@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.config import stale_reason
+from benchmark.config import is_tuning_run, stale_reason
 from benchmark.errors import UsageError
 from benchmark.store.layout import FINAL_METRICS
 from benchmark.store.runs import Store
@@ -37,7 +37,9 @@ def method_label(cfg: dict[str, Any]) -> str:
     mask = (cfg.get("hp_resolved") or {}).get("mask")
     if isinstance(mask, dict):
         defaults = asdict(MaskConfig())
-        tags += [f"{k}={mask[k]}" for k in sorted(mask) if k in defaults and mask[k] != defaults[k]]
+        # 4 significant digits (a tuned 0.5726252072680617 reads 0.5726); two settings that print
+        # alike still get two rows: hp_labels then appends what differs
+        tags += [f"{k}={_short(mask[k])}" for k in sorted(mask) if k in defaults and mask[k] != defaults[k]]
     return f"{cfg['method']}[{','.join(tags)}]" if tags else cfg["method"]
 
 
@@ -153,25 +155,30 @@ def parse_filters(items: list[str]) -> dict[str, list[str]]:
 
 
 def load(runs_dir: str | Path, filters: dict[str, list[str]] | None = None, run_ids: set[str] | None = None,
-         include_stale: bool = False) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+         include_stale: bool = False, include_tuning: bool = False) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """The long DataFrame and the runs dict (config, result, meta) of the selected finished runs.
 
     Runs made by an older revision of their method or of the training loop (config.stale_reason)
     are left out unless ``include_stale``: a table never mixes two versions of a method. The
-    selected runs left out are in ``df.attrs["stale"]`` ({run id: which revisions moved})."""
+    selected runs left out are in ``df.attrs["stale"]`` ({run id: which revisions moved}). Runs on
+    tuning seeds (config.TUNE_SEED_BASE and above: a study's trials, chosen on noisy validation)
+    are left out unless ``include_tuning``; ``df.attrs["tuning"]`` counts those the selection
+    would have shown."""
     store = Store(runs_dir)
     finished = list(store.finished_runs())  # every config/result/meta read once
     stale = {} if include_stale else {rid: why for rid, cfg, _res, _meta in finished if (why := stale_reason(cfg))}
-    df = _select(load_frame(store, [f for f in finished if f[0] not in stale]), filters, run_ids)
+    tuning = set() if include_tuning else {rid for rid, cfg, _res, _meta in finished if is_tuning_run(cfg)}
+    left_out = stale.keys() | tuning
+    df = _select(load_frame(store, [f for f in finished if f[0] not in left_out]), filters, run_ids)
     keep = set(df.run_id)
     runs = {rid: {"config": cfg, "result": res, "meta": meta}
             for rid, cfg, res, meta in finished if rid in keep}
     df = df.reset_index(drop=True)
-    if stale:  # which of the stale runs the selection would have shown (their own frame: labels unmixed)
-        shown = set(_select(load_frame(store, [f for f in finished if f[0] in stale]), filters, run_ids).run_id)
-        df.attrs["stale"] = {rid: why for rid, why in stale.items() if rid in shown}
-    else:
-        df.attrs["stale"] = {}
+    # which of the runs left out the selection would have shown (their own frame: labels unmixed)
+    shown = set(_select(load_frame(store, [f for f in finished if f[0] in left_out]), filters, run_ids).run_id) \
+        if left_out else set()
+    df.attrs["stale"] = {rid: why for rid, why in stale.items() if rid in shown}
+    df.attrs["tuning"] = len(shown & tuning - stale.keys())
     return df, runs
 
 
@@ -179,5 +186,9 @@ def _select(df: pd.DataFrame, filters: dict[str, list[str]] | None, run_ids: set
     if run_ids is not None:
         df = df[df.run_id.isin(run_ids)]
     for key, values in (filters or {}).items():
-        df = df[df[key].astype(str).isin(values)]
+        col = df[key].astype(str)
+        keep = col.isin(values)
+        if key == "method":  # a name matches its labelled rows too: obd -> "obd[sparsity=0.57]", "gce (q=0.5)"
+            keep |= col.str.split(r"\[| \(", n=1, regex=True).str[0].isin(values)
+        df = df[keep]
     return df
