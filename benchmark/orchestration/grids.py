@@ -217,10 +217,13 @@ def _study(grid: Grid, opts: GridOptions) -> tuple[str, str]:
     """Create (or reopen) the grid's study; returns (name, storage)."""
     storage = opts.storage or default_storage(opts.runs)
     # a default name per set of cells: running the grid again with other seeds or settings makes
-    # a new study instead of clashing with the old one's definition
-    cells = hashlib.sha256(json.dumps([c.to_dict() for c in grid.cfgs], sort_keys=True).encode()).hexdigest()[:8]
+    # a new study instead of clashing with the old one's definition; so does a method revision
+    # (its cells are new runs: the old study's completed trials are the older revision's)
+    revisions = [{k: v for k, v in run_revisions(c.method).items() if v != 1} for c in grid.cfgs]
+    identity = [{**c.to_dict(), **({"revisions": r} if r else {})} for c, r in zip(grid.cfgs, revisions)]
+    cells = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     name = opts.study or f"grid-{grid.name}-{cells}"
-    create_grid_study(name, storage, grid.cfgs, grid.name)
+    create_grid_study(name, storage, grid.cfgs, grid.name, revisions if any(revisions) else None)
     return name, storage
 
 

@@ -215,11 +215,18 @@ def create_tune_study(name: str, storage: str, base: RunConfig, space: dict[str,
     return study
 
 
-def create_grid_study(name: str, storage: str, cfgs: list[RunConfig], preset: str) -> optuna.Study:
+def create_grid_study(name: str, storage: str, cfgs: list[RunConfig], preset: str,
+                      revisions: list[dict[str, int]] | None = None) -> optuna.Study:
+    """The grid's study (reopened when it exists with the same definition). ``revisions``: per
+    cell, the method revisions above 1 (None when there are none), part of the definition because
+    they are part of each cell's run id: a study made before a bump has completed the cells of
+    the older revision, not these."""
     study = optuna.create_study(study_name=name, storage=open_storage(storage), direction="maximize",
                                 load_if_exists=True)
-    _set_definition(study, {"kind": "grid", "preset": preset, "cells": [c.to_dict() for c in cfgs],
-                            "plugins": plugins.specs()})
+    defn = {"kind": "grid", "preset": preset, "cells": [c.to_dict() for c in cfgs], "plugins": plugins.specs()}
+    if revisions:
+        defn["revisions"] = revisions
+    _set_definition(study, defn)
     return study
 
 
@@ -242,7 +249,9 @@ def _set_definition(study: optuna.Study, attrs: dict[str, Any]) -> None:
             optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
             optuna.trial.TrialState.RUNNING)]
         if live:
-            raise UsageError(f"study '{study.study_name}' already exists with another definition "
+            why = (" (the revisions of its methods changed since: its trials trained the older ones)"
+                   if old.get("revisions") != attrs.get("revisions") else "")
+            raise UsageError(f"study '{study.study_name}' already exists with another definition{why} "
                              f"and {len(live)} trial(s); pick a new --study name")
         # a study that never completed a trial (e.g. an earlier attempt that failed) does not
         # block its name: its failed trials are removed with it and the new definition applies

@@ -34,7 +34,7 @@ import numpy as np
 
 from benchmark.config import RunConfig, build_config
 from benchmark.data import load_dataset
-from benchmark.errors import UsageError
+from benchmark.errors import RunFault, UsageError
 from benchmark.store import Store
 from benchmark.training import run
 from methods import get_method, list_methods, resolve_hp
@@ -64,8 +64,9 @@ class Outcome:
     seconds: float = 0.0
 
 
-class Failed(AssertionError):
-    """A check's finding (the message says what differs and where)."""
+class Failed(RunFault, AssertionError):
+    """A check's finding (the message says what differs and where): a fault of the method under
+    check (exit 1 if it ever escaped), and an assertion failure where pytest runs the checks."""
 
 
 def _rows(runs_dir: Path, res: dict[str, Any]) -> list[dict[str, float]]:

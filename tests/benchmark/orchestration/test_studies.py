@@ -395,3 +395,34 @@ def test_a_failed_tune_does_not_block_its_study_name(tmp_path):
     work("t", db, str(tmp_path / "runs"), "disabled")
     with pytest.raises(UsageError, match="already exists with another definition"):
         create_tune_study("t", db, base, {"hp.q": [0.1, 0.2]}, seeds=1, trials=2, pruner="none")
+
+
+def test_a_method_revision_makes_the_grid_a_new_study(tmp_path, monkeypatch):
+    """Re-running a grid after a method's revision was bumped: its cells are new runs (new ids), so
+    the grid's default study is a new one; reopening the old study (whose completed trials
+    trained the older revision) left the new runs untrained and counted them as failed."""
+    from benchmark.orchestration import grids
+    from methods import get_method
+    grid_file = tmp_path / "g.toml"
+    grid_file.write_text('seeds = [0]\nmethods = ["ce", "gce"]\n[base]\ndataset = "digits"\nmodel = "cnn"\n'
+                         'epochs = 1\nsubset = 200\ndevice = "cpu"\n[[noise]]\nkind = "sym"\nrate = 0.4\n')
+    runs = str(tmp_path / "runs")
+    opts = grids.GridOptions(runs=runs, workers=2)
+    grid = grids.plan(str(grid_file), None, [], runs=runs, log=lambda _m: None)
+    name, db = grids._study(grid, opts)
+    work(name, db, runs, "disabled")
+    assert remaining(*_definition(name, db)) == 0
+    monkeypatch.setattr(get_method("gce"), "revision", 2)
+    grid = grids.plan(str(grid_file), None, [], runs=runs, log=lambda _m: None)
+    new, _ = grids._study(grid, opts)
+    assert new != name and remaining(*_definition(new, db)) == 2
+    _, defn = _definition(new, db)
+    assert defn["revisions"] == [{}, {"gce": 2}]
+    # an explicit --study naming the old one says why it cannot be reused
+    with pytest.raises(UsageError, match="revisions of its methods changed"):
+        grids._study(grid, grids.GridOptions(runs=runs, workers=2, study=name))
+
+
+def _definition(name: str, db: str):
+    from benchmark.orchestration.studies import load_definition
+    return load_definition(name, db)
