@@ -100,6 +100,10 @@ def plot_sensitivity(studies: list[optuna.Study], path: Path, param: str = "mask
     for ax, study in zip(axes.flat, studies):
         _sensitivity(ax, study, param)
         ax.set_title(study.study_name, fontsize=8)
+        ax.set_xlabel("")  # one label per axis for the whole grid: per panel they overlap
+        ax.set_ylabel("")
+    fig.supxlabel(f"{param} (complete trials; pruned ones stopped early and are not shown)", fontsize=9)
+    fig.supylabel("noisy-validation accuracy, selected epoch", fontsize=9)
     for ax in list(axes.flat)[len(studies):]:
         ax.set_visible(False)
     path.parent.mkdir(parents=True, exist_ok=True)
