@@ -12,6 +12,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import Tensor, nn
 
+from methods.mask import MASK_REVISION
 from methods.params import ConfigError, check_fields, param
 
 
@@ -242,6 +243,5 @@ def revisions_of(name: str) -> dict[str, int]:
     cls = get_method(name)
     base = getattr(cls, "base_method", None)
     if getattr(cls, "masked", False) and base is not None:
-        from methods.mask import MASK_REVISION
         return {base.name: base.revision, "mask": MASK_REVISION}
     return {cls.name: cls.revision}

@@ -32,7 +32,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from reports import stats  # noqa: E402
-from reports.tables import method_order  # noqa: E402
+from reports.tables import _column_sort_key, method_order  # noqa: E402
 
 WIDTH_IN = 7.0
 DPI = 160
@@ -158,7 +158,6 @@ def _final(df: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 
 def _sorted_facets(frame: pd.DataFrame) -> list[tuple[str, str]]:
-    from reports.tables import _column_sort_key
     f = frame[["dataset", "noise", "rate", "noise_label"]].drop_duplicates()
     keys = sorted(f.itertuples(index=False), key=lambda r: _column_sort_key(*r))
     seen, out = set(), []

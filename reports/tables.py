@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from reports import published as pub
-from reports.stats import mask_base
+from reports.stats import mask_base, seeds_for_half_width
 
 #: The three accuracies a report shows, in display order: key -> (metric, title, rule).
 ACCURACIES: dict[str, tuple[str, str, str]] = {
@@ -620,7 +620,6 @@ def verdict_table(summary: pd.DataFrame, selected: pd.DataFrame, last: pd.DataFr
     in the setting) and ``verdict`` (helps / hurts / cannot be told apart, at what resolution).
     ``attrs['best']['verdict']`` marks the rows whose selected interval excludes zero.
     """
-    from reports.stats import seeds_for_half_width
     sel = selected[selected["protocol"] == protocol] if not selected.empty else selected
     lst = last[last["protocol"] == protocol] if not last.empty else last
     s = summary[summary["protocol"] == protocol] if not summary.empty else summary
