@@ -9,6 +9,7 @@ interrupted; the two fault bases of benchmark/errors.py decide which. Progress g
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from benchmark import settings
@@ -62,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         if settings.is_child():  # a worker of a local study: its parent says it once
             return INTERRUPT_EXIT
         return _fail(INTERRUPTED, INTERRUPT_EXIT, as_json)
+    except BrokenPipeError:
+        # the reader of our output went away (runner.py ls | head): nothing to say to it; point
+        # stdout at /dev/null so that the interpreter's final flush does not raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return RUN_EXIT
     except OSError as e:  # disk full, permissions, a path that is not what it should be
         where = f" ({e.filename})" if getattr(e, "filename", None) else ""
         return _fail(f"{e.strerror or e}{where}", RUN_EXIT, as_json)

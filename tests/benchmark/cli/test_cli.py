@@ -224,3 +224,14 @@ def test_grid_dry_run_lists_cells_and_settings_without_data(tmp_path):
     assert "grad_clip=5.0" in text.splitlines()[0] and "augment=crop+flip+rotate20" in text.splitlines()[0]
     gce80 = next(line for line in text.splitlines() if " gce " in line and "sym-80%-exact" in line)
     assert gce80.rstrip().endswith("q=0.9")
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path):
+    """runner.py ... | head: the pipe closes while the command still writes; Python's default is a
+    BrokenPipeError traceback. The command ends quietly instead (exit 1, stderr empty)."""
+    p = subprocess.Popen([sys.executable, "runner.py", "grid", "obd-verdict", "--dry-run", "--runs", str(tmp_path)],
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.read(64)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) in (0, 1) and "Traceback" not in err and "BrokenPipe" not in err, err
