@@ -13,7 +13,6 @@ verdict says which comparison it made and why. Runs made by an older revision of
 from __future__ import annotations
 
 import json
-import math
 import random
 import tempfile
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from benchmark.config import config_from_dict, flatten, stale_reason
 from benchmark.errors import UsageError
 from benchmark.store import Store
 from benchmark.store.layout import MEASURED
+from benchmark.store.verify import same, show
 from benchmark.training import run
 from methods import list_methods
 
@@ -117,36 +117,16 @@ def compare(stored: dict[str, Any], stored_rows: list[dict[str, float]], new: di
     """Every recorded figure that differs (result.json's and each metrics.csv row's), machine
     measurements left out; ``exact``: bit for bit, else within TOLERANCE."""
     out = []
+    tol = 0.0 if exact else TOLERANCE
     a, b = flatten(stored), flatten(new)
     for k in sorted(a.keys() | b.keys()):
-        if not k.startswith(MEASURED) and k != "run_id" and not _close(a.get(k), b.get(k), exact):
-            out.append(f"result.json {k} {_show(a, k)} stored vs {_show(b, k)} retrained")
+        if not k.startswith(MEASURED) and k != "run_id" and not same(a.get(k), b.get(k), tol):
+            out.append(f"result.json {k} {show(a, k)} stored vs {show(b, k)} retrained")
     if len(stored_rows) != len(new_rows):
         out.append(f"metrics.csv {len(stored_rows)} epochs stored vs {len(new_rows)} retrained")
     for ra, rb in zip(stored_rows, new_rows):
         epoch = int(ra.get("epoch", rb.get("epoch", -1)))
         for k in sorted(ra.keys() | rb.keys()):
-            if not k.startswith(MEASURED) and not _close(ra.get(k), rb.get(k), exact):
-                out.append(f"metrics.csv epoch {epoch} {k} {_show(ra, k)} stored vs {_show(rb, k)} retrained")
+            if not k.startswith(MEASURED) and not same(ra.get(k), rb.get(k), tol):
+                out.append(f"metrics.csv epoch {epoch} {k} {show(ra, k)} stored vs {show(rb, k)} retrained")
     return out
-
-
-def _close(a: Any, b: Any, exact: bool) -> bool:
-    """Equal (bit for bit, NaN equal to NaN and to null: json_safe writes NaN as null), or within
-    TOLERANCE: absolute on fractions (accuracies, rates), relative on figures above 1."""
-    if _missing(a) and _missing(b):
-        return True
-    if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, (int, float)) \
-            or not isinstance(b, (int, float)):
-        return a == b and type(a) is type(b)
-    if exact or _missing(a) or _missing(b):
-        return a == b
-    return abs(a - b) <= TOLERANCE * max(1.0, abs(a), abs(b))
-
-
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
-
-
-def _show(d: dict[str, Any], key: str) -> str:
-    return repr(d[key]) if key in d else "(absent)"

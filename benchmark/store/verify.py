@@ -40,7 +40,7 @@ from benchmark.store.received import (MAX_ARTIFACT_BYTES, MAX_RUN_FILE_BYTES, ch
 from benchmark.store.summary import summarise
 from noise import load_artifact
 
-__all__ = ["RunCopy", "read_run", "differences", "other_kernels", "CONFIG_RECORDED"]
+__all__ = ["RunCopy", "read_run", "differences", "other_kernels", "same", "show", "CONFIG_RECORDED"]
 
 CONFIG_RECORDED = (*NOT_HASHED, "hp", "mask", "noise.file", *(f"numerics.{k}" for k in MACHINE_KEYS),
                    "noise_artifact.verification")
@@ -203,7 +203,7 @@ def _check_result(config: dict[str, Any], result: dict[str, Any], rows: list[dic
         raise Refused(f"metrics.csv lacks what the final figures need "
                       f"({type(e).__name__}: {e})") from None
     for key, value in derived.items():
-        if key in result and not _same(result[key], value):
+        if key in result and not same(result[key], value):
             raise Refused(f"result.json {key} = {result[key]!r} does not match metrics.csv, "
                           f"which gives {value!r}")
 
@@ -318,8 +318,8 @@ def _dict_differences(name: str, a: dict[str, Any], b: dict[str, Any], keep) -> 
     """Differing fields of two JSON objects, nested fields named with dots."""
     fa, fb = flatten(a), flatten(b)
     keys = sorted(k for k in fa.keys() | fb.keys() if keep(k))
-    found = [f"{name} {k} {_show(fa, k)} vs {_show(fb, k)}" for k in keys
-             if k not in fa or k not in fb or not _same(fa[k], fb[k])]
+    found = [f"{name} {k} {show(fa, k)} vs {show(fb, k)}" for k in keys
+             if k not in fa or k not in fb or not same(fa[k], fb[k])]
     return _capped(name, found)
 
 
@@ -330,8 +330,8 @@ def _metrics_differences(a: list[dict[str, float]], b: list[dict[str, float]]) -
         found.append(f"metrics.csv {len(a)} rows vs {len(b)}")
     for n, (ra, rb) in enumerate(zip(a, b), 1):
         for k in sorted(k for k in ra.keys() | rb.keys() if _measured_not(k)):
-            if k not in ra or k not in rb or not _same(ra[k], rb[k]):
-                found.append(f"metrics.csv row {n} {k} {_show(ra, k)} vs {_show(rb, k)}")
+            if k not in ra or k not in rb or not same(ra[k], rb[k]):
+                found.append(f"metrics.csv row {n} {k} {show(ra, k)} vs {show(rb, k)}")
     return _capped("metrics.csv", found)
 
 
@@ -341,17 +341,22 @@ def _capped(name: str, found: list[str]) -> list[str]:
     return found[:MAX_LISTED] + [f"{name}: {len(found) - MAX_LISTED} more differences"]
 
 
-def _show(d: dict[str, Any], key: str) -> str:
+def show(d: dict[str, Any], key: str) -> str:
+    """A field of a flattened record as a difference line shows it: its repr, or (absent)."""
     return repr(d[key]) if key in d else "(absent)"
 
 
-def _same(a: Any, b: Any) -> bool:
+def same(a: Any, b: Any, tol: float = 0.0) -> bool:
     """Equal, counting NaN equal to NaN and to null (json_safe writes NaN as null), and a bool
-    never equal to a number (Python has True == 1)."""
+    never equal to a number (Python has True == 1). ``tol`` > 0: two finite numbers within tol,
+    absolute up to 1 and relative above (runner.py verify on other kernels)."""
     if _missing(a) and _missing(b):
         return True
     if isinstance(a, bool) != isinstance(b, bool):
         return False
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and not _missing(v) for v in (a, b))
+    if tol and numbers:
+        return abs(a - b) <= tol * max(1.0, abs(a), abs(b))
     return a == b
 
 
