@@ -462,9 +462,10 @@ def _mask_html(dfp: pd.DataFrame, runs: dict, proto: str, info: dict, root: Path
 
 def _verdict_html(dfp: pd.DataFrame, runs: dict, proto: str, info: dict, root: Path, written: dict) -> list[str]:
     """Every variant against its base (the mask on each host, the KAN head against the linear
-    one), with intervals, minimum detectable effects and the seeds a half-point would need."""
+    one, each ablation of the mask against the mask it varies), with intervals, minimum detectable effects and the seeds a half-point would need."""
     sel, last = ACCURACIES["selected"][0], ACCURACIES["last"][0]
-    effects = {m: pd.concat([stats.mask_effect(dfp, m, runs=runs), stats.classifier_effect(dfp, m, runs=runs)],
+    effects = {m: pd.concat([f(dfp, m, runs=runs) for f in (stats.mask_effect, stats.classifier_effect,
+                                                          stats.ablation_effect)],
                             ignore_index=True) for m in (sel, last)}
     if effects[sel].empty:
         return []

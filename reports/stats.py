@@ -559,6 +559,33 @@ def classifier_effect(df: pd.DataFrame, metric: str, *, runs: dict | None = None
     return variant_effect(df, metric, classifier_base, runs=runs, level=level)
 
 
+def ablation_base(method: str) -> str | None:
+    """The mask an ablation of it is compared with, None for a label that is no ablation.
+
+    An ablation changes a setting of the mask other than its sparsity (the score, masking at
+    evaluation, the scope, ...) and is compared with the same method and mask at the same sparsity
+    and classifier: "obd[at_eval=True,sparsity=0.4]" -> "obd[sparsity=0.4]" (masking at
+    evaluation against training only), "gce+obd[score=random]" -> "gce+obd" (the random control
+    against the OBD score at the default sparsity); "obd[sparsity=0.4]" and "gce" -> None.
+    """
+    name, sep, hp = method.partition(" (")
+    name, _, bracket = name.partition("[")
+    if mask_base(name) is None or not bracket:
+        return None
+    items = [s for s in bracket.rstrip("]").split(",") if s]
+    keep = [s for s in items if s.startswith(("classifier=", "sparsity="))]
+    if len(keep) == len(items):
+        return None
+    return name + (f"[{','.join(keep)}]" if keep else "") + (f" ({hp}" if sep else "")
+
+
+def ablation_effect(df: pd.DataFrame, metric: str, *, runs: dict | None = None,
+                    level: float = 0.95) -> pd.DataFrame:
+    """Paired difference of every ablation of the mask to the mask it varies (see
+    :func:`ablation_base`); columns as :func:`paired_differences`."""
+    return variant_effect(df, metric, ablation_base, runs=runs, level=level)
+
+
 def variant_effect(df: pd.DataFrame, metric: str, base_of, *, runs: dict | None = None,
                    level: float = 0.95) -> pd.DataFrame:
     """Paired difference of every label ``m`` with ``base_of(m)`` not None to that base, on the

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import pandas as pd
 
 from reports import published as pub
-from reports.stats import mask_base, seeds_for_half_width
+from reports.stats import ablation_base, mask_base, seeds_for_half_width
 
 #: The three accuracies a report shows, in display order: key -> (metric, title, rule).
 ACCURACIES: dict[str, tuple[str, str, str]] = {
@@ -644,12 +644,19 @@ def verdict_table(summary: pd.DataFrame, selected: pd.DataFrame, last: pd.DataFr
     order = method_order(sel["method"].unique())
     for col, ds, label in _settings(sel):
         cs = s[(s["dataset"] == ds) & (s["noise_label"] == label)].set_index("method")
-        ce = sel[(sel["dataset"] == ds) & (sel["noise_label"] == label)].drop_duplicates("method").set_index("method")
-        cl = lst[(lst["dataset"] == ds) & (lst["noise_label"] == label)].drop_duplicates("method").set_index("method") \
-            if not lst.empty else lst
-        for m in [m for m in order if m in ce.index]:
-            r = ce.loc[m]
-            b = str(r["baseline"])
+        # a label may have several bases (an ablation of the mask: against the mask it varies and
+        # against the unmasked host), hence one row per (label, base)
+        ce = sel[(sel["dataset"] == ds) & (sel["noise_label"] == label)].drop_duplicates(["method", "baseline"]) \
+            .set_index(["method", "baseline"])
+        cl = lst[(lst["dataset"] == ds) & (lst["noise_label"] == label)].drop_duplicates(["method", "baseline"]) \
+            .set_index(["method", "baseline"]) if not lst.empty else lst
+        def place(mb: tuple[str, str]) -> tuple:  # an ablation right after the mask it varies
+            root = ablation_base(mb[0])
+            root = root if root in order else mb[0]
+            return order.index(root), root != mb[0], mb[0], mb[1] != mask_base(mb[0]), mb[1]
+        pairs = sorted(ce.index, key=place)
+        for m, b in pairs:
+            r = ce.loc[(m, b)]
             lo, hi = r["ci_lo"], r["ci_hi"]
             half = (hi - lo) / 2 if not math.isnan(lo) else math.nan
             need = seeds_for_half_width(r["sd_diff"], half_width)
@@ -669,10 +676,10 @@ def verdict_table(summary: pd.DataFrame, selected: pd.DataFrame, last: pd.DataFr
                 "half-width": DASH if math.isnan(half) else f"{100 * half:.{decimals + 1}f}",
                 f"seeds for ±{h:g}": DASH if math.isnan(need) else (
                     f"{int(need)}" if need <= int(r["n_pairs"]) else f"{int(need)} (have {int(r['n_pairs'])})"),
-                "gain, last": _diff_cell(cl.loc[m], decimals) if not cl.empty and m in cl.index else DASH,
+                "gain, last": _diff_cell(cl.loc[(m, b)], decimals) if not cl.empty and (m, b) in cl.index else DASH,
                 "regime": bands.get((ds, label), DASH),
                 "verdict": word})
-            index.append(f"{m} · {col}")
+            index.append(f"{m} · {col}" if sum(x == m for x, _ in pairs) == 1 else f"{m} vs {b} · {col}")
             if not math.isnan(lo) and (lo > 0 or hi < 0):
                 attrs["best"]["verdict"].append(index[-1])
     attrs["notes"] = [

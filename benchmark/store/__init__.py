@@ -4,7 +4,7 @@ files (atomic.py), what a result is (summary.py), the reports' long frame and ro
 verify.py checking every copied run folder, read through received.py, which follows no link) and
 the W&B mirror of runs (mirror.py: a copy, never the source)."""
 from benchmark.store.atomic import atomic_write_bytes, atomic_write_json, json_safe, read_json
-from benchmark.store.frame import hp_labels, load, load_frame, method_label, parse_filters
+from benchmark.store.frame import hp_labels, load, load_frame, method_label, parse_filters, protocol_labels
 from benchmark.store.layout import ACCURACIES, FINAL_METRICS, RUN_FILES, RUN_ID, SUITE_FILES
 from benchmark.store.merge import MergeReport, merge
 from benchmark.store.mirror import Tracker, resolve_mode, scrub, scrub_argv
@@ -15,5 +15,5 @@ from benchmark.store.verify import read_run
 
 __all__ = ["ACCURACIES", "FINAL_METRICS", "MergeReport", "RUN_FILES", "RUN_ID", "SUITE_FILES", "Store",
            "Tracker", "atomic_write_bytes", "atomic_write_json", "cache_path", "hp_labels", "json_safe",
-           "load", "load_frame", "merge", "method_label", "noise_for", "parse_filters", "read_json",
+           "load", "load_frame", "merge", "method_label", "noise_for", "parse_filters", "protocol_labels", "read_json",
            "read_run", "resolve_mode", "scrub", "scrub_argv", "spec_of", "summarise"]

@@ -23,7 +23,7 @@ from benchmark.store.layout import FINAL_METRICS
 from benchmark.store.runs import Store
 from methods.mask import MaskConfig
 
-__all__ = ["method_label", "hp_labels", "load_frame", "load", "parse_filters", "FILTER_KEYS"]
+__all__ = ["method_label", "hp_labels", "protocol_labels", "load_frame", "load", "parse_filters", "FILTER_KEYS"]
 
 
 def method_label(cfg: dict[str, Any]) -> str:
@@ -92,6 +92,34 @@ def _flat_hp(hp: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def protocol_labels(protocols: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """A table label per (protocol name, protocol id): the name alone when one protocol bears it,
+    else the name with the fields in which its protocols differ, e.g. ``obd-paper-fmnist
+    (batch_size=16)`` next to ``obd-paper-fmnist (batch_size=32)`` (the id is appended where
+    two would still print alike, or where no recorded field differs).
+
+    protocols: the ``protocol`` dicts of the runs' configs (name, id and the protocol's fields).
+    """
+    by_name: dict[str, dict[str, dict[str, Any]]] = {}
+    for p in protocols:
+        by_name.setdefault(p.get("name", ""), {})[p.get("id", "")] = p
+    out: dict[tuple[str, str], str] = {}
+    for name, members in by_name.items():
+        if len(members) == 1:
+            out.update({(name, pid): name for pid in members})
+            continue
+        fields = sorted({k for p in members.values() for k in p} - {"name", "id"})
+        differ = [k for k in fields
+                  if len({json.dumps(p.get(k), sort_keys=True, default=str) for p in members.values()}) > 1]
+        labels = {pid: f"{name} ({', '.join(f'{k}={_short(p.get(k))}' for k in differ)})" if differ
+                  else f"{name}-{pid}" for pid, p in members.items()}
+        for pid, label in labels.items():
+            clash = sum(v == label for v in labels.values()) > 1
+            out[(name, pid)] = f"{label[:-1]}, {pid})" if clash and label.endswith(")") else \
+                (f"{label}-{pid}" if clash else label)
+    return out
+
+
 def _short(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
@@ -105,16 +133,12 @@ def load_frame(store: Store, finished: list[tuple[str, dict, dict, dict]] | None
     """
     rows: list[dict[str, Any]] = []
     finished = list(store.finished_runs()) if finished is None else finished
-    # a protocol name shared by runs of different protocols (e.g. a preset run with another
-    # --set epochs) gets its protocol id appended, so tables never mix them
-    ids_per_name: dict[str, set] = {}
-    for _rid, cfg, _res, _meta in finished:
-        p = cfg.get("protocol", {})
-        ids_per_name.setdefault(p.get("name", ""), set()).add(p.get("id", ""))
+    # a protocol name shared by runs of different protocols (an ablation's batch size, a preset
+    # run with another --set epochs) gets what differs appended, so tables never mix them
+    names = protocol_labels([cfg.get("protocol", {}) for _rid, cfg, _res, _meta in finished])
     def pname_of(cfg: dict) -> str:
         proto = cfg.get("protocol", {})
-        pname = proto.get("name", "")
-        return f"{pname}-{proto.get('id', '')}" if len(ids_per_name[pname]) > 1 else pname
+        return names.get((proto.get("name", ""), proto.get("id", "")), proto.get("name", ""))
 
     labels = hp_labels([(rid, cfg, pname_of(cfg)) for rid, cfg, _res, _meta in finished])
     for rid, cfg, res, _meta in finished:
@@ -190,5 +214,7 @@ def _select(df: pd.DataFrame, filters: dict[str, list[str]] | None, run_ids: set
         keep = col.isin(values)
         if key == "method":  # a name matches its labelled rows too: obd -> "obd[sparsity=0.57]", "gce (q=0.5)"
             keep |= col.str.split(r"\[| \(", n=1, regex=True).str[0].isin(values)
+        if key == "protocol":  # a name matches each of its protocols: "p" -> "p (batch_size=16)"
+            keep |= col.str.split(" (", n=1, regex=False).str[0].isin(values)
         df = df[keep]
     return df

@@ -310,6 +310,30 @@ def test_classifier_base_and_effect():
     assert m.loc["obd[classifier=kan]", "mean_diff"] == pytest.approx((0.01 - 0.02 - 0.01) / 3)
 
 
+@pytest.mark.parametrize("label, base", [
+    ("obd[at_eval=True,sparsity=0.4]", "obd[sparsity=0.4]"),
+    ("obd[score=random,sparsity=0.4]", "obd[sparsity=0.4]"),
+    ("gce+obd[score=actstd]", "gce+obd"),
+    ("obd[classifier=kan,score=random,sparsity=0.3]", "obd[classifier=kan,sparsity=0.3]"),
+    ("gce+obd[score=random] (q=0.5)", "gce+obd (q=0.5)"),
+    ("obd[sparsity=0.4]", None), ("obd", None), ("ce[classifier=kan]", None), ("gce", None)])
+def test_ablation_base(label, base):
+    assert stats.ablation_base(label) == base
+
+
+def test_an_ablation_is_paired_with_the_mask_it_varies_and_with_the_host():
+    """The random-mask control answers "does the score matter?" only against the OBD score at the
+    same sparsity; against CE it answers another question. Both comparisons are made."""
+    df = toy_frame({"ce": [0.50, 0.60, 0.70], "obd[sparsity=0.4]": [0.52, 0.61, 0.70],
+                    "obd[score=random,sparsity=0.4]": [0.53, 0.64, 0.72]})
+    a = stats.ablation_effect(df, "test/acc_last").set_index("method")
+    assert list(a.index) == ["obd[score=random,sparsity=0.4]"]
+    assert a.loc["obd[score=random,sparsity=0.4]", "baseline"] == "obd[sparsity=0.4]"
+    assert a.loc["obd[score=random,sparsity=0.4]", "mean_diff"] == pytest.approx((0.01 + 0.03 + 0.02) / 3)
+    m = stats.mask_effect(df, "test/acc_last")
+    assert set(m.baseline) == {"ce"} and len(m) == 2
+
+
 def test_one_run_per_setting_gives_no_bootstrap_interval():
     """'1.00 [1.00, 1.00]' from resampling single runs looked like certainty: no interval instead,
     and the ranking says n = 1."""

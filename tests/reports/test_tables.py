@@ -209,6 +209,19 @@ def test_verdict_table_says_what_each_comparison_can_resolve():
     assert "minimum detectable effect" in md and "**helps" in md
 
 
+def test_an_ablation_gets_a_verdict_row_against_each_of_its_bases():
+    sel = {"ce": [0.50, 0.60, 0.70], "obd[sparsity=0.4]": [0.52, 0.61, 0.70],
+           "obd[score=random,sparsity=0.4]": [0.42, 0.52, 0.60]}  # the control: about -10 against the mask
+    df = toy_frame(sel, label="sym-50%", rate=0.5, metric="test/acc_at_best_val")
+    eff = pd.concat([stats.mask_effect(df, "test/acc_at_best_val"), stats.ablation_effect(df, "test/acc_at_best_val")])
+    t = tables.verdict_table(stats.cell_summary(df, "test/acc_at_best_val"), eff, eff.iloc[:0], protocol="p")
+    rnd = "obd[score=random,sparsity=0.4]"
+    assert list(t.index) == ["obd[sparsity=0.4] · sym-50%", f"{rnd} vs ce · sym-50%",
+                             f"{rnd} vs obd[sparsity=0.4] · sym-50%"]
+    assert t.loc[f"{rnd} vs obd[sparsity=0.4] · sym-50%", "verdict"].startswith("hurts: -9.7")
+    assert t.loc[f"{rnd} vs obd[sparsity=0.4] · sym-50%", "base"].startswith("61.0")
+
+
 def test_names_cannot_inject_html_into_markdown_or_formulas_into_csv():
     """A method name received with a store (merge) holding HTML or a spreadsheet formula is text in
     every table: entities in Markdown, an apostrophe in front of a formula in CSV; signed figures

@@ -77,3 +77,27 @@ def test_runs_on_tuning_seeds_stay_out_of_tables_unless_asked(tmp_path, tiny, ca
     run(tiny("ce", epochs=1, seed=TUNE_SEED_BASE), runs_dir=only)
     assert main(["report", "--runs", str(only), "--wandb", "disabled"]) == 2
     assert "1 on tuning seeds are left out (--include-tuning)" in capsys.readouterr().err
+
+
+def test_one_protocol_name_over_several_protocols_is_labelled_by_what_differs(tmp_path, tiny):
+    """An ablation of the batch size runs the preset's protocol with another batch: its rows get
+    "(batch_size=...)" so tables never mix the two, and --filter protocol=NAME still selects both."""
+    runs = tmp_path / "runs"
+    run(tiny("ce", epochs=1), runs_dir=runs)
+    run(tiny("ce", epochs=1, batch_size=32), runs_dir=runs)
+    df, _ = load(runs)
+    assert set(df.protocol) == {"digits-cnn (batch_size=32)", "digits-cnn (batch_size=64)"}
+    df, _ = load(runs, filters={"protocol": ["digits-cnn"]})
+    assert set(df.protocol) == {"digits-cnn (batch_size=32)", "digits-cnn (batch_size=64)"}
+    df, _ = load(runs, filters={"protocol": ["digits-cnn (batch_size=32)"]})
+    assert set(df.protocol) == {"digits-cnn (batch_size=32)"}
+    assert load(runs, filters={"protocol": ["digits"]})[0].empty
+
+
+def test_protocol_labels_fall_back_to_the_id_where_nothing_recorded_differs():
+    from benchmark.store import protocol_labels
+    one = {"name": "p", "id": "a1", "epochs": 3}
+    assert protocol_labels([one, one]) == {("p", "a1"): "p"}
+    assert protocol_labels([one, {"name": "p", "id": "b2", "epochs": 3}]) == {("p", "a1"): "p-a1", ("p", "b2"): "p-b2"}
+    assert protocol_labels([one, {"name": "p", "id": "b2", "epochs": 5}, {"name": "q", "id": "c3"}]) == \
+        {("p", "a1"): "p (epochs=3)", ("p", "b2"): "p (epochs=5)", ("q", "c3"): "q"}
