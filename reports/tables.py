@@ -613,7 +613,8 @@ def verdict_table(summary: pd.DataFrame, selected: pd.DataFrame, last: pd.DataFr
 
     summary: :func:`reports.stats.cell_summary` of the selected accuracy; selected, last: paired
     effects (mask_effect, classifier_effect, ...) of the selected and the last-epoch accuracy,
-    ``baseline`` per row. Columns: ``vs`` (the base), ``setting``, ``base`` and ``with``
+    ``baseline`` per row. Columns: ``vs`` (the base), ``setting``, ``pairs`` (seeds with both
+    runs), ``base`` and ``with``
     ('mean ± std', selected), ``gain, selected`` and ``gain, last`` ('mean [95% interval] MDE m',
     points), ``half-width`` (of the selected gain's interval, points), ``seeds for ±H`` (pairs
     that would bring the half-width to ``half_width`` at the observed spread), ``regime`` (CE's
@@ -670,7 +671,7 @@ def verdict_table(summary: pd.DataFrame, selected: pd.DataFrame, last: pd.DataFr
                 word = (f"cannot be told apart from no effect; effects beyond ±{100 * r['mde']:.{decimals}f} "
                         "points would have been detected (80% power)")
             rows.append({
-                "vs": b, "setting": col,
+                "vs": b, "setting": col, "pairs": int(r["n_pairs"]),
                 "base": _mean_std(cs, b, decimals), "with": _mean_std(cs, m, decimals),
                 "gain, selected": _diff_cell(r, decimals),
                 "half-width": DASH if math.isnan(half) else f"{100 * half:.{decimals + 1}f}",
@@ -683,8 +684,8 @@ def verdict_table(summary: pd.DataFrame, selected: pd.DataFrame, last: pd.DataFr
             if not math.isnan(lo) and (lo > 0 or hi < 0):
                 attrs["best"]["verdict"].append(index[-1])
     attrs["notes"] = [
-        "Each row: a variant (the mask on a host, the KAN head, ...) against its base on the same "
-        f"seeds; base / with: accuracy at the epoch selected by noisy validation, mean {PM} std in %. "
+        "Each row: a variant (the mask on a host, the KAN head, an ablation of the mask, ...) against "
+        f"its base on the same seeds (pairs: how many); base / with: accuracy at the epoch selected by noisy validation, mean {PM} std in %. "
         "Gains: mean paired difference in points [95% Student-t interval] and the cell's MDE. "
         f"half-width: of the selected gain's interval; seeds for ±{h:g}: pairs that would bring "
         f"it to {h:g} points at the observed spread of the differences. Regime: CE's in the setting "

@@ -195,6 +195,7 @@ def test_verdict_table_says_what_each_comparison_can_resolve():
                              stats.mask_effect(df, "test/acc_last"), protocol="p")
     assert list(t.index) == ["obd · sym-50%", "gce+obd · sym-50%"]
     assert t.loc["obd · sym-50%", "vs"] == "ce" and t.loc["obd · sym-50%", "verdict"].startswith("helps: +10.2")
+    assert t.loc["obd · sym-50%", "pairs"] == 4
     unclear = t.loc["gce+obd · sym-50%"]
     mde = stats.min_detectable_effect(np.std([1, -1, 0, 2], ddof=1) / 100, 4)
     assert unclear["verdict"] == ("cannot be told apart from no effect; effects beyond "
