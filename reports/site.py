@@ -462,7 +462,8 @@ def _mask_html(dfp: pd.DataFrame, runs: dict, proto: str, info: dict, root: Path
 
 def _verdict_html(dfp: pd.DataFrame, runs: dict, proto: str, info: dict, root: Path, written: dict) -> list[str]:
     """Every variant against its base (the mask on each host, the KAN head against the linear
-    one, each ablation of the mask against the mask it varies), with intervals, minimum detectable effects and the seeds a half-point would need."""
+    one, each ablation of the mask against the mask it varies), with intervals, minimum
+    detectable effects and the seeds a half-point would need."""
     sel, last = ACCURACIES["selected"][0], ACCURACIES["last"][0]
     effects = {m: pd.concat([f(dfp, m, runs=runs) for f in (stats.mask_effect, stats.classifier_effect,
                                                           stats.ablation_effect)],

@@ -680,12 +680,14 @@ def verdict_table(summary: pd.DataFrame, selected: pd.DataFrame, last: pd.DataFr
                 "gain, last": _diff_cell(cl.loc[(m, b)], decimals) if not cl.empty and (m, b) in cl.index else DASH,
                 "regime": bands.get((ds, label), DASH),
                 "verdict": word})
-            index.append(f"{m} · {col}" if sum(x == m for x, _ in pairs) == 1 else f"{m} vs {b} · {col}")
+            one_base = sum(x == m for x, _ in pairs) == 1
+            index.append(f"{m} · {col}" if one_base else f"{m} vs {b} · {col}")
             if not math.isnan(lo) and (lo > 0 or hi < 0):
                 attrs["best"]["verdict"].append(index[-1])
     attrs["notes"] = [
         "Each row: a variant (the mask on a host, the KAN head, an ablation of the mask, ...) against "
-        f"its base on the same seeds (pairs: how many); base / with: accuracy at the epoch selected by noisy validation, mean {PM} std in %. "
+        "its base on the same seeds (pairs: how many); base / with: accuracy at the epoch selected "
+        f"by noisy validation, mean {PM} std in %. "
         "Gains: mean paired difference in points [95% Student-t interval] and the cell's MDE. "
         f"half-width: of the selected gain's interval; seeds for ±{h:g}: pairs that would bring "
         f"it to {h:g} points at the observed spread of the differences. Regime: CE's in the setting "

@@ -15,5 +15,5 @@ from benchmark.store.verify import read_run
 
 __all__ = ["ACCURACIES", "FINAL_METRICS", "MergeReport", "RUN_FILES", "RUN_ID", "SUITE_FILES", "Store",
            "Tracker", "atomic_write_bytes", "atomic_write_json", "cache_path", "hp_labels", "json_safe",
-           "load", "load_frame", "merge", "method_label", "noise_for", "parse_filters", "protocol_labels", "read_json",
-           "read_run", "resolve_mode", "scrub", "scrub_argv", "spec_of", "summarise"]
+           "load", "load_frame", "merge", "method_label", "noise_for", "parse_filters", "protocol_labels",
+           "read_json", "read_run", "resolve_mode", "scrub", "scrub_argv", "spec_of", "summarise"]

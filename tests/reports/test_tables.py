@@ -214,7 +214,8 @@ def test_an_ablation_gets_a_verdict_row_against_each_of_its_bases():
     sel = {"ce": [0.50, 0.60, 0.70], "obd[sparsity=0.4]": [0.52, 0.61, 0.70],
            "obd[score=random,sparsity=0.4]": [0.42, 0.52, 0.60]}  # the control: about -10 against the mask
     df = toy_frame(sel, label="sym-50%", rate=0.5, metric="test/acc_at_best_val")
-    eff = pd.concat([stats.mask_effect(df, "test/acc_at_best_val"), stats.ablation_effect(df, "test/acc_at_best_val")])
+    eff = pd.concat([stats.mask_effect(df, "test/acc_at_best_val"),
+                     stats.ablation_effect(df, "test/acc_at_best_val")])
     t = tables.verdict_table(stats.cell_summary(df, "test/acc_at_best_val"), eff, eff.iloc[:0], protocol="p")
     rnd = "obd[score=random,sparsity=0.4]"
     assert list(t.index) == ["obd[sparsity=0.4] · sym-50%", f"{rnd} vs ce · sym-50%",
