@@ -508,6 +508,20 @@ def headline_metric(df: pd.DataFrame) -> str:
 
 # ----- the OBD mask against its unmasked base -----------------------------------------------------
 
+def _split_label(method: str) -> tuple[str, list[str], str]:
+    """A table label (benchmark.store.method_label, hp_labels) in its parts:
+    "gce+obd[score=random,sparsity=0.4] (q=0.5)" -> ("gce+obd", ["score=random", "sparsity=0.4"],
+    " (q=0.5)")."""
+    name, sep, hp = method.partition(" (")
+    name, _, bracket = name.partition("[")
+    return name, [s for s in bracket.rstrip("]").split(",") if s], f" ({hp}" if sep else ""
+
+
+def _join_label(name: str, items: list[str], suffix: str) -> str:
+    """The inverse of :func:`_split_label`."""
+    return name + (f"[{','.join(items)}]" if items else "") + suffix
+
+
 def mask_base(method: str) -> str | None:
     """The unmasked method a masked label is compared with, None for an unmasked method.
 
@@ -517,15 +531,12 @@ def mask_base(method: str) -> str | None:
     the mask's are dropped, the classifier's kept, so "obd[classifier=kan,sparsity=0.3]" is
     compared with "ce[classifier=kan]" (the same KAN head without the mask).
     """
-    name, _, hp = method.partition(" (")
-    name, _, bracket = name.partition("[")
-    keep = [s for s in bracket.rstrip("]").split(",") if s.startswith("classifier=")]
-    tag = f"[{','.join(keep)}]" if keep else ""
-    suffix = f" ({hp}" if hp else ""  # "gce+obd (q=0.5)" is compared with "gce (q=0.5)"
+    name, items, suffix = _split_label(method)  # "gce+obd (q=0.5)" is compared with "gce (q=0.5)"
+    keep = [s for s in items if s.startswith("classifier=")]
     if name == "obd":
-        return "ce" + tag + suffix
+        return _join_label("ce", keep, suffix)
     if name.endswith("+obd"):
-        return name[: -len("+obd")] + tag + suffix
+        return _join_label(name[: -len("+obd")], keep, suffix)
     return None
 
 
@@ -543,13 +554,10 @@ def mask_effect(df: pd.DataFrame, metric: str, *, runs: dict | None = None,
 def classifier_base(method: str) -> str | None:
     """The linear-classifier label a KAN-head label is compared with, None for a linear one:
     "ce[classifier=kan]" -> "ce"; "obd[classifier=kan,sparsity=0.3]" -> "obd[sparsity=0.3]"."""
-    name, sep, hp = method.partition(" (")
-    name, _, bracket = name.partition("[")
-    items = [s for s in bracket.rstrip("]").split(",") if s] if bracket else []
+    name, items, suffix = _split_label(method)
     if not any(s.startswith("classifier=") for s in items):
         return None
-    rest = [s for s in items if not s.startswith("classifier=")]
-    return name + (f"[{','.join(rest)}]" if rest else "") + (f" ({hp}" if sep else "")
+    return _join_label(name, [s for s in items if not s.startswith("classifier=")], suffix)
 
 
 def classifier_effect(df: pd.DataFrame, metric: str, *, runs: dict | None = None,
@@ -568,15 +576,11 @@ def ablation_base(method: str) -> str | None:
     evaluation against training only), "gce+obd[score=random]" -> "gce+obd" (the random control
     against the OBD score at the default sparsity); "obd[sparsity=0.4]" and "gce" -> None.
     """
-    name, sep, hp = method.partition(" (")
-    name, _, bracket = name.partition("[")
-    if mask_base(name) is None or not bracket:
-        return None
-    items = [s for s in bracket.rstrip("]").split(",") if s]
+    name, items, suffix = _split_label(method)
     keep = [s for s in items if s.startswith(("classifier=", "sparsity="))]
-    if len(keep) == len(items):
+    if mask_base(name) is None or len(keep) == len(items):
         return None
-    return name + (f"[{','.join(keep)}]" if keep else "") + (f" ({hp}" if sep else "")
+    return _join_label(name, keep, suffix)
 
 
 def ablation_effect(df: pd.DataFrame, metric: str, *, runs: dict | None = None,

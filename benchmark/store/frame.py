@@ -62,8 +62,7 @@ def hp_labels(runs: list[tuple[str, dict[str, Any], str]]) -> dict[str, str]:
         if len(sets) == 1:
             out.update({rid: base for rid in members})
             continue
-        keys = sorted({k for h in members.values() for k in h})
-        differ = [k for k in keys if len({json.dumps(h.get(k), default=str) for h in members.values()}) > 1]
+        differ = _differing(members.values())
         names = {}
         for rid, h in members.items():
             names[rid] = f"{base} ({', '.join(f'{k}={_short(h.get(k))}' for k in differ)})"
@@ -108,16 +107,24 @@ def protocol_labels(protocols: list[dict[str, Any]]) -> dict[tuple[str, str], st
         if len(members) == 1:
             out.update({(name, pid): name for pid in members})
             continue
-        fields = sorted({k for p in members.values() for k in p} - {"name", "id"})
-        differ = [k for k in fields
-                  if len({json.dumps(p.get(k), sort_keys=True, default=str) for p in members.values()}) > 1]
-        labels = {pid: f"{name} ({', '.join(f'{k}={_short(p.get(k))}' for k in differ)})" if differ
-                  else f"{name}-{pid}" for pid, p in members.items()}
-        for pid, label in labels.items():
+        differ = [k for k in _differing(members.values()) if k not in ("name", "id")]
+        if not differ:
+            out.update({(name, pid): f"{name}-{pid}" for pid in members})
+            continue
+        labels = {pid: f"{name} ({', '.join(f'{k}={_short(p.get(k))}' for k in differ)})"
+                  for pid, p in members.items()}
+        for pid, label in labels.items():  # two that print alike (0.1 vs 0.10001) get their ids
             clash = sum(v == label for v in labels.values()) > 1
-            out[(name, pid)] = f"{label[:-1]}, {pid})" if clash and label.endswith(")") else \
-                (f"{label}-{pid}" if clash else label)
+            out[(name, pid)] = f"{label[:-1]}, {pid})" if clash else label
     return out
+
+
+def _differing(records) -> list[str]:
+    """The keys, sorted, whose values are not the same in all of ``records`` (an iterable of
+    dicts; a missing key counts as None)."""
+    records = list(records)
+    keys = sorted({k for r in records for k in r})
+    return [k for k in keys if len({json.dumps(r.get(k), sort_keys=True, default=str) for r in records}) > 1]
 
 
 def _short(v: Any) -> str:
