@@ -643,6 +643,12 @@ def verdict_table(summary: pd.DataFrame, selected: pd.DataFrame, last: pd.DataFr
                  for x in r.itertuples(index=False)}
     rows, index = [], []
     order = method_order(sel["method"].unique())
+
+    def place(mb: tuple[str, str]) -> tuple:  # (label, base): an ablation right after the mask it varies
+        root = ablation_base(mb[0])
+        root = root if root in order else mb[0]
+        return order.index(root), root != mb[0], mb[0], mb[1] != mask_base(mb[0]), mb[1]
+
     for col, ds, label in _settings(sel):
         cs = s[(s["dataset"] == ds) & (s["noise_label"] == label)].set_index("method")
         # a label may have several bases (an ablation of the mask: against the mask it varies and
@@ -651,10 +657,6 @@ def verdict_table(summary: pd.DataFrame, selected: pd.DataFrame, last: pd.DataFr
             .set_index(["method", "baseline"])
         cl = lst[(lst["dataset"] == ds) & (lst["noise_label"] == label)].drop_duplicates(["method", "baseline"]) \
             .set_index(["method", "baseline"]) if not lst.empty else lst
-        def place(mb: tuple[str, str]) -> tuple:  # an ablation right after the mask it varies
-            root = ablation_base(mb[0])
-            root = root if root in order else mb[0]
-            return order.index(root), root != mb[0], mb[0], mb[1] != mask_base(mb[0]), mb[1]
         pairs = sorted(ce.index, key=place)
         for m, b in pairs:
             r = ce.loc[(m, b)]
